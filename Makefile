@@ -1,0 +1,53 @@
+# covidnews developer entry points. `make test` and `make demo` work on a fresh clone.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+EXTRAS ?= dev
+export COVIDNEWS_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+
+.PHONY: setup demo test test-fast lint format bench lock clean
+
+setup: $(STAMP)  ## create .venv with the covidnews command (quick when nothing changed)
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 needed")'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[$(EXTRAS)]'
+	@touch $(STAMP)
+
+demo: setup  ## embedded default: ingest the bundled sample and show what the store holds
+	$(BIN)/covidnews init
+	$(BIN)/covidnews ingest covidnews/data/sample_articles.jsonl
+	$(BIN)/covidnews stats
+
+lint: setup  ## ruff (lint + format check) and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: setup lint  ## lint, then the whole suite (needs PostgreSQL and Redis on 127.0.0.1)
+	$(BIN)/pytest
+
+test-fast: setup
+	$(BIN)/pytest -m "not slow"
+
+bench: setup  ## every benchmark; each prints one JSON object
+	@set -e; for script in bench/bench_*.py; do echo "# $$script" >&2; $(PY) $$script; done
+
+lock:  ## re-pin constraints.txt from a clean resolve of pyproject.toml
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet -e '.[dev]'
+	{ echo "# Pinned versions for a reproducible install: pip install -c constraints.txt -e '.[dev]'"; \
+	  echo "# Regenerate with 'make lock' after changing dependencies in pyproject.toml."; \
+	  .venv-lock/bin/pip freeze --exclude-editable | grep -v '^-e'; } > constraints.txt
+	rm -rf .venv-lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,1 @@
+"""Bot posting story summaries to X, Mastodon and Bluesky (bot issue)."""

@@ -1,0 +1,3 @@
+from covidnews.cli import main
+
+main(prog_name="covidnews")

@@ -1,0 +1,1 @@
+"""Implementations of the ``covidnews`` subcommands (imported lazily by ``covidnews.cli``)."""

@@ -1,0 +1,61 @@
+"""What every subcommand needs: settings, logging and an open, migrated store."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from covidnews.settings import Settings
+    from covidnews.store import Store
+
+EXIT_INPUT = 1
+EXIT_SETTINGS = 2
+EXIT_STORE = 3
+
+
+class CommandError(click.ClickException):
+    """A clean error: message on stderr, chosen exit status, no traceback."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.__dict__["exit_code"] = exit_code  # ClickException declares it as a class default
+
+
+def load() -> Settings:
+    from covidnews.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        raise CommandError(str(exc), EXIT_SETTINGS) from None
+    logging.basicConfig(
+        level=settings.log_level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if settings.log_level != "DEBUG":
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+    return settings
+
+
+def open_store(settings: Settings, *, migrate: bool = True) -> Store:
+    """The configured store, migrated to the current schema (a fresh data dir just works)."""
+    from covidnews.store import Store, StoreError
+
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CommandError(
+            f"COVIDNEWS_DATA_DIR {settings.data_dir} is not usable: {exc}", EXIT_SETTINGS
+        ) from None
+    store = Store(settings.db_url)
+    if migrate:
+        try:
+            store.ensure_schema()
+        except StoreError as exc:
+            raise CommandError(str(exc), EXIT_STORE) from None
+    return store

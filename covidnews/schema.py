@@ -1,0 +1,254 @@
+"""Store tables (SQLAlchemy 2.0 typed models).
+
+The same models run on SQLite and PostgreSQL; Alembic migrations in ``covidnews/migrations``
+create them (a test checks that the migrations and these models agree on both databases).
+Timestamps are stored in UTC and always come back timezone-aware.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# JSONB on PostgreSQL (indexable, compact); JSON text on SQLite.
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware datetime stored as UTC on every backend.
+
+    PostgreSQL keeps ``timestamptz``; SQLite has no time zones, so values are converted to UTC
+    before storing and marked UTC when read. Naive datetimes are refused: every timestamp in the
+    system must say which zone it is in.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: attach a time zone")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class ProcessingState(enum.StrEnum):
+    """Where an article is in the NLP pipeline."""
+
+    pending = "pending"  # stored, waiting for the NLP stages (new or changed content)
+    processing = "processing"  # claimed by a worker
+    done = "done"  # every stage ran
+    failed = "failed"  # kept failing; error in Article.state_error, never blocks the queue
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: Json,
+        list[str]: Json,
+    }
+
+
+class Source(Base):
+    """A news outlet or public-health agency."""
+
+    __tablename__ = "sources"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    slug: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(16), default="outlet")  # outlet | agency
+    country: Mapped[str | None] = mapped_column(String(2))  # ISO 3166-1 alpha-2
+    language: Mapped[str | None] = mapped_column(String(8))  # ISO 639-1
+    homepage: Mapped[str | None] = mapped_column(Text)
+    domains: Mapped[list[str]] = mapped_column(default=list)
+    feeds: Mapped[list[str]] = mapped_column(default=list)
+    sitemaps: Mapped[list[str]] = mapped_column(default=list)
+    weight: Mapped[float] = mapped_column(Float, default=1.0)
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Article(Base):
+    """One outlet's copy of one story, identified by its canonical URL."""
+
+    __tablename__ = "articles"
+    __table_args__ = (
+        CheckConstraint("state IN ('pending', 'processing', 'done', 'failed')", name="state_valid"),
+        Index("ix_articles_state_id", "state", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    url: Mapped[str] = mapped_column(Text)  # canonical URL
+    # sha256 of the canonical URL: unique key that fits any index, whatever the URL's length.
+    url_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    external_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    origin: Mapped[str] = mapped_column(String(16), default="ingest")  # ingest | crawl
+    source_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sources.id", ondelete="SET NULL"), index=True
+    )
+    country: Mapped[str | None] = mapped_column(String(2))  # overrides the source's
+    language: Mapped[str | None] = mapped_column(String(8), index=True)
+    title: Mapped[str] = mapped_column(Text, default="")
+    text: Mapped[str] = mapped_column(Text)
+    authors: Mapped[list[str]] = mapped_column(default=list)
+    section: Mapped[str | None] = mapped_column(Text)
+    image_url: Mapped[str | None] = mapped_column(Text)
+    published_at: Mapped[datetime | None] = mapped_column(index=True)
+    modified_at: Mapped[datetime | None]
+    fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # sha256 of normalised title + text: a change re-queues the article for NLP.
+    content_hash: Mapped[str] = mapped_column(String(64), index=True)
+    # sha256 of every stored field: equal means a re-ingest is a no-op.
+    record_hash: Mapped[str] = mapped_column(String(64))
+    # 64-bit SimHash of the text (signed), for near-duplicate (syndicated copy) detection.
+    simhash: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    duplicate_of: Mapped[int | None] = mapped_column(
+        ForeignKey("articles.id", ondelete="SET NULL"), index=True
+    )
+    state: Mapped[str] = mapped_column(String(16), default=ProcessingState.pending.value)
+    state_error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    covid_score: Mapped[float | None] = mapped_column(Float)
+    is_covid: Mapped[bool | None] = mapped_column(Boolean, index=True)
+    summary: Mapped[str | None] = mapped_column(Text)
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Translation(Base):
+    """An article's title, summary and text in another language."""
+
+    __tablename__ = "translations"
+    __table_args__ = (
+        UniqueConstraint("article_id", "language", name="uq_translations_article_lang"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
+    language: Mapped[str] = mapped_column(String(8))
+    title: Mapped[str] = mapped_column(Text, default="")
+    summary: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str | None] = mapped_column(Text)
+    model: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ArticleTopic(Base):
+    """A taxonomy topic assigned to an article, with its score (rank 1 = most important)."""
+
+    __tablename__ = "article_topics"
+
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True
+    )
+    topic: Mapped[str] = mapped_column(String(32), primary_key=True, index=True)
+    score: Mapped[float] = mapped_column(Float)
+    rank: Mapped[int] = mapped_column(SmallInteger)
+    model: Mapped[str] = mapped_column(String(200))
+
+
+class Embedding(Base):
+    """An article vector (float32 bytes). The store is the source of truth; the index a cache."""
+
+    __tablename__ = "embeddings"
+
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True
+    )
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    dims: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BotPost(Base):
+    """A post recorded before it is sent (so a crash never double-posts a story)."""
+
+    __tablename__ = "bot_posts"
+    __table_args__ = (UniqueConstraint("channel", "dedup_key", name="uq_bot_posts_channel_key"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32))  # e.g. x, mastodon, bluesky, x-en
+    dedup_key: Mapped[str] = mapped_column(String(200))  # story id, or digest date
+    kind: Mapped[str] = mapped_column(String(16))  # story | digest | digest_item
+    article_id: Mapped[int | None] = mapped_column(
+        ForeignKey("articles.id", ondelete="SET NULL"), index=True
+    )
+    reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("bot_posts.id", ondelete="SET NULL"))
+    language: Mapped[str] = mapped_column(String(8), default="es")
+    text: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="recorded")
+    remote_id: Mapped[str | None] = mapped_column(String(200))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+
+
+class CrawlState(Base):
+    """Per-URL crawl memory: conditional-GET validators and last outcome of feeds/sitemaps."""
+
+    __tablename__ = "crawl_state"
+
+    url_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16))  # feed | sitemap | page
+    source_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sources.id", ondelete="CASCADE"), index=True
+    )
+    etag: Mapped[str | None] = mapped_column(Text)
+    last_modified: Mapped[str | None] = mapped_column(Text)
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    fetched_at: Mapped[datetime | None]
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)

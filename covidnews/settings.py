@@ -1,0 +1,176 @@
+"""The one typed settings object.
+
+Every component reads its configuration from :class:`Settings`: environment variables with the
+``COVIDNEWS_`` prefix, or a ``.env`` file in the working directory. Secrets come only from the
+environment. Invalid values fail at start-up with :class:`SettingsError`, whose message names the
+environment variable to fix.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "COVIDNEWS_"
+
+_SQLITE_SCHEMES = {"sqlite", "sqlite+pysqlite"}
+_POSTGRES_SCHEMES = {"postgresql", "postgres", "postgresql+psycopg"}
+_BROKER_SCHEMES = {"redis", "rediss", "amqp", "amqps", "pyamqp", "memory"}
+
+
+class SettingsError(Exception):
+    """A setting is invalid; the message names the environment variable."""
+
+
+class Settings(BaseSettings):
+    """All configuration of covidnews (env prefix ``COVIDNEWS_``, ``.env`` supported)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    data_dir: Path = Field(
+        default=Path("./var"),
+        description="Everything one machine needs: SQLite database, index, models cache.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL. Unset: SQLite in the data dir. "
+        "postgresql+psycopg://user@host/db switches to PostgreSQL.",
+    )
+    broker_url: str | None = Field(
+        default=None,
+        description="Celery broker. Unset: NLP work runs in-process (embedded default).",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis for shared crawl state and rate limits (optional).",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    ingest_batch_size: int = Field(
+        default=500, ge=1, le=50_000, description="Rows per ingest transaction."
+    )
+
+    @field_validator("database_url", "broker_url", "redis_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute_data_dir(cls, value: Path) -> Path:
+        return value.expanduser().absolute()
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        scheme = urlsplit(value).scheme.lower()
+        if scheme in _SQLITE_SCHEMES:
+            return value
+        if scheme in _POSTGRES_SCHEMES:
+            # One PostgreSQL driver (psycopg 3) is installed: normalise the common spellings.
+            return "postgresql+psycopg" + value[len(scheme) :]
+        raise ValueError(
+            f"unsupported database URL scheme {scheme!r}: use sqlite:///PATH or "
+            "postgresql+psycopg://USER@HOST:PORT/DB"
+        )
+
+    @field_validator("broker_url")
+    @classmethod
+    def _check_broker_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        scheme = urlsplit(value).scheme.lower()
+        if scheme not in _BROKER_SCHEMES:
+            raise ValueError(
+                f"unsupported broker URL scheme {scheme!r}: expected one of "
+                + ", ".join(sorted(_BROKER_SCHEMES))
+            )
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        scheme = urlsplit(value).scheme.lower()
+        if scheme not in {"redis", "rediss", "unix"}:
+            raise ValueError(f"unsupported Redis URL scheme {scheme!r}: use redis://HOST:PORT/DB")
+        return value
+
+    # Derived values -------------------------------------------------------------------------
+
+    @property
+    def db_url(self) -> str:
+        """The effective database URL (SQLite in the data dir unless configured)."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'covidnews.db'}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.db_url.startswith("sqlite")
+
+    @property
+    def embedded(self) -> bool:
+        """True when no broker is set: work runs in-process."""
+        return self.broker_url is None
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets ``field``."""
+    return ENV_PREFIX + field.upper()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment (and ``.env``), raising :class:`SettingsError`."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            message = str(err["msg"]).removeprefix("Value error, ")
+            problems.append(f"{env_name(field)}: {message} (got {err.get('input')!r})")
+        raise SettingsError("invalid settings: " + "; ".join(problems)) from None
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """Process-wide settings, read once."""
+    return load_settings()
+
+
+def mask_url(url: str) -> str:
+    """A URL safe to print: any password is replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(":" + parts.password + "@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()

@@ -1,0 +1,110 @@
+"""Shared fixtures: a fresh database per test on SQLite *and* PostgreSQL, shared data, CLI runner.
+
+PostgreSQL is real (COVIDNEWS_TEST_POSTGRES_URL, default the local server's `test` database used
+only as the admin connection): each test gets its own database, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from covidnews.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("COVIDNEWS_SHARED_DATA", ROOT.parent / "shared" / "data"))
+PG_ADMIN_URL = os.environ.get(
+    "COVIDNEWS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not (SHARED / "README.md").exists():
+        pytest.fail(f"shared data not found at {SHARED} (set COVIDNEWS_SHARED_DATA)")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def pg_admin() -> Iterator[object]:
+    engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # the suite needs the real server: fail loudly, never skip
+        pytest.fail(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}")
+    yield engine
+    engine.dispose()
+
+
+def _fresh_pg_database(pg_admin: object) -> Iterator[str]:
+    name = f"covidnews_test_{uuid.uuid4().hex[:12]}"
+    with pg_admin.connect() as conn:  # type: ignore[attr-defined]
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with pg_admin.connect() as conn:  # type: ignore[attr-defined]
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL to an empty database, once per backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'covidnews.db'}"
+    else:
+        yield from _fresh_pg_database(request.getfixturevalue("pg_admin"))
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    """A migrated store on each backend."""
+    s = Store(db_url)
+    s.migrate()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def cli_env(db_url: str, tmp_path: Path) -> dict[str, str]:
+    """Environment for running `covidnews` against the test database."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COVIDNEWS_")}
+    env.update(
+        COVIDNEWS_DATA_DIR=str(tmp_path / "var"),
+        COVIDNEWS_DATABASE_URL=db_url,
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def run_cli(
+    *args: str,
+    env: dict[str, str],
+    input: bytes | None = None,
+    cwd: Path | None = None,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess[str]:
+    """Run the real `covidnews` command in a subprocess."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "covidnews", *args],
+        env=env,
+        input=input,
+        capture_output=True,
+        timeout=timeout,
+        cwd=cwd or ROOT,
+    )
+    return subprocess.CompletedProcess(
+        proc.args,
+        proc.returncode,
+        proc.stdout.decode("utf-8", "replace"),
+        proc.stderr.decode("utf-8", "replace"),
+    )
