@@ -20,7 +20,7 @@ PG_ADMIN_URL = os.environ.get(
 
 
 def real_articles(n: int, seed: int = 1) -> list[dict[str, Any]]:
-    """``n`` article rows of real Spanish text: FakeDeS news and Mexican press-conference paragraphs."""
+    """``n`` rows of real Spanish text (FakeDeS news, covid19mx press-conference paragraphs)."""
     rng = random.Random(seed)
     texts: list[tuple[str, str]] = []
     for name in ("train.jsonl", "development.jsonl"):

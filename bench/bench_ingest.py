@@ -22,11 +22,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import Timer, fresh_postgres, real_articles, write_jsonl  # noqa: E402
-from covidnews.ingest import ingest_path, parse_line  # noqa: E402
-from covidnews.store import Store  # noqa: E402
+from bench._common import Timer, fresh_postgres, real_articles, write_jsonl
+from covidnews.ingest import ingest_path, parse_line
+from covidnews.store import Store
 
 RAW_COLUMNS = ("url", "id", "title", "text", "language", "source", "published_at")
+INSERT_SQL = (
+    "INSERT INTO raw_articles (url, ext, title, text, language, source, published_at) "
+    "VALUES ({},{},{},{},{},{},{})"
+)
 
 
 def raw_baseline(url: str, rows: list[dict[str, Any]], batch: int) -> float:
@@ -42,7 +46,7 @@ def raw_baseline(url: str, rows: list[dict[str, Any]], batch: int) -> float:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute(ddl)
-        sql = "INSERT INTO raw_articles (url, ext, title, text, language, source, published_at) VALUES (?,?,?,?,?,?,?)"
+        sql = INSERT_SQL.format(*["?"] * 7)
         with Timer() as t:
             for i in range(0, len(values), batch):
                 with conn:
@@ -52,15 +56,15 @@ def raw_baseline(url: str, rows: list[dict[str, Any]], batch: int) -> float:
     import psycopg
 
     dsn = url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(dsn) as conn:
-        conn.execute(ddl.replace("INTEGER PRIMARY KEY", "BIGSERIAL PRIMARY KEY"))
-        conn.commit()
-        sql = "INSERT INTO raw_articles (url, ext, title, text, language, source, published_at) VALUES (%s,%s,%s,%s,%s,%s,%s)"
+    with psycopg.connect(dsn) as pg:
+        pg.execute(ddl.replace("INTEGER PRIMARY KEY", "BIGSERIAL PRIMARY KEY"))
+        pg.commit()
+        sql = INSERT_SQL.format(*["%s"] * 7)
         with Timer() as t:
             for i in range(0, len(values), batch):
-                with conn.cursor() as cur:
+                with pg.cursor() as cur:
                     cur.executemany(sql, values[i : i + batch])
-                conn.commit()
+                pg.commit()
     return t.seconds
 
 
@@ -69,10 +73,12 @@ def run_backend(url: str, path: Path, rows: list[dict[str, Any]], batch: int) ->
     store.migrate()
     with Timer() as first:
         report = ingest_path(store, path, batch_size=batch)
-    assert report.inserted == len(rows) and not report.bad, report.as_dict()
+    if report.inserted != len(rows) or report.bad:
+        raise RuntimeError(f"ingest did not store every row: {report.as_dict()}")
     with Timer() as second:
         again = ingest_path(store, path, batch_size=batch)
-    assert again.unchanged == len(rows) and again.inserted == 0
+    if again.unchanged != len(rows) or again.inserted:
+        raise RuntimeError(f"re-ingest was not a no-op: {again.as_dict()}")
     store.close()
     raw = raw_baseline(url, rows, batch)
     n = len(rows)
@@ -104,7 +110,9 @@ def main() -> None:
         results: dict[str, Any] = {}
         for backend in args.backends.split(","):
             if backend == "sqlite":
-                results["sqlite"] = run_backend(f"sqlite:///{tmp}/bench.db", path, rows, args.batch_size)
+                results["sqlite"] = run_backend(
+                    f"sqlite:///{tmp}/bench.db", path, rows, args.batch_size
+                )
             elif backend == "postgresql":
                 with fresh_postgres() as url:
                     results["postgresql"] = run_backend(url, path, rows, args.batch_size)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from typing import Any
 
 import numpy as np
 
@@ -43,19 +44,22 @@ def fold(text: str) -> str:
 def _word_hash(word: str) -> int:
     value = _WORD_CACHE.get(word)
     if value is None:
-        value = int.from_bytes(hashlib.blake2b(word.encode("utf-8"), digest_size=8).digest(), "little")
+        value = int.from_bytes(
+            hashlib.blake2b(word.encode("utf-8"), digest_size=8).digest(), "little"
+        )
         if len(_WORD_CACHE) < _WORD_CACHE_MAX:
             _WORD_CACHE[word] = value
     return value
 
 
-def _mix(x: np.ndarray) -> np.ndarray:
+def _mix(x: np.ndarray[Any, np.dtype[np.uint64]]) -> np.ndarray[Any, np.dtype[np.uint64]]:
     """splitmix64 finaliser: spreads every input bit over the 64 output bits."""
     x = x ^ (x >> np.uint64(30))
     x = x * np.uint64(0xBF58476D1CE4E5B9)
     x = x ^ (x >> np.uint64(27))
     x = x * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
+    mixed: np.ndarray[Any, np.dtype[np.uint64]] = x ^ (x >> np.uint64(31))
+    return mixed
 
 
 def simhash(text: str) -> int:

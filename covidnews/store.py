@@ -473,9 +473,7 @@ class Store:
                 select(func.min(Article.published_at), func.max(Article.published_at))
             ).one()
             covid: dict[bool | None, int] = dict(
-                s.execute(
-                    select(Article.is_covid, func.count()).group_by(Article.is_covid)
-                ).all()
+                s.execute(select(Article.is_covid, func.count()).group_by(Article.is_covid)).all()
             )
             return {
                 "database": self.safe_url,
