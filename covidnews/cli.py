@@ -21,6 +21,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "init": ("covidnews.commands.store:init", "Create or upgrade the database schema."),
     "ingest": ("covidnews.commands.ingest:ingest", "Store articles from a JSONL file (or -)."),
     "stats": ("covidnews.commands.store:stats", "Show what the store holds."),
+    "crawl": ("crawler.commands:crawl", "Crawl the registry's outlets (feeds, sitemaps, links)."),
+    "sources": ("crawler.commands:sources", "List or check the source registry."),
+    "extract": ("crawler.commands:extract", "Extract the article of one HTML page as JSON."),
+    "demo-site": ("crawler.commands:demo_site", "Serve the local demo news site."),
 }
 
 

@@ -33,8 +33,11 @@ from covidnews.store import ArticleRecord, Store
 from covidnews.urls import InvalidURL, canonical_url, url_hash
 
 KNOWN_FIELDS = frozenset(
-    {"url", "text", "title", "id", "language", "published_at", "source", "country", "authors"}
-)
+    {
+        "url", "text", "title", "id", "language", "published_at", "source", "country", "authors",
+        "modified_at", "section", "image",
+    }
+)  # fmt: skip
 MAX_LINE_BYTES = 20 * 1024 * 1024  # a line larger than this is reported, not parsed
 _LANG = re.compile(r"^([A-Za-z]{2})(?:[-_][A-Za-z0-9]{1,8})*$")
 _COUNTRY = re.compile(r"^[A-Za-z]{2}$")
@@ -153,8 +156,12 @@ def _record_hash(fields: Mapping[str, Any]) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def parse_record(obj: Any) -> ArticleRecord:
-    """Validate one input object into an :class:`ArticleRecord` or raise :class:`RecordError`."""
+def parse_record(obj: Any, *, origin: str = "ingest") -> ArticleRecord:
+    """Validate one input object into an :class:`ArticleRecord` or raise :class:`RecordError`.
+
+    Besides the documented ingest fields, ``modified_at`` (ISO 8601), ``section`` and ``image``
+    (URL) are understood; the crawler builds its records through this same function.
+    """
     if not isinstance(obj, dict):
         raise RecordError(f"expected a JSON object, got {type(obj).__name__}")
     raw_url = obj.get("url")
@@ -188,6 +195,9 @@ def parse_record(obj: Any) -> ArticleRecord:
         "source": _opt_str(obj, "source"),
         "authors": parse_authors(obj.get("authors")),
         "published_at": parse_datetime(obj.get("published_at")),
+        "modified_at": parse_datetime(obj.get("modified_at"), "modified_at"),
+        "section": _opt_str(obj, "section"),
+        "image_url": _opt_str(obj, "image"),
         "extra": {k: v for k, v in obj.items() if k not in KNOWN_FIELDS},
     }
     if fields["external_id"] and len(fields["external_id"]) > 255:
@@ -199,7 +209,7 @@ def parse_record(obj: Any) -> ArticleRecord:
         content_hash=content_hash(title, text),
         record_hash=_record_hash(fields),
         simhash=simhash(title + "\n" + text),
-        origin="ingest",
+        origin=origin,
         **fields,
     )
 

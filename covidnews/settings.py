@@ -9,12 +9,14 @@ environment variable to fix.
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
 
 ENV_PREFIX = "COVIDNEWS_"
 
@@ -59,12 +61,52 @@ class Settings(BaseSettings):
     ingest_batch_size: int = Field(
         default=500, ge=1, le=50_000, description="Rows per ingest transaction."
     )
+    user_agent: str = Field(
+        default="covidnews/0.1 (+https://github.com/covidnews/covidnews; news research crawler)",
+        min_length=8,
+        description="User-Agent of the crawler; include a contact URL.",
+    )
+    sources_file: Path | None = Field(
+        default=None,
+        description="Source registry YAML (default: the bundled crawler/sources.yaml).",
+    )
+    crawl_allow_private: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Non-public addresses the crawler may fetch (IPs or CIDRs, comma-separated), "
+        "e.g. 127.0.0.1 for the demo site. Private, loopback and link-local are refused otherwise.",
+    )
 
     @field_validator("database_url", "broker_url", "redis_url", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():
             return None
+        return value
+
+    @field_validator("crawl_allow_private", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if value.strip().startswith("["):
+                import json
+
+                try:
+                    return json.loads(value)
+                except json.JSONDecodeError:
+                    raise ValueError("not a JSON list; use comma-separated values") from None
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("crawl_allow_private")
+    @classmethod
+    def _check_networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"not an IP address or network: {item!r}") from None
         return value
 
     @field_validator("log_level", mode="before")
@@ -159,6 +201,10 @@ def load_settings(**overrides: Any) -> Settings:
             message = str(err["msg"]).removeprefix("Value error, ")
             problems.append(f"{env_name(field)}: {message} (got {err.get('input')!r})")
         raise SettingsError("invalid settings: " + "; ".join(problems)) from None
+    except SourceError as exc:  # a value that could not even be decoded
+        match = re.search(r'field "(\w+)"', str(exc))
+        name = env_name(match.group(1)) if match else ENV_PREFIX + "*"
+        raise SettingsError(f"invalid settings: {name}: {exc}") from None
 
 
 @functools.cache

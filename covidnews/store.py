@@ -100,6 +100,7 @@ class ArticleRecord:
     image_url: str | None = None
     origin: str = "ingest"
     extra: dict[str, Any] = field(default_factory=dict)
+    duplicate_of: int | None = None  # story representative (near-duplicate grouping), if known
 
 
 @dataclass(slots=True)
@@ -406,6 +407,8 @@ class Store:
             row = {col: getattr(rec, col) for col in _RECORD_COLUMNS if col != "source_id"}
             row["source_id"] = sources.get(id(rec))
             old = existing.get(rec.url_hash)
+            if rec.duplicate_of is not None or old is None:
+                row["duplicate_of"] = rec.duplicate_of
             if old is None:
                 row.update(
                     fetched_at=now,

@@ -1,0 +1,256 @@
+"""Crawler commands: ``crawl``, ``sources list|check``, ``extract``, ``demo-site``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from covidnews.commands._common import EXIT_INPUT, EXIT_SETTINGS, CommandError, load, open_store
+
+
+def _registry(settings: Any, path: str | None) -> Any:
+    from crawler.registry import RegistryError, load_registry
+
+    try:
+        return load_registry(path or settings.sources_file)
+    except RegistryError as exc:
+        raise CommandError(str(exc), EXIT_SETTINGS) from None
+
+
+def _parse_overrides(values: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint="-s")
+        try:
+            out[key.strip()] = json.loads(raw)
+        except ValueError:
+            out[key.strip()] = raw
+    return out
+
+
+@click.command()
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    metavar="NAME",
+    help="Only this source (name or slug). Repeatable.",
+)
+@click.option("--since", metavar="DATE", help="Skip listed items published before DATE (ISO 8601).")
+@click.option("--max-pages", type=click.IntRange(1), help="Stop after this many responses.")
+@click.option(
+    "--sources-file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Registry YAML (default: bundled, or COVIDNEWS_SOURCES_FILE).",
+)
+@click.option(
+    "--run-id",
+    help="Crawl id; processes given the same id (and COVIDNEWS_REDIS_URL) split one crawl.",
+)
+@click.option(
+    "-s",
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Override a Scrapy setting, e.g. -s DOWNLOAD_DELAY=0. Repeatable.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+def crawl(
+    sources: tuple[str, ...],
+    since: str | None,
+    max_pages: int | None,
+    sources_file: str | None,
+    run_id: str | None,
+    overrides: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Crawl the registry's sources: feeds, news sitemaps, and links where neither exists.
+
+    Polite by default (robots.txt, AutoThrottle, 2 requests per domain). Incremental: feeds and
+    sitemaps use conditional GET and stored articles are never fetched again; a killed crawl
+    resumes where it stopped. Live statistics are shown on a terminal.
+    """
+    from covidnews.ingest import RecordError, parse_datetime
+    from crawler.run import run_crawl
+
+    settings = load()
+    registry = _registry(settings, sources_file)
+    since_dt = None
+    if since:
+        try:
+            since_dt = parse_datetime(since, "since")
+        except RecordError as exc:
+            raise click.BadParameter(str(exc), param_hint="--since") from None
+    store = open_store(settings)
+    try:
+        report = run_crawl(
+            settings,
+            store,
+            registry=registry,
+            only=list(sources) or None,
+            since=since_dt,
+            max_pages=max_pages,
+            run_id=run_id,
+            overrides=_parse_overrides(overrides),
+        )
+    except ValueError as exc:
+        raise CommandError(str(exc), EXIT_SETTINGS) from None
+    finally:
+        store.close()
+    summary = report.summary()
+    if as_json:
+        click.echo(json.dumps(summary))
+    else:
+        for key, value in summary.items():
+            click.echo(f"{key.replace('_', ' '):<22} {value}", err=True)
+
+
+@click.group()
+def sources() -> None:
+    """The source registry: outlets and health agencies the crawler reads."""
+
+
+@sources.command("list")
+@click.option("--sources-file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per source.")
+@click.option("--country", help="Only sources of this country (ISO code).")
+def sources_list(sources_file: str | None, as_json: bool, country: str | None) -> None:
+    """Print the registry."""
+    settings = load()
+    registry = _registry(settings, sources_file)
+    entries = [e for e in registry if not country or e.country == country.upper()]
+    for e in entries:
+        if as_json:
+            click.echo(json.dumps(e.model_dump(mode="json"), ensure_ascii=False))
+        else:
+            how = ", ".join(
+                f"{n} {k}"
+                for k, n in (
+                    ("feeds", len(e.feeds)),
+                    ("sitemaps", len(e.sitemaps)),
+                    ("start pages", len(e.start_urls)),
+                )
+                if n
+            )
+            click.echo(
+                f"{e.country}  {e.language}  {e.kind:<6}  {e.name:<34} {e.domains[0]:<28} {how}"
+            )
+    if not as_json:
+        click.echo(
+            f"{len(entries)} sources, {len({e.country for e in entries})} countries", err=True
+        )
+
+
+@sources.command("check")
+@click.option("--sources-file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--source", "only", multiple=True, help="Only this source. Repeatable.")
+@click.option("--timeout", type=click.FloatRange(0.5, 120), default=10.0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per URL.")
+def sources_check(
+    sources_file: str | None, only: tuple[str, ...], timeout: float, as_json: bool
+) -> None:
+    """Fetch every feed and sitemap once and report the dead ones (exit 1 if any).
+
+    Needs internet; without it every URL is reported unreachable, quickly and cleanly.
+    """
+    from crawler.check import check_urls
+
+    settings = load()
+    registry = _registry(settings, sources_file)
+    targets = [
+        (e.name, kind, url)
+        for e in registry
+        if not only or e.name in only or e.slug in only
+        for kind, urls in (("feed", e.feeds), ("sitemap", e.sitemaps), ("start", e.start_urls))
+        for url in urls
+    ]
+    results = check_urls(targets, timeout=timeout, user_agent=settings.user_agent)
+    dead = 0
+    for r in results:
+        dead += not r["ok"]
+        if as_json:
+            click.echo(json.dumps(r, ensure_ascii=False))
+        elif not r["ok"]:
+            click.echo(f"DEAD  {r['source']:<30} {r['kind']:<8} {r['url']}  ({r['error']})")
+    click.echo(f"{len(results) - dead} of {len(results)} URLs answered", err=True)
+    if dead:
+        sys.exit(EXIT_INPUT)
+
+
+@click.command()
+@click.argument("file", type=click.Path(allow_dash=True, dir_okay=False))
+@click.option("--url", required=True, help="The URL the page was fetched from.")
+@click.option(
+    "--fetched-at", help="When it was fetched (ISO 8601), for relative dates; default now."
+)
+@click.option("--country", help="Country (ISO code) whose time zone applies to dates without one.")
+@click.option("--content-type", help="The HTTP Content-Type header, if known (for the charset).")
+def extract(
+    file: str, url: str, fetched_at: str | None, country: str | None, content_type: str | None
+) -> None:
+    """Extract the article in an HTML FILE (.gz allowed; - reads stdin) and print it as JSON.
+
+    Prints one object with at least url, title, text, authors (list), published_at (ISO 8601
+    or null) and language; also modified_at, section, image, description, site_name, is_article.
+    """
+    import gzip
+
+    from covidnews.ingest import RecordError, parse_datetime
+    from crawler.dates import zone_for
+    from crawler.extract import ExtractionError
+    from crawler.extract import extract as run_extract
+
+    try:
+        raw = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+    except OSError as exc:
+        raise CommandError(f"cannot read {file}: {exc}", EXIT_INPUT) from None
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except OSError as exc:
+            raise CommandError(f"{file}: bad gzip data: {exc}", EXIT_INPUT) from None
+    try:
+        when = parse_datetime(fetched_at, "fetched_at") if fetched_at else datetime.now(UTC)
+    except RecordError as exc:
+        raise click.BadParameter(str(exc), param_hint="--fetched-at") from None
+    try:
+        page = run_extract(
+            raw, url, content_type=content_type, fetched_at=when, tz=zone_for(country)
+        )
+    except ExtractionError as exc:
+        raise CommandError(f"{file}: {exc}", EXIT_INPUT) from None
+    click.echo(json.dumps(page.as_json(), ensure_ascii=False))
+
+
+@click.command(name="demo-site")
+@click.option("--port", type=click.IntRange(0, 65535), default=8800, show_default=True)
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    type=click.Choice(["slow", "errors", "redirect-loop", "oversized"]),
+    help="Enable a fault mode. Repeatable.",
+)
+@click.option(
+    "--registry-out",
+    type=click.Path(dir_okay=False),
+    help="Write the demo outlets' registry YAML here.",
+)
+def demo_site(port: int, faults: tuple[str, ...], registry_out: str | None) -> None:
+    """Serve the fictional demo news site on 127.0.0.1 (outlets at http://NAME.localhost:PORT/)."""
+    from crawler.demo_site import main
+
+    argv = ["--port", str(port)]
+    for fault in faults:
+        argv += ["--fault", fault]
+    if registry_out:
+        argv += ["--registry-out", registry_out]
+    sys.exit(main(argv))

@@ -1,0 +1,629 @@
+"""Article extraction: body text, title, authors, dates and other metadata from one HTML page.
+
+Body text comes from trafilatura, or from the publisher's own JSON-LD ``articleBody`` when that is
+complete; metadata from JSON-LD (``NewsArticle`` and friends), OpenGraph, meta tags, bylines and
+``<time>`` elements, with Spanish dates ("12 de marzo de 2020", "hace 3 horas") read relative to
+the fetch time. Each field takes the most trustworthy source that has it.
+
+Contract of ``covidnews extract`` (researchers and evaluation rely on it): a JSON object with at
+least ``url``, ``title``, ``text``, ``authors`` (list), ``published_at`` (ISO 8601 or null) and
+``language``.
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import json
+import re
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import lxml.html
+from lxml import etree
+
+from covidnews.urls import InvalidURL, canonical_url, host_of
+from crawler.dates import date_from_url, parse_date, parse_iso
+
+ARTICLE_TYPES = {
+    "newsarticle", "article", "reportagenewsarticle", "analysisnewsarticle", "blogposting",
+    "opinionnewsarticle", "reviewnewsarticle", "backgroundnewsarticle", "liveblogposting",
+    "medicalscholarlyarticle", "report", "scholarlyarticle", "socialmediaposting", "webpage",
+}  # fmt: skip
+_TITLE_SEPARATORS = re.compile(r"\s+(?:\||-|–|—|::|»|·)\s+")
+_BYLINE_CLASS = re.compile(
+    r"(?:^|[\s_-])(?:author|autor|autora|byline|firma|signature|firmas)", re.I
+)
+_AUTHOR_SPLIT = re.compile(r"\s*(?:,|;|\||/|\s+y\s+|\s+and\s+|\s+e\s+)\s*")
+_AUTHOR_PREFIX = re.compile(r"^(?:por|by|de|texto|textos|redacta|escrito por)\s*:?\s+", re.I)
+_NAME_WORD = re.compile(r"^[A-ZÁÉÍÓÚÑÜ][\w'’.-]*$|^(?:de|del|la|las|los|y|da|dos|van|von|di)$")
+_NOT_NAMES = re.compile(
+    r"\d|@|https?:|www\.|actualizad|publicad|hace\s|minutos|horas|redacci[oó]n\s*$", re.I
+)
+# Lines that are site furniture, not article text (subscription walls, comment rules, sharing).
+_BOILERPLATE = re.compile(
+    r"(?:tu suscripci[oó]n|suscr[ií]bete|hazte suscriptor|inicia sesi[oó]n para|ya eres suscriptor"
+    r"|contenido de los comentarios|opini[oó]n de los usuarios|reserva el derecho de eliminar"
+    r"|no est[aá] permitido verter|normas de (?:participaci[oó]n|la comunidad)"
+    r"|^comentar(?:ios)?$|^\d+\s+comentarios?$|^compartir(?: en)?\b|^s[ií]guenos\b"
+    r"|^(?:lee|leer) (?:tambi[eé]n|m[aá]s)\b|^te puede interesar|^m[aá]s informaci[oó]n:?$"
+    r"|^noticias relacionadas|^publicidad$|^flecha$|aceptar cookies|pol[ií]tica de cookies"
+    r"|^recibe (?:nuestra|el) newsletter|^ap[uú]ntate a (?:la|nuestra) newsletter"
+    r"|this content is for subscribers|^sign up for|^advertisement$)",
+    re.I,
+)
+_STOPWORDS = {
+    lang: set(words.split())
+    for lang, words in {
+        "es": "el la de que y en los del las por para con una se su al",
+        "en": "the of and to in is that for with on was as by are",
+        "pt": "o os da do das dos que em para com uma não são ao",
+        "fr": "le les des du et est que pour dans une sur au pas",
+        "ca": "els les del amb per que una és dels als ha seu",
+    }.items()
+}
+
+
+class ExtractionError(ValueError):
+    """The input is not an HTML page an article can be read from."""
+
+
+@dataclass
+class Extracted:
+    """What one page says about its article."""
+
+    url: str
+    title: str = ""
+    text: str = ""
+    authors: list[str] = field(default_factory=list)
+    published_at: datetime | None = None
+    modified_at: datetime | None = None
+    language: str | None = None
+    section: str | None = None
+    image: str | None = None
+    description: str | None = None
+    site_name: str | None = None
+    is_article: bool = False  # the page declares itself an article or has an article body
+
+    def as_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        for key in ("published_at", "modified_at"):
+            value = out[key]
+            out[key] = value.isoformat() if value else None
+        return out
+
+
+# Decoding -----------------------------------------------------------------------------------
+
+
+def decode_html(body: bytes, content_type: str | None = None) -> str:
+    """Bytes to text: HTTP charset, BOM, ``<meta charset>``, then detection.
+
+    A declared charset that does not decode cleanly (a cp1252 page labelled UTF-8, or unlabelled)
+    falls back to what does; ISO-8859-1 labels are read as windows-1252, as browsers do.
+    """
+    from w3lib.encoding import html_body_declared_encoding, http_content_type_encoding
+
+    candidates: list[str] = []
+    if body.startswith(b"\xef\xbb\xbf"):
+        candidates.append("utf-8-sig")
+    # Valid UTF-8 with non-ASCII text is UTF-8 whatever the label says: cp1252 text almost
+    # never decodes as UTF-8, while UTF-8 pages labelled ISO-8859-1 are common.
+    candidates.append("utf-8")
+    for declared in (http_content_type_encoding(content_type), html_body_declared_encoding(body)):
+        if declared:
+            candidates.append(declared)
+    candidates += ["utf-8", "cp1252"]
+    for name in candidates:
+        name = {"iso8859-1": "cp1252", "latin-1": "cp1252", "latin1": "cp1252"}.get(name, name)
+        try:
+            text = body.decode(name)
+        except (LookupError, UnicodeDecodeError):
+            continue
+        if name.startswith("utf") or "\ufffd" not in text:
+            return text
+    return body.decode("utf-8", errors="replace")
+
+
+def _parse(html: str) -> Any:
+    html = re.sub(r"^\s*<\?xml[^>]*\?>", "", html)
+    if not html.strip():
+        raise ExtractionError("empty document")
+    try:
+        parser = lxml.html.HTMLParser(encoding="utf-8", remove_comments=True)
+        doc = lxml.html.document_fromstring(html.encode("utf-8", "surrogatepass"), parser=parser)
+    except (etree.ParserError, ValueError) as exc:
+        raise ExtractionError(f"not an HTML document: {exc}") from None
+    if doc is None:
+        raise ExtractionError("not an HTML document")
+    return doc
+
+
+# Metadata sources -----------------------------------------------------------------------------
+
+
+def _clean(value: Any) -> str:
+    if not isinstance(value, str):
+        return ""
+    value = html_lib.unescape(value)
+    if "<" in value and ">" in value:
+        value = re.sub(r"<[^>]+>", " ", value)
+    return " ".join(value.split())
+
+
+def _jsonld_objects(doc: Any) -> Iterator[dict[str, Any]]:
+    for script in doc.xpath('//script[contains(translate(@type,"LDJSON","ldjson"),"ld+json")]'):
+        raw = (script.text or "").strip()
+        if not raw:
+            continue
+        raw = re.sub(r"^\s*<!--|-->\s*$", "", raw)
+        try:
+            data = json.loads(raw, strict=False)
+        except json.JSONDecodeError:
+            try:  # common breakage: trailing commas
+                data = json.loads(re.sub(r",\s*([}\]])", r"\1", raw), strict=False)
+            except json.JSONDecodeError:
+                continue
+        stack = [data]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, list):
+                stack.extend(reversed(item))
+            elif isinstance(item, dict):
+                yield item
+                for key in ("@graph", "mainEntity", "itemListElement"):
+                    if isinstance(item.get(key), list | dict):
+                        stack.append(item[key])
+
+
+def _types(obj: dict[str, Any]) -> set[str]:
+    value = obj.get("@type")
+    values = value if isinstance(value, list) else [value]
+    return {str(v).lower().rsplit("/", 1)[-1] for v in values if v}
+
+
+def _pick_article(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    """The JSON-LD object that describes the article (news types first, then the richest)."""
+    scored = []
+    for obj in objects:
+        types = _types(obj)
+        if not types & ARTICLE_TYPES:
+            continue
+        score = (2 if types & (ARTICLE_TYPES - {"webpage", "report"}) else 0) + sum(
+            1 for k in ("headline", "datePublished", "author", "articleBody") if obj.get(k)
+        )
+        scored.append((score, obj))
+    if not scored:
+        return {}
+    return max(scored, key=lambda pair: pair[0])[1]
+
+
+def _meta(doc: Any) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for el in doc.xpath("//meta[@content]"):
+        key = (el.get("property") or el.get("name") or el.get("itemprop") or "").strip().lower()
+        if key:
+            found.setdefault(key, []).append(el.get("content", ""))
+    for el in doc.xpath("//*[@itemprop][not(self::meta)]"):
+        key = "itemprop:" + el.get("itemprop", "").strip().lower()
+        value = el.get("datetime") or el.get("content") or el.text_content()
+        found.setdefault(key, []).append(value or "")
+    return found
+
+
+def _first(meta: dict[str, list[str]], *keys: str) -> str:
+    for key in keys:
+        for value in meta.get(key, []):
+            cleaned = _clean(value)
+            if cleaned:
+                return cleaned
+    return ""
+
+
+# Fields -------------------------------------------------------------------------------------
+
+
+def _fold(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return re.sub(
+        r"\W+", " ", "".join(c for c in decomposed if not unicodedata.combining(c))
+    ).strip()
+
+
+def _strip_site_suffix(title: str, site_names: list[str]) -> str:
+    """Drop segments naming the site: 'Titular | Sección | EL PAÍS' → 'Titular | Sección'."""
+    names = {_fold(n) for n in site_names if n} - {""}
+    pieces = _TITLE_SEPARATORS.split(title)
+    seps = _TITLE_SEPARATORS.findall(title)
+    if len(pieces) == 1 or not names:
+        return title
+
+    def site_like(segment: str) -> bool:
+        folded = _fold(segment)
+        return (
+            bool(folded)
+            and len(folded) < 40
+            and any(folded == n or folded in n or n in folded for n in names)
+        )
+
+    while len(pieces) > 1 and site_like(pieces[-1]):
+        pieces.pop()
+        seps.pop()
+    while len(pieces) > 1 and site_like(pieces[0]):
+        pieces.pop(0)
+        seps.pop(0)
+    out = pieces[0]
+    for sep, piece in zip(seps, pieces[1:], strict=True):
+        out += sep + piece
+    return out.strip()
+
+
+def _choose_title(candidates: list[str], site_names: list[str]) -> str:
+    """The headline most sources agree on; a candidate that others extend with a separator
+    ('Titular » Sección » Sitio') counts those as votes for itself."""
+    cleaned = [_strip_site_suffix(c, site_names) for c in candidates if c]
+    cleaned = [c for c in cleaned if c]
+    if not cleaned:
+        return ""
+
+    def votes(c: str) -> int:
+        n = 0
+        for other in cleaned:
+            if _fold(other) == _fold(c) or (
+                other.startswith(c) and _TITLE_SEPARATORS.match(other[len(c) :])
+            ):
+                n += 1
+        return n
+
+    return max(cleaned, key=lambda c: (votes(c), -cleaned.index(c)))
+
+
+def _names_from(value: Any, publisher: str) -> list[str]:
+    out: list[str] = []
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        if isinstance(item, dict):
+            name = item.get("name")
+            if isinstance(name, list):
+                name = " ".join(str(n) for n in name)
+            types = _types(item)
+            if types and "person" not in types and _fold(str(name or "")) == _fold(publisher):
+                continue  # the publisher as "author" says nothing
+            out.extend(_split_authors(_clean(name)))
+        elif isinstance(item, str):
+            if item.startswith(("http://", "https://")):
+                continue
+            out.extend(_split_authors(_clean(item)))
+    return out
+
+
+def _split_authors(text: str) -> list[str]:
+    text = _AUTHOR_PREFIX.sub("", text.strip())
+    if not text:
+        return []
+    names = []
+    for part in _AUTHOR_SPLIT.split(text):
+        part = _AUTHOR_PREFIX.sub("", part.strip(" .-–—:·"))
+        if part and not _NOT_NAMES.search(part) and len(part) <= 60:
+            names.append(part)
+    return names
+
+
+def _looks_like_name(text: str) -> bool:
+    words = text.split()
+    return 1 <= len(words) <= 6 and all(_NAME_WORD.match(w) for w in words)
+
+
+def _byline(doc: Any) -> tuple[list[str], str]:
+    """Authors and date text from byline elements (class/id/rel naming author/byline/firma)."""
+    authors: list[str] = []
+    date_text = ""
+    nodes = doc.xpath('//*[@rel="author"]') + [
+        el
+        for el in doc.xpath("//body//*[@class or @id]")
+        if _BYLINE_CLASS.search((el.get("class") or "") + " " + (el.get("id") or ""))
+    ]
+    for el in nodes[:12]:
+        if el.tag in {"script", "style", "img", "meta", "link"}:
+            continue
+        text = " ".join(el.text_content().split())
+        if not text or len(text) > 200:
+            continue
+        strong = [
+            " ".join(s.text_content().split())
+            for s in el.xpath(
+                ".//strong|.//b|.//a[contains(@href,'autor') or contains(@href,'author')]"
+            )
+        ]
+        candidates = [s for s in strong if _looks_like_name(s)] or [
+            p for p in _split_authors(text) if _looks_like_name(p)
+        ]
+        for name in candidates:
+            if name not in authors:
+                authors.append(name)
+        if not date_text and re.search(
+            r"\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}|\bde\s+\w+\s+de\s+\d{4}", text
+        ):
+            date_text = text
+        if authors:
+            break
+    return authors, date_text
+
+
+def _guess_language(text: str) -> str | None:
+    words = re.findall(r"\w+", text.lower()[:5000])
+    if len(words) < 5:
+        return None
+    scores = {lang: sum(1 for w in words if w in stops) for lang, stops in _STOPWORDS.items()}
+    lang, best = max(scores.items(), key=lambda kv: kv[1])
+    return lang if best >= 3 else None
+
+
+def _language(
+    doc: Any, meta: dict[str, list[str]], article: dict[str, Any], text: str
+) -> str | None:
+    for raw in (
+        doc.get("lang"),
+        doc.get("xml:lang"),
+        _first(meta, "language", "content-language", "dc.language"),
+        article.get("inLanguage") if isinstance(article.get("inLanguage"), str) else None,
+        _first(meta, "og:locale"),
+    ):
+        match = re.match(r"^\s*([a-zA-Z]{2})(?:[-_]|$)", raw or "")
+        if match:
+            return match.group(1).lower()
+    return _guess_language(text)
+
+
+# Body ---------------------------------------------------------------------------------------
+
+
+def _body_text(html: str, url: str, article: dict[str, Any]) -> str:
+    import trafilatura
+
+    extracted = (
+        trafilatura.extract(
+            html,
+            url=url or None,
+            favor_precision=True,
+            include_comments=False,
+            include_tables=False,
+            include_images=False,
+            deduplicate=False,
+        )
+        or ""
+    )
+    declared = article.get("articleBody")
+    if isinstance(declared, str):
+        declared = html_lib.unescape(declared)
+        if "<" in declared and re.search(r"</?(?:p|div|br|span|a)\b", declared):
+            declared = re.sub(r"<br\s*/?>|</p>", "\n", declared)
+            declared = re.sub(r"<[^>]+>", "", declared)
+        declared = "\n".join(" ".join(line.split()) for line in declared.splitlines()).strip()
+        # The publisher's own body wins when complete: not a teaser, not cut with an ellipsis.
+        if (
+            len(declared) >= 400
+            and len(declared) >= 0.7 * len(extracted)
+            and not declared.rstrip().endswith(("...", "…"))
+        ):
+            return declared
+    return extracted
+
+
+def _clean_body(text: str, title: str, byline_authors: list[str]) -> str:
+    lines = [line.strip() for line in text.splitlines()]
+    lines = [line for line in lines if line]
+    folded_title = _fold(title)
+    # Leading furniture: the headline and the byline. (A line equal to the meta description
+    # stays: sites often fill the description with the first paragraph.)
+    while lines:
+        head = _fold(lines[0])
+        if (head and head == folded_title) or (
+            len(lines[0]) < 120 and byline_authors and any(a in lines[0] for a in byline_authors)
+        ):
+            lines.pop(0)
+        else:
+            break
+    return "\n".join(line for line in lines if not _BOILERPLATE.search(line))
+
+
+# Entry point ---------------------------------------------------------------------------------
+
+
+def extract(
+    page: str | bytes,
+    url: str,
+    *,
+    content_type: str | None = None,
+    fetched_at: datetime | None = None,
+    tz: tzinfo = UTC,
+) -> Extracted:
+    """Read the article in ``page`` (HTML text or bytes) fetched from ``url``.
+
+    ``tz`` is the zone for dates written without one (the source country's);
+    ``fetched_at`` anchors relative dates ("hace 3 horas"). Raises :class:`ExtractionError`.
+    """
+    html = decode_html(page, content_type) if isinstance(page, bytes) else page
+    doc = _parse(html)
+    meta = _meta(doc)
+    objects = list(_jsonld_objects(doc))
+    article = _pick_article(objects)
+    now = fetched_at or datetime.now(UTC)
+
+    publisher = article.get("publisher")
+    publisher_name = _clean(publisher.get("name")) if isinstance(publisher, dict) else ""
+    site_name = _first(meta, "og:site_name", "application-name", "twitter:site") or publisher_name
+    host = host_of(url) if url else ""
+    site_names = [site_name, publisher_name, host, host.split(".")[0] if host else ""]
+    site_names += [
+        _clean(o.get("name"))
+        for o in objects
+        if _types(o) & {"organization", "newsmediaorganization", "website"}
+    ]
+
+    # Canonical URL: the page's own claim when it stays on the same site.
+    base = url or _first(meta, "og:url")
+    canonical = url
+    for href in doc.xpath('//link[@rel="canonical"]/@href') + meta.get("og:url", []):
+        candidate = urljoin(base, href.strip()) if base else href.strip()
+        if candidate and (not url or _same_site(candidate, url)):
+            canonical = candidate
+            break
+    try:
+        canonical = canonical_url(canonical) if canonical else ""
+    except InvalidURL:
+        canonical = url
+
+    h1 = [" ".join(h.text_content().split()) for h in doc.xpath("//h1")][:1]
+    title_tag = [" ".join(t.text_content().split()) for t in doc.xpath("//title")][:1]
+    title = _choose_title(
+        [
+            _clean(article.get("headline")),
+            _first(meta, "og:title"),
+            _first(meta, "twitter:title"),
+            *h1,
+            *title_tag,
+            _first(meta, "title", "dc.title"),
+        ],
+        site_names,
+    )
+    description = _clean(article.get("description")) or _first(
+        meta, "og:description", "description", "twitter:description"
+    )
+
+    authors = _names_from(article.get("author"), publisher_name) if article else []
+    byline_authors, byline_date = _byline(doc)
+    if not authors:
+        for key in ("article:author", "author", "dc.creator", "parsely-author", "sailthru.author"):
+            for value in meta.get(key, []):
+                if not value.startswith(("http://", "https://")):
+                    authors += _split_authors(_clean(value))
+            if authors:
+                break
+    if not authors:
+        authors = byline_authors
+    authors = list(dict.fromkeys(a for a in authors if a and _fold(a) != _fold(site_name)))
+
+    published = _date(
+        [
+            article.get("datePublished"),
+            article.get("dateCreated"),
+            *(
+                meta.get(k, [None])[0]
+                for k in (
+                    "article:published_time",
+                    "og:published_time",
+                    "itemprop:datepublished",
+                    "datepublished",
+                    "pubdate",
+                    "publishdate",
+                    "publish-date",
+                    "dc.date.issued",
+                    "dc.date",
+                    "date",
+                    "sailthru.date",
+                    "parsely-pub-date",
+                    "cxenseparse:recs:publishtime",
+                )
+            ),
+            *doc.xpath("//time[@pubdate]/@datetime"),
+        ],
+        tz,
+        now,
+        iso_only=True,
+    )
+    if published is None and byline_date:
+        published = parse_date(byline_date, tz=tz, now=now)
+    if published is None:
+        published = _date(doc.xpath("//article//time/@datetime"), tz, now)
+    if published is None:
+        published = date_from_url(canonical or url, tz)
+    if published is None:
+        visible = doc.xpath(
+            "//article//time|//*[contains(@class,'fecha') or contains(@class,'date')]"
+        )
+        published = _date([" ".join(el.text_content().split()) for el in visible[:5]], tz, now)
+    modified = _date(
+        [
+            article.get("dateModified"),
+            *(
+                meta.get(k, [None])[0]
+                for k in (
+                    "article:modified_time",
+                    "og:updated_time",
+                    "itemprop:datemodified",
+                    "datemodified",
+                    "last-modified",
+                    "dc.date.modified",
+                )
+            ),
+        ],
+        tz,
+        now,
+        iso_only=True,
+    )
+
+    section = (
+        _clean(article.get("articleSection"))
+        if isinstance(article.get("articleSection"), str)
+        else ""
+    )
+    if (
+        not section
+        and isinstance(article.get("articleSection"), list)
+        and article["articleSection"]
+    ):
+        section = _clean(article["articleSection"][0])
+    section = section or _first(meta, "article:section")
+    image = _first(meta, "og:image", "twitter:image")
+    if not image:
+        img = article.get("image")
+        if isinstance(img, list) and img:
+            img = img[0]
+        if isinstance(img, dict):
+            img = img.get("url")
+        image = img if isinstance(img, str) else ""
+
+    body = _clean_body(_body_text(html, url, article), title, authors)
+    is_article = bool(article) and bool(_types(article) & (ARTICLE_TYPES - {"webpage"}))
+    is_article = is_article or _first(meta, "og:type") == "article" or len(body) >= 600
+    return Extracted(
+        url=canonical or url,
+        title=title,
+        text=body,
+        authors=authors,
+        published_at=published,
+        modified_at=modified,
+        language=_language(doc, meta, article, body),
+        section=section or None,
+        image=urljoin(base, image) if image and base else (image or None),
+        description=description or None,
+        site_name=site_name or None,
+        is_article=is_article,
+    )
+
+
+def _date(
+    values: list[Any], tz: tzinfo, now: datetime, *, iso_only: bool = False
+) -> datetime | None:
+    for value in values:
+        if not isinstance(value, str) or not value.strip():
+            continue
+        parsed = parse_iso(value, tz) if iso_only else parse_date(value, tz=tz, now=now)
+        if parsed is None and iso_only:
+            parsed = parse_date(value, tz=tz, now=now)
+        if parsed is not None and 1990 <= parsed.year <= now.year + 1:
+            return parsed
+    return None
+
+
+def _same_site(a: str, b: str) -> bool:
+    ha, hb = host_of(a), host_of(b)
+    if not ha or not hb:
+        return False
+    base_a = ".".join(ha.split(".")[-2:])
+    base_b = ".".join(hb.split(".")[-2:])
+    return ha == hb or base_a == base_b or urlsplit(a).netloc == urlsplit(b).netloc

@@ -1,0 +1,182 @@
+"""The crawl's memory in the store (table ``crawl_state``): what to fetch, what was fetched.
+
+- Listings (feeds, sitemaps, section pages) keep their ETag/Last-Modified for conditional GET.
+- Article pages they announce are written as *queued* rows in the same transaction as the
+  listing's new validators. So if the crawler is killed, a restart finds every announced page
+  still queued (the feed itself may answer 304 now) — nothing is lost.
+- A page is marked fetched once its article is stored (or found not to be an article), so it is
+  never fetched again; pages already stored as articles are never queued.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+
+from covidnews.schema import Article, CrawlState, Source, utcnow
+from covidnews.store import Store, slugify
+from covidnews.urls import InvalidURL, canonical_url, url_hash
+
+PAGE = "page"
+
+
+@dataclass(frozen=True, slots=True)
+class Discovery:
+    url: str  # canonical
+    source_id: int
+    published: datetime | None = None  # what the listing said, a fallback for the page's date
+    via: str = "listing"  # feed | sitemap | listing (links): feeds and sitemaps vouch for articles
+
+
+class Frontier:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def validators(self, url: str) -> tuple[str | None, str | None]:
+        """(ETag, Last-Modified) last seen for a listing URL."""
+        with self.store.session() as s:
+            row = s.get(CrawlState, url_hash(url))
+            return (row.etag, row.last_modified) if row else (None, None)
+
+    def record_listing(
+        self,
+        url: str,
+        kind: str,
+        source_id: int | None,
+        *,
+        status: int,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        error: str | None = None,
+        found: Sequence[Discovery] = (),
+    ) -> list[Discovery]:
+        """Save a fetched listing and queue what it announced, in one transaction.
+
+        Returns the announced pages still to fetch (new ones and ones queued earlier).
+        """
+        now = utcnow()
+        with self.store.session() as s:
+            todo = self._queue(s, found)
+            key = url_hash(url)
+            row = s.get(CrawlState, key)
+            if row is None:
+                row = CrawlState(url_hash=key, url=url, kind=kind, source_id=source_id, extra={})
+                s.add(row)
+            row.http_status, row.error, row.fetched_at = status, error, now
+            if error is None and status == 200:
+                # Validators only after a good parse: a broken feed is fetched in full next time.
+                row.etag, row.last_modified = etag, last_modified
+            return todo
+
+    def _queue(self, s: Any, found: Sequence[Discovery]) -> list[Discovery]:
+        unique = {url_hash(d.url): d for d in found}
+        if not unique:
+            return []
+        keys = list(unique)
+        stored = set(s.scalars(select(Article.url_hash).where(Article.url_hash.in_(keys))))
+        known = {
+            row.url_hash: row
+            for row in s.scalars(select(CrawlState).where(CrawlState.url_hash.in_(keys)))
+        }
+        todo = []
+        for key, found_page in unique.items():
+            if key in stored:
+                continue
+            row = known.get(key)
+            if row is None:
+                extra: dict[str, Any] = {"via": found_page.via}
+                if found_page.published:
+                    extra["published"] = found_page.published.isoformat()
+                s.add(
+                    CrawlState(
+                        url_hash=key,
+                        url=found_page.url,
+                        kind=PAGE,
+                        source_id=found_page.source_id,
+                        extra=extra,
+                    )
+                )
+                todo.append(found_page)
+            elif row.kind == PAGE and row.fetched_at is None:
+                todo.append(found_page)
+        return todo
+
+    def queued(self, source_ids: Iterable[int] | None = None) -> list[Discovery]:
+        """Pages announced earlier and not fetched yet (what a killed crawl left)."""
+        with self.store.session() as s:
+            query = select(CrawlState).where(
+                CrawlState.kind == PAGE, CrawlState.fetched_at.is_(None)
+            )
+            if source_ids is not None:
+                query = query.where(CrawlState.source_id.in_(list(source_ids)))
+            out = []
+            for row in s.scalars(query.order_by(CrawlState.url)):
+                extra = row.extra or {}
+                published = extra.get("published")
+                out.append(
+                    Discovery(
+                        row.url,
+                        row.source_id or 0,
+                        datetime.fromisoformat(published) if published else None,
+                        extra.get("via", "listing"),
+                    )
+                )
+            return out
+
+    def mark_fetched(self, urls: Iterable[str], status: int, error: str | None = None) -> None:
+        keys = list({url_hash(_canonical(u)) for u in urls if u})
+        if not keys:
+            return
+        with self.store.session() as s:
+            s.execute(
+                update(CrawlState)
+                .where(CrawlState.url_hash.in_(keys), CrawlState.kind == PAGE)
+                .values(fetched_at=utcnow(), http_status=status, error=error)
+                .execution_options(synchronize_session=False)
+            )
+
+    def is_stored(self, url: str) -> bool:
+        with self.store.session() as s:
+            return s.scalar(select(Article.id).where(Article.url_hash == url_hash(url))) is not None
+
+
+def _canonical(url: str) -> str:
+    try:
+        return canonical_url(url)
+    except InvalidURL:
+        return url
+
+
+def sync_sources(store: Store, entries: Iterable[Any]) -> dict[str, int]:
+    """Write registry entries into the ``sources`` table (insert or update by slug).
+
+    Returns slug → source id. Sources that only came from ingest are left alone.
+    """
+    ids: dict[str, int] = {}
+    with store.session() as s:
+        existing = {src.slug: src for src in s.scalars(select(Source))}
+        for entry in entries:
+            slug = slugify(entry.name)
+            src = existing.get(slug)
+            if src is None:
+                src = Source(name=entry.name, slug=slug)
+                s.add(src)
+            src.name = entry.name
+            src.kind = entry.kind
+            src.country = entry.country
+            src.language = entry.language
+            src.homepage = entry.homepage
+            src.domains = list(entry.domains)
+            src.feeds = list(entry.feeds)
+            src.sitemaps = list(entry.sitemaps)
+            src.weight = entry.weight
+            src.extra = {**(src.extra or {}), "scope": getattr(entry, "scope", None)}
+            s.flush()
+            ids[slug] = src.id
+    store._source_cache.clear()
+    store._domain_cache = None
+    return ids

@@ -1,0 +1,27 @@
+"""Group syndicated copies: a near-duplicate of a stored article joins its story.
+
+Exact URL duplicates need nothing here: the store's upsert is keyed by the canonical URL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from covidnews.dedup import find_story
+
+
+class DedupPipeline:
+    def process_item(self, item: dict[str, Any], spider: Any) -> dict[str, Any]:
+        record = item["record"]
+        when = record.published_at or item["fetched_at"]
+        with spider.store.session() as session:
+            record.duplicate_of = find_story(
+                session,
+                record.simhash,
+                when,
+                words=len(record.text.split()),
+                exclude_url_hash=record.url_hash,
+            )
+        if record.duplicate_of is not None:
+            spider.crawler.stats.inc_value("covidnews/articles/syndicated")
+        return item

@@ -1,0 +1,42 @@
+"""Turn an extracted page into the store's :class:`~covidnews.store.ArticleRecord`.
+
+The same validation as ``covidnews ingest`` (canonical URL, ISO dates, language and country
+codes, hashes, SimHash); the source's language and the listing's date fill gaps.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scrapy.exceptions import DropItem
+
+from covidnews.ingest import RecordError, parse_record
+
+
+class NormalisePipeline:
+    def process_item(self, item: dict[str, Any], spider: Any = None) -> dict[str, Any]:
+        page = item["page"]
+        published = page.published_at or item.get("listed_published")
+        try:
+            item["record"] = parse_record(
+                {
+                    "url": page.url,
+                    "title": page.title,
+                    "text": page.text,
+                    "authors": page.authors,
+                    "language": page.language or item.get("default_language"),
+                    "published_at": published.isoformat() if published else None,
+                    "modified_at": page.modified_at.isoformat() if page.modified_at else None,
+                    "section": page.section,
+                    "image": page.image,
+                    "source": item["source_name"],
+                    "description": page.description,
+                },
+                origin="crawl",
+            )
+        except RecordError as exc:
+            frontier = getattr(spider, "frontier", None)
+            if frontier is not None:
+                frontier.mark_fetched(item["fetched_urls"], item["status"], f"invalid: {exc}")
+            raise DropItem(f"{page.url}: {exc}") from None
+        return item

@@ -1,0 +1,37 @@
+"""Drop what is not an article: index/tag/author pages, empty or tiny texts, pages with no title."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scrapy.exceptions import DropItem
+
+MIN_TEXT_CHARS = 250
+
+
+class ValidatePipeline:
+    def __init__(self, min_chars: int = MIN_TEXT_CHARS) -> None:
+        self.min_chars = min_chars
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> ValidatePipeline:
+        return cls(crawler.settings.getint("COVIDNEWS_MIN_TEXT_CHARS", MIN_TEXT_CHARS))
+
+    def process_item(self, item: dict[str, Any], spider: Any = None) -> dict[str, Any]:
+        page = item["page"]
+        reason = None
+        # Feeds and sitemaps vouch for their items; a link found by crawling must look like an
+        # article itself (metadata says so, or a substantial body).
+        vouched = item.get("via") in {"feed", "sitemap"}
+        if not page.is_article and not vouched:
+            reason = "not an article page"
+        elif not page.title.strip():
+            reason = "no title"
+        elif len(page.text) < self.min_chars:
+            reason = f"text shorter than {self.min_chars} characters"
+        if reason:
+            frontier = getattr(spider, "frontier", None)
+            if frontier is not None:
+                frontier.mark_fetched(item["fetched_urls"], item["status"], reason)
+            raise DropItem(f"{page.url}: {reason}")
+        return item

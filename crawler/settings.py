@@ -1,0 +1,69 @@
+"""Scrapy settings for covidnews: polite and safe by default.
+
+robots.txt obeyed, AutoThrottle on, at most 2 concurrent requests per domain with a delay,
+a User-Agent with a contact URL, timeouts, a maximum response size (Scrapy also enforces it after
+decompression), only registry domains, never non-public addresses (see :mod:`crawler.guard`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from covidnews.settings import Settings
+
+MAX_RESPONSE_BYTES = 10 * 1024 * 1024
+
+
+def scrapy_settings(settings: Settings, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "BOT_NAME": "covidnews",
+        "SPIDER_MODULES": ["crawler.spiders"],
+        "USER_AGENT": settings.user_agent,
+        "ROBOTSTXT_OBEY": True,
+        "ROBOTSTXT_USER_AGENT": "covidnews",
+        "AUTOTHROTTLE_ENABLED": True,
+        "AUTOTHROTTLE_START_DELAY": 1.0,
+        "AUTOTHROTTLE_MAX_DELAY": 30.0,
+        "AUTOTHROTTLE_TARGET_CONCURRENCY": 1.0,
+        "CONCURRENT_REQUESTS": 16,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": 2,
+        "DOWNLOAD_DELAY": 0.5,
+        "DOWNLOAD_TIMEOUT": 30,
+        "DNS_TIMEOUT": 15,
+        "DOWNLOAD_MAXSIZE": MAX_RESPONSE_BYTES,
+        "DOWNLOAD_WARNSIZE": MAX_RESPONSE_BYTES // 2,
+        "RETRY_ENABLED": True,
+        "RETRY_TIMES": 2,
+        "RETRY_HTTP_CODES": [500, 502, 503, 504, 522, 524, 408, 429],
+        "REDIRECT_MAX_TIMES": 5,
+        "COOKIES_ENABLED": False,
+        "TELNETCONSOLE_ENABLED": False,
+        "LOG_LEVEL": "INFO" if settings.log_level == "DEBUG" else "WARNING",
+        "LOGSTATS_INTERVAL": 60.0,
+        "DNS_RESOLVER": "crawler.guard.GuardedResolver",
+        "DOWNLOADER_MIDDLEWARES": {"crawler.guard.GuardMiddleware": 50},
+        "ITEM_PIPELINES": {
+            "crawler.pipelines.validate.ValidatePipeline": 100,
+            "crawler.pipelines.normalise.NormalisePipeline": 200,
+            "crawler.pipelines.dedup.DedupPipeline": 300,
+            "crawler.pipelines.store.StorePipeline": 400,
+            "crawler.pipelines.handoff.HandoffPipeline": 500,
+        },
+        "EXTENSIONS": {"crawler.live.LiveStats": 500},
+        "COVIDNEWS_ALLOW_PRIVATE": list(settings.crawl_allow_private),
+        "FEED_EXPORT_ENCODING": "utf-8",
+    }
+    if settings.redis_url:
+        # Distributed mode: processes on any machine share one scheduler queue and one
+        # dupefilter in Redis, so each request is fetched once by one of them.
+        values.update(
+            {
+                "SCHEDULER": "scrapy_redis.scheduler.Scheduler",
+                "DUPEFILTER_CLASS": "scrapy_redis.dupefilter.RFPDupeFilter",
+                "SCHEDULER_PERSIST": True,
+                "SCHEDULER_QUEUE_CLASS": "scrapy_redis.queue.PriorityQueue",
+                "REDIS_URL": settings.redis_url,
+            }
+        )
+    values.update(overrides or {})
+    return values

@@ -1,0 +1,1 @@
+"""Scrapy spiders. One generic spider (``news``) reads every registry source."""

@@ -1,0 +1,183 @@
+"""Extraction on hand-made pages: each metadata source, charsets, and pages that are not articles."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from crawler.extract import ExtractionError, decode_html, extract
+from tests.conftest import ROOT
+
+PARAS = [
+    "El Ministerio de Salud informó este jueves de 1.200 nuevos casos de coronavirus en el país, la cifra más alta desde el inicio de la pandemia.",
+    "Las autoridades sanitarias pidieron a la población mantener la distancia social y usar mascarilla en el transporte público.",
+    "Los hospitales de la capital han ampliado el número de camas de cuidados intensivos para atender a los pacientes más graves.",
+    "El plan de vacunación comenzará con el personal sanitario y las personas mayores de 80 años, según el calendario oficial.",
+]  # fmt: skip
+MX = ZoneInfo("America/Mexico_City")
+
+
+def page(
+    head: str = "", body_top: str = "", title: str = "Casos récord de covid | Diario Ejemplo"
+) -> str:
+    paragraphs = "".join(f"<p>{p}</p>" for p in PARAS)
+    return (
+        f"<!doctype html><html lang='es'><head><meta charset='utf-8'><title>{title}</title>{head}</head>"
+        "<body><nav><a href='/'>Inicio</a> <a href='/salud'>Salud</a></nav>"
+        "<div class='cookies'>Usamos cookies. Aceptar cookies</div>"
+        f"<article><h1>Casos récord de covid</h1>{body_top}{paragraphs}</article>"
+        "<aside><h3>Te puede interesar</h3><a href='/otra'>Otra noticia</a></aside>"
+        "<footer>© Diario Ejemplo</footer></body></html>"
+    )
+
+
+def test_json_ld_graph_wins() -> None:
+    ld = {
+        "@context": "https://schema.org",
+        "@graph": [
+            {"@type": "WebSite", "name": "Diario Ejemplo"},
+            {
+                "@type": "NewsArticle",
+                "headline": "Casos récord de covid",
+                "datePublished": "2020-03-12T10:00:00-06:00",
+                "dateModified": "2020-03-12T12:00:00-06:00",
+                "author": [
+                    {"@type": "Person", "name": "Ana Pérez"},
+                    {"@type": "Organization", "name": "Diario Ejemplo"},
+                ],
+                "articleSection": "Salud",
+                "publisher": {"@type": "Organization", "name": "Diario Ejemplo"},
+                "image": {"@type": "ImageObject", "url": "https://diario.example/img.jpg"},
+            },
+        ],
+    }
+    html = page(f"<script type='application/ld+json'>{json.dumps(ld)}</script>")
+    got = extract(html, "https://diario.example/2020/03/12/casos.html?utm_source=tw")
+    assert got.title == "Casos récord de covid"
+    assert got.authors == ["Ana Pérez"]
+    assert got.published_at == datetime(2020, 3, 12, 16, tzinfo=UTC)
+    assert got.modified_at == datetime(2020, 3, 12, 18, tzinfo=UTC)
+    assert got.section == "Salud"
+    assert got.image == "https://diario.example/img.jpg"
+    assert got.url == "https://diario.example/2020/03/12/casos.html"
+    assert got.is_article
+    assert "1.200 nuevos casos" in got.text
+    assert "cookies" not in got.text.lower()
+    assert "Te puede interesar" not in got.text
+
+
+def test_opengraph_only() -> None:
+    head = (
+        "<meta property='og:title' content='Casos récord de covid'>"
+        "<meta property='og:type' content='article'>"
+        "<meta property='article:published_time' content='2020-03-12T10:00:00Z'>"
+        "<meta name='author' content='Por Juan López y María Ruiz'>"
+        "<link rel='canonical' href='/2020/03/12/casos-record.html'>"
+    )
+    got = extract(page(head), "https://www.diario.example/amp/2020/03/12/casos-record.html")
+    assert got.title == "Casos récord de covid"
+    assert got.authors == ["Juan López", "María Ruiz"]
+    assert got.published_at == datetime(2020, 3, 12, 10, tzinfo=UTC)
+    assert got.url == "https://www.diario.example/2020/03/12/casos-record.html"
+
+
+def test_no_metadata_spanish_visible_date_and_byline() -> None:
+    top = "<p class='byline'>Por <strong>Carla Gómez</strong> | Ciudad de México | 12 de marzo de 2020</p>"
+    got = extract(
+        page(body_top=top, title="Casos récord de covid - Diario Ejemplo"),
+        "https://diario.example/nota/123",
+        tz=MX,
+    )
+    assert got.title == "Casos récord de covid"
+    assert got.authors == ["Carla Gómez"]
+    assert got.published_at == datetime(2020, 3, 12, tzinfo=MX)
+    assert "Carla Gómez" not in got.text.splitlines()[0]
+
+
+def test_relative_date_uses_fetch_time() -> None:
+    top = "<div class='fecha'>Publicado hace 3 horas</div>"
+    fetched = datetime(2021, 1, 5, 15, 0, tzinfo=UTC)
+    got = extract(page(body_top=top), "https://diario.example/nota/123", fetched_at=fetched)
+    assert got.published_at == fetched - timedelta(hours=3)
+
+
+def test_cp1252_without_or_with_wrong_charset() -> None:
+    html = page(title="Vacunación: España recibe más dosis").replace("<meta charset='utf-8'>", "")
+    raw = html.encode("cp1252")
+    assert decode_html(raw, "text/html") == html
+    assert decode_html(raw, "text/html; charset=utf-8") == html  # label lies: bytes are not UTF-8
+    assert (
+        decode_html(html.encode("utf-8"), "text/html; charset=iso-8859-1") == html
+    )  # UTF-8 mislabelled
+    got = extract(raw, "https://diario.example/nota/1")
+    assert got.title == "Casos récord de covid"
+    assert "informó" in got.text and "número de camas" in got.text
+
+
+def test_markup_in_text_stays_text() -> None:
+    evil = "<p>El texto dice &lt;script&gt;alert(1)&lt;/script&gt; y &lt;img src=x onerror=alert(1)&gt; literalmente, como ejemplo de código en una noticia sobre seguridad informática.</p><script>var tracking = 1;</script>"
+    got = extract(page(body_top=evil), "https://diario.example/nota/1")
+    assert "<script>alert(1)</script>" in got.text
+    assert "var tracking" not in got.text
+
+
+def test_listing_page_is_not_an_article() -> None:
+    teasers = "".join(
+        f"<li><a href='/nota/{i}'>Titular número {i} sobre la pandemia</a></li>" for i in range(20)
+    )
+    html = f"<html lang='es'><head><title>Salud | Diario Ejemplo</title></head><body><h1>Salud</h1><ul>{teasers}</ul></body></html>"
+    got = extract(html, "https://diario.example/salud/")
+    assert not got.is_article
+
+
+@pytest.mark.parametrize("bad", [b"", b"   ", b"\n\t "])
+def test_empty_input_is_an_error(bad: bytes) -> None:
+    with pytest.raises(ExtractionError):
+        extract(bad, "https://diario.example/x")
+
+
+def test_cli_contract(tmp_path: Path) -> None:
+    path = tmp_path / "page.html"
+    path.write_text(page(), encoding="utf-8")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "covidnews",
+            "extract",
+            str(path),
+            "--url",
+            "https://diario.example/2020/03/12/casos.html",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert {"url", "title", "text", "authors", "published_at", "language"} <= set(out)
+    assert out["title"] == "Casos récord de covid"
+    assert isinstance(out["authors"], list)
+    assert out["language"] == "es"
+    assert out["published_at"] == "2020-03-12T00:00:00+00:00"  # from the URL, no zone known → UTC
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "covidnews",
+            "extract",
+            str(tmp_path / "missing.html"),
+            "--url",
+            "https://d.example/",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert bad.returncode == 1 and "cannot read" in bad.stderr
