@@ -208,7 +208,7 @@ def parse_record(obj: Any, *, origin: str = "ingest") -> ArticleRecord:
         url_hash=url_hash(url),
         content_hash=content_hash(title, text),
         record_hash=_record_hash(fields),
-        simhash=simhash(title + "\n" + text),
+        simhash=simhash(text),  # body only: outlets retitle syndicated copies
         origin=origin,
         **fields,
     )

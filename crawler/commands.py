@@ -41,7 +41,7 @@ def _parse_overrides(values: tuple[str, ...]) -> dict[str, Any]:
     "sources",
     multiple=True,
     metavar="NAME",
-    help="Only this source (name or slug). Repeatable.",
+    help="Only this source (name, slug or domain). Repeatable.",
 )
 @click.option("--since", metavar="DATE", help="Skip listed items published before DATE (ISO 8601).")
 @click.option("--max-pages", type=click.IntRange(1), help="Stop after this many responses.")

@@ -37,6 +37,7 @@ _TITLE_SEPARATORS = re.compile(r"\s+(?:\||-|–|—|::|»|·)\s+")
 _BYLINE_CLASS = re.compile(
     r"(?:^|[\s_-])(?:author|autor|autora|byline|firma|signature|firmas)", re.I
 )
+_BYLINE_TEXT = re.compile(r"^(?:por|escrito por|by|texto de)\s*:?\s+[A-ZÁÉÍÓÚÑ]", re.I)
 _AUTHOR_SPLIT = re.compile(r"\s*(?:,|;|\||/|\s+y\s+|\s+and\s+|\s+e\s+)\s*")
 _AUTHOR_PREFIX = re.compile(r"^(?:por|by|de|texto|textos|redacta|escrito por)\s*:?\s+", re.I)
 _NAME_WORD = re.compile(r"^[A-ZÁÉÍÓÚÑÜ][\w'’.-]*$|^(?:de|del|la|las|los|y|da|dos|van|von|di)$")
@@ -312,6 +313,17 @@ def _split_authors(text: str) -> list[str]:
     return names
 
 
+_COMMENTS = re.compile(r"coment|comment|respuesta|disqus|reply|foro|opinion-lector", re.I)
+
+
+def _in_comments(el: Any) -> bool:
+    """Inside a reader-comments block (whose "Por Fulano" bylines are not the article's)."""
+    for node in [el, *el.iterancestors()]:
+        if _COMMENTS.search(f"{node.get('class', '')} {node.get('id', '')}"):
+            return True
+    return False
+
+
 def _looks_like_name(text: str) -> bool:
     words = text.split()
     return 1 <= len(words) <= 6 and all(_NAME_WORD.match(w) for w in words)
@@ -326,7 +338,16 @@ def _byline(doc: Any) -> tuple[list[str], str]:
         for el in doc.xpath("//body//*[@class or @id]")
         if _BYLINE_CLASS.search((el.get("class") or "") + " " + (el.get("id") or ""))
     ]
-    for el in nodes[:12]:
+    nodes += [
+        el
+        for el in doc.xpath(
+            "//body//*[self::span or self::p or self::div or self::td or self::small]"
+        )
+        if len(el.text_content()) < 100
+        and _BYLINE_TEXT.match(" ".join((el.text_content() or "").split()))
+    ]
+    nodes = [el for el in nodes if not _in_comments(el)]
+    for el in nodes[:16]:
         if el.tag in {"script", "style", "img", "meta", "link"}:
             continue
         text = " ".join(el.text_content().split())
@@ -396,6 +417,14 @@ def _body_text(html: str, url: str, article: dict[str, Any]) -> str:
         )
         or ""
     )
+    if len(extracted) < 250:
+        recall = trafilatura.extract(
+            html, url=url or None, favor_recall=True, include_comments=False, include_tables=False
+        )
+        extracted = recall if recall and len(recall) > len(extracted) else extracted
+    if len(extracted) < 250:
+        dense = _densest_paragraphs(html)
+        extracted = dense if len(dense) > len(extracted) else extracted
     declared = article.get("articleBody")
     if isinstance(declared, str):
         declared = html_lib.unescape(declared)
@@ -411,6 +440,25 @@ def _body_text(html: str, url: str, article: dict[str, Any]) -> str:
         ):
             return declared
     return extracted
+
+
+def _densest_paragraphs(html: str) -> str:
+    """Last resort for layouts extractors miss (old table-based CMSs): the element whose direct
+    ``<p>`` children hold the most text, outside page furniture."""
+    doc = _parse(html)
+    for bad in doc.xpath("//script|//style|//noscript|//form|//nav|//footer|//header|//aside"):
+        bad.drop_tree()
+    best, best_len = None, 0
+    for parent in {p.getparent() for p in doc.xpath("//p") if p.getparent() is not None}:
+        if _in_chrome(parent):
+            continue
+        total = sum(len(p.text_content().strip()) for p in parent.findall("p"))
+        if total > best_len:
+            best, best_len = parent, total
+    if best is None:
+        return ""
+    paras = [" ".join(p.text_content().split()) for p in best.findall("p")]
+    return "\n".join(p for p in paras if p)
 
 
 def _clean_body(text: str, title: str, byline_authors: list[str]) -> str:
@@ -538,14 +586,16 @@ def extract(
     if published is None and byline_date:
         published = parse_date(byline_date, tz=tz, now=now)
     if published is None:
-        published = _date(doc.xpath("//article//time/@datetime"), tz, now)
+        published = _date(_time_values(doc), tz, now)
     if published is None:
         published = date_from_url(canonical or url, tz)
     if published is None:
         visible = doc.xpath(
-            "//article//time|//*[contains(@class,'fecha') or contains(@class,'date')]"
+            "//article//time|//*[contains(@class,'fecha') or contains(@class,'date')"
+            " or contains(@class,'publicado')]"
         )
-        published = _date([" ".join(el.text_content().split()) for el in visible[:5]], tz, now)
+        texts = [" ".join(el.text_content().split()) for el in visible if not _in_chrome(el)]
+        published = _date([t for t in texts if len(t) < 120][:8], tz, now)
     modified = _date(
         [
             article.get("dateModified"),
@@ -589,7 +639,9 @@ def extract(
 
     body = _clean_body(_body_text(html, url, article), title, authors)
     is_article = bool(article) and bool(_types(article) & (ARTICLE_TYPES - {"webpage"}))
-    is_article = is_article or _first(meta, "og:type") == "article" or len(body) >= 600
+    # Without metadata, an article is a page with prose: lines of running text, not teaser lists.
+    prose = sum(len(line) for line in body.splitlines() if len(line) >= 80)
+    is_article = is_article or _first(meta, "og:type") == "article" or prose >= 500
     return Extracted(
         url=canonical or url,
         title=title,
@@ -618,6 +670,28 @@ def _date(
         if parsed is not None and 1990 <= parsed.year <= now.year + 1:
             return parsed
     return None
+
+
+_CHROME = {"header", "nav", "footer", "aside"}
+
+
+def _in_chrome(el: Any) -> bool:
+    """Inside page furniture (header, nav, footer, aside, or a 'today's date' widget)?"""
+    for node in el.iterancestors():
+        label = f"{node.get('class', '')} {node.get('id', '')}".lower()
+        if node.tag in _CHROME or any(
+            w in label for w in ("header", "cabecera", "footer", "hoy", "today")
+        ):
+            return True
+    label = f"{el.get('class', '')} {el.get('id', '')}".lower()
+    return "hoy" in label or "today" in label
+
+
+def _time_values(doc: Any) -> list[str]:
+    """``<time datetime>`` values, the article's own first, page furniture never."""
+    times = [t for t in doc.xpath("//time[@datetime]") if not _in_chrome(t)]
+    inside = [t for t in times if any(a.tag == "article" for a in t.iterancestors())]
+    return [t.get("datetime") for t in inside + [t for t in times if t not in inside]]
 
 
 def _same_site(a: str, b: str) -> bool:

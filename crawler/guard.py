@@ -15,6 +15,7 @@ the demo allow 127.0.0.1 explicitly).
 from __future__ import annotations
 
 import ipaddress
+import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,6 +25,7 @@ from scrapy.resolver import CachingThreadedResolver
 from twisted.internet import defer
 from twisted.internet.error import DNSLookupError
 
+log = logging.getLogger(__name__)
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -71,6 +73,8 @@ class GuardedResolver(CachingThreadedResolver):
 
     def _check(self, address: str, name: str) -> str:
         if not address_allowed(address, getattr(self, "allowed", [])):
+            # Twisted reports this to the request as "no results"; say why here.
+            log.warning("refused %s: resolves to non-public address %s", name, address)
             raise DNSLookupError(f"{name} resolves to non-public address {address}: refused")
         return address
 

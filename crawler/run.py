@@ -69,9 +69,12 @@ def run_crawl(
 
     registry = registry or load(settings)
     if only:
-        unknown = [name for name in only if registry.get(name) is None]
+        # A source is named by its name, slug or domain.
+        found = {name: registry.get(name) or registry.by_domain(name) for name in only}
+        unknown = [name for name, entry in found.items() if entry is None]
         if unknown:
             raise ValueError(f"unknown source(s): {', '.join(unknown)}")
+        only = [entry.slug for entry in found.values() if entry is not None]
     source_ids = sync_sources(store, registry)
     run_id = run_id or uuid.uuid4().hex[:12]
     values = scrapy_settings(settings, overrides)
@@ -80,7 +83,9 @@ def run_crawl(
     if settings.redis_url:
         values["SCHEDULER_QUEUE_KEY"] = f"covidnews:{run_id}:requests"
         values["SCHEDULER_DUPEFILTER_KEY"] = f"covidnews:{run_id}:dupefilter"
-    process = CrawlerProcess(values, install_root_handler=False)
+        values["COVIDNEWS_RUN_PREFIX"] = f"covidnews:{run_id}"
+        values["EXTENSIONS"] = {**values["EXTENSIONS"], "crawler.distributed.SharedIdle": 600}
+    process = CrawlerProcess(values)
     crawler = process.create_crawler(NewsSpider)
     process.crawl(
         crawler, registry=registry, store=store, source_ids=source_ids, only=only, since=since

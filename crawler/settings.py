@@ -40,8 +40,13 @@ def scrapy_settings(settings: Settings, overrides: dict[str, Any] | None = None)
         "TELNETCONSOLE_ENABLED": False,
         "LOG_LEVEL": "INFO" if settings.log_level == "DEBUG" else "WARNING",
         "LOGSTATS_INTERVAL": 60.0,
-        "DNS_RESOLVER": "crawler.guard.GuardedResolver",
-        "DOWNLOADER_MIDDLEWARES": {"crawler.guard.GuardMiddleware": 50},
+        "TWISTED_DNS_RESOLVER": "crawler.guard.GuardedResolver",
+        "LOG_INSTALL_ROOT_HANDLER": False,
+        "DOWNLOADER_MIDDLEWARES": {
+            "crawler.guard.GuardMiddleware": 50,
+            "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+            "crawler.robots.RobotsTxtMiddleware": 100,
+        },
         "ITEM_PIPELINES": {
             "crawler.pipelines.validate.ValidatePipeline": 100,
             "crawler.pipelines.normalise.NormalisePipeline": 200,

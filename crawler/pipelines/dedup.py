@@ -11,7 +11,15 @@ from covidnews.dedup import find_story
 
 
 class DedupPipeline:
-    def process_item(self, item: dict[str, Any], spider: Any) -> dict[str, Any]:
+    def __init__(self, crawler: Any) -> None:
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> DedupPipeline:
+        return cls(crawler)
+
+    def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
+        spider = self.crawler.spider
         record = item["record"]
         when = record.published_at or item["fetched_at"]
         with spider.store.session() as session:

@@ -8,7 +8,14 @@ from covidnews.pipeline import submit
 
 
 class HandoffPipeline:
-    def process_item(self, item: dict[str, Any], spider: Any) -> dict[str, Any]:
+    def __init__(self, crawler: Any) -> None:
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> HandoffPipeline:
+        return cls(crawler)
+
+    def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
         ids = item.get("article_ids") or []
         if ids:
             submit(ids)

@@ -14,7 +14,15 @@ from covidnews.ingest import RecordError, parse_record
 
 
 class NormalisePipeline:
-    def process_item(self, item: dict[str, Any], spider: Any = None) -> dict[str, Any]:
+    def __init__(self, crawler: Any) -> None:
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> NormalisePipeline:
+        return cls(crawler)
+
+    def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
+        spider = self.crawler.spider
         page = item["page"]
         published = page.published_at or item.get("listed_published")
         try:

@@ -6,7 +6,15 @@ from typing import Any
 
 
 class StorePipeline:
-    def process_item(self, item: dict[str, Any], spider: Any) -> dict[str, Any]:
+    def __init__(self, crawler: Any) -> None:
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> StorePipeline:
+        return cls(crawler)
+
+    def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
+        spider = self.crawler.spider
         record = item["record"]
         result = spider.store.upsert_articles([record])
         item["article_ids"] = result.changed_ids

@@ -10,14 +10,16 @@ MIN_TEXT_CHARS = 250
 
 
 class ValidatePipeline:
-    def __init__(self, min_chars: int = MIN_TEXT_CHARS) -> None:
+    def __init__(self, crawler: Any, min_chars: int = MIN_TEXT_CHARS) -> None:
+        self.crawler = crawler
         self.min_chars = min_chars
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> ValidatePipeline:
-        return cls(crawler.settings.getint("COVIDNEWS_MIN_TEXT_CHARS", MIN_TEXT_CHARS))
+        return cls(crawler, crawler.settings.getint("COVIDNEWS_MIN_TEXT_CHARS", MIN_TEXT_CHARS))
 
-    def process_item(self, item: dict[str, Any], spider: Any = None) -> dict[str, Any]:
+    def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
+        spider = self.crawler.spider
         page = item["page"]
         reason = None
         # Feeds and sitemaps vouch for their items; a link found by crawling must look like an

@@ -62,9 +62,9 @@ class NewsSpider(scrapy.Spider):
         self.since = since
         self.entries = [e for e in registry if not only or e.slug in only or e.name in only]
         self.allowed_domains = sorted({d for e in self.entries for d in e.domains})
-        self.link_extractor = LinkExtractor(
-            allow_domains=self.allowed_domains, unique=True, canonicalize=False
-        )
+        # Domains are checked against the registry (host only: LinkExtractor's allow_domains
+        # would compare host:port).
+        self.link_extractor = LinkExtractor(unique=True, canonicalize=False)
 
     # Start --------------------------------------------------------------------------------
 
@@ -84,7 +84,8 @@ class NewsSpider(scrapy.Spider):
                 yield self._listing_request(url, entry, "feed", self.parse_feed)
             for url in entry.sitemaps:
                 yield self._listing_request(url, entry, "sitemap", self.parse_sitemap)
-            for url in entry.start_urls:
+            # Links complete what feeds and sitemaps (which list only the latest items) miss.
+            for url in entry.start_urls or ([entry.homepage] if entry.homepage else []):
                 request = self._listing_request(url, entry, "listing", self.parse_listing)
                 request.meta["listing_depth"] = 0
                 yield request
@@ -93,7 +94,9 @@ class NewsSpider(scrapy.Spider):
         self, url: str, entry: SourceEntry, kind: str, callback: Any
     ) -> scrapy.Request:
         headers = {}
-        etag, modified = self.frontier.validators(url)
+        # Conditional GET for feeds and sitemaps; link listings (home, sections) are always read
+        # in full, since what they lead to (deeper listings) may change while they do not.
+        etag, modified = self.frontier.validators(url) if kind != "listing" else (None, None)
         if etag:
             headers["If-None-Match"] = etag
         if modified:
@@ -200,9 +203,12 @@ class NewsSpider(scrapy.Spider):
             except OSError as exc:
                 yield from self._discover(response, entry, [], f"bad gzip: {exc}")
                 return
-        children, urls, error = parse_sitemap_xml(body, zone_for(entry.country))
+        children, urls, news, error = parse_sitemap_xml(body, zone_for(entry.country))
         for child in children:
             yield self._listing_request(child, entry, "sitemap", self.parse_sitemap)
+        # A news sitemap lists articles; a plain one lists every page (home, sections, legal
+        # notices…): keep only what looks like an article there.
+        urls = [(u, d) for u, d in urls if u in news or looks_like_article(_canon(u), entry)]
         if self.since:
             # News sitemaps hold the last two days; older <lastmod> entries are outside the window.
             window = self.since - timedelta(days=1)
@@ -286,6 +292,13 @@ class NewsSpider(scrapy.Spider):
         log.warning("article %s failed: %s", request.url, failure.getErrorMessage())
         if status in {404, 410, 451}:  # gone for good: don't queue it forever
             self.frontier.mark_fetched([request.url], status, failure.getErrorMessage()[:500])
+
+
+def _canon(url: str) -> str:
+    try:
+        return canonical_url(url)
+    except InvalidURL:
+        return url
 
 
 def _header(response: Response, name: str) -> str | None:
@@ -384,32 +397,35 @@ def _newsml_items(body: bytes, tz: Any) -> list[tuple[str, datetime | None]]:
 
 def parse_sitemap_xml(
     body: bytes, tz: Any
-) -> tuple[list[str], list[tuple[str, datetime | None]], str | None]:
-    """(child sitemaps, (url, date) entries, problem) of a sitemap or sitemap index."""
+) -> tuple[list[str], list[tuple[str, datetime | None]], set[str], str | None]:
+    """(child sitemaps, (url, date) entries, URLs with news:news markup, problem)."""
     from lxml import etree
 
     parser = etree.XMLParser(recover=True, resolve_entities=False, no_network=True, huge_tree=False)
     try:
         root = etree.fromstring(body, parser=parser)
     except etree.XMLSyntaxError as exc:
-        return [], [], f"unreadable sitemap: {exc}"
+        return [], [], set(), f"unreadable sitemap: {exc}"
     if root is None:
-        return [], [], "empty sitemap"
+        return [], [], set(), "empty sitemap"
 
     def local(tag: Any) -> str:
         return str(tag).rsplit("}", 1)[-1].lower()
 
     children: list[str] = []
     urls: list[tuple[str, datetime | None]] = []
+    news: set[str] = set()
     for node in root:
         kind = local(node.tag)
-        loc, date = None, None
+        loc, date, is_news = None, None, False
         for child in node.iter():
             name = local(child.tag)
             text = (child.text or "").strip()
             if name == "loc" and loc is None:
                 loc = text
-            elif (name == "publication_date" and text) or (
+            elif name == "news":
+                is_news = True
+            if (name == "publication_date" and text) or (
                 name == "lastmod" and text and date is None
             ):
                 date = parse_date(text, tz=tz)
@@ -419,4 +435,6 @@ def parse_sitemap_xml(
             children.append(loc)
         elif kind == "url":
             urls.append((loc, date))
-    return children, urls, None
+            if is_news:
+                news.add(loc)
+    return children, urls, news, None

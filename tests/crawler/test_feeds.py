@@ -88,7 +88,8 @@ INDEX = b"""<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
 
 
 def test_news_sitemap_and_index() -> None:
-    children, urls, error = parse_sitemap_xml(SITEMAP, UTC)
+    children, urls, news, error = parse_sitemap_xml(SITEMAP, UTC)
+    assert news == {"https://d.example/2020/03/12/a.html"}
     assert error is None and children == []
     assert [u for u, _ in urls] == [
         "https://d.example/2020/03/12/a.html",
@@ -97,7 +98,7 @@ def test_news_sitemap_and_index() -> None:
     ]
     assert urls[0][1] is not None and urls[0][1].isoformat() == "2020-03-12T10:00:00+01:00"
     assert urls[1][1] is not None and urls[2][1] is None
-    children, urls, _ = parse_sitemap_xml(INDEX, UTC)
+    children, urls, _, _ = parse_sitemap_xml(INDEX, UTC)
     assert (
         children == ["https://d.example/news-1.xml", "https://d.example/news-2.xml"] and urls == []
     )
@@ -108,9 +109,9 @@ def test_broken_sitemap_recovers_what_it_can() -> None:
         b"<url><loc>https://d.example/c.html</loc></url>",
         b"<url><loc>https://d.example/c.html & more</loc>",
     )
-    _, urls, _ = parse_sitemap_xml(broken, UTC)
+    _, urls, _, _ = parse_sitemap_xml(broken, UTC)
     assert [u for u, _ in urls][:2] == [
         "https://d.example/2020/03/12/a.html",
         "https://d.example/b.html",
     ]
-    assert parse_sitemap_xml(b"", UTC)[2] is not None
+    assert parse_sitemap_xml(b"", UTC)[3] is not None
