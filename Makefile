@@ -18,8 +18,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[$(EXTRAS)]'
 	@touch $(STAMP)
 
-demo: setup  ## embedded default: ingest the bundled sample and show what the store holds
+demo: setup  ## embedded default, offline: crawl the local demo news site, ingest a sample, show the store
 	$(BIN)/covidnews init
+	$(BIN)/covidnews demo
 	$(BIN)/covidnews ingest covidnews/data/sample_articles.jsonl
 	$(BIN)/covidnews stats
 

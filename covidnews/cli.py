@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sources": ("crawler.commands:sources", "List or check the source registry."),
     "extract": ("crawler.commands:extract", "Extract the article of one HTML page as JSON."),
     "demo-site": ("crawler.commands:demo_site", "Serve the local demo news site."),
+    "demo": ("covidnews.commands.demo:demo", "Run the demo end to end: demo site → crawl → store."),
 }
 
 

@@ -402,12 +402,12 @@ def _language(
 # Body ---------------------------------------------------------------------------------------
 
 
-def _body_text(html: str, url: str, article: dict[str, Any]) -> str:
+def _body_text(html: str, url: str, article: dict[str, Any], doc: Any = None) -> str:
     import trafilatura
 
     extracted = (
         trafilatura.extract(
-            html,
+            doc if doc is not None else html,  # our parsed tree: no second parse
             url=url or None,
             favor_precision=True,
             include_comments=False,
@@ -637,7 +637,8 @@ def extract(
             img = img.get("url")
         image = img if isinstance(img, str) else ""
 
-    body = _clean_body(_body_text(html, url, article), title, authors)
+    # The tree is handed to trafilatura last: it prunes it in place.
+    body = _clean_body(_body_text(html, url, article, doc), title, authors)
     is_article = bool(article) and bool(_types(article) & (ARTICLE_TYPES - {"webpage"}))
     # Without metadata, an article is a page with prose: lines of running text, not teaser lists.
     prose = sum(len(line) for line in body.splitlines() if len(line) >= 80)

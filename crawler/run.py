@@ -42,6 +42,7 @@ class CrawlReport:
             "refused_private": self.get("covidnews/refused/private_address"),
             "robots_forbidden": self.get("robotstxt/forbidden"),
             "errors": self.get("log_count/ERROR"),
+            "elapsed_seconds": round(float(self.stats.get("elapsed_time_seconds", 0.0)), 3),
             "finish_reason": self.stats.get("finish_reason"),
         }
 

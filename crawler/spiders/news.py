@@ -292,6 +292,8 @@ class NewsSpider(scrapy.Spider):
         log.warning("article %s failed: %s", request.url, failure.getErrorMessage())
         if status in {404, 410, 451}:  # gone for good: don't queue it forever
             self.frontier.mark_fetched([request.url], status, failure.getErrorMessage()[:500])
+        elif "robots.txt" in failure.getErrorMessage():  # the site asks us not to: respect that
+            self.frontier.mark_fetched([request.url], 0, "forbidden by robots.txt")
 
 
 def _canon(url: str) -> str:
