@@ -33,8 +33,8 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: setup lint  ## lint, then the whole suite (needs PostgreSQL and Redis on 127.0.0.1)
-	$(BIN)/pytest
+test: setup lint  ## lint, then the whole suite (needs PostgreSQL, Redis, apertium-eng-spa)
+	COVIDNEWS_TEST_STRICT=1 $(BIN)/pytest
 
 test-fast: setup
 	$(BIN)/pytest -m "not slow"

@@ -43,6 +43,7 @@ def covidnews_crawl() -> dict[str, float]:
             COVIDNEWS_SOURCES_FILE=str(registry),
             COVIDNEWS_CRAWL_ALLOW_PRIVATE="127.0.0.1",
             COVIDNEWS_LOG_LEVEL="WARNING",
+            COVIDNEWS_PROCESS_ON_INGEST="false",  # measure crawling, not the NLP stages
         )
         env.pop("COVIDNEWS_DATABASE_URL", None)
         env.pop("COVIDNEWS_REDIS_URL", None)

@@ -26,6 +26,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "extract": ("crawler.commands:extract", "Extract the article of one HTML page as JSON."),
     "demo-site": ("crawler.commands:demo_site", "Serve the local demo news site."),
     "demo": ("covidnews.commands.demo:demo", "Run the demo end to end: demo site → crawl → store."),
+    "process": ("nlp_worker.commands:process", "Run pending articles through the NLP stages."),
+    "reindex": ("nlp_worker.commands:reindex", "Rebuild the vector index from the store."),
+    "translate": ("nlp_worker.commands:translate", "Translate lines (es⇄en), one out per line in."),
+    "classify": ("nlp_worker.commands:classify", "Covid relevance and topics for JSONL articles."),
+    "train-classifier": (
+        "nlp_worker.commands:train_classifier",
+        "Rebuild the classifier artefact.",
+    ),
 }
 
 

@@ -1,9 +1,10 @@
 """Hand-off from the collectors (crawler, ingest) to the NLP stage.
 
 Collectors call :func:`submit` with the ids of articles they inserted or whose content changed.
-With no broker configured the work runs in-process; with ``COVIDNEWS_BROKER_URL`` set it becomes a
-Celery task. Until the NLP stages exist (the NLP-worker issue) there is nothing to run: articles
-stay in the ``pending`` state, where ``covidnews process`` will find them, so nothing is lost.
+With ``COVIDNEWS_BROKER_URL`` set, the ids go to Celery (``nlp`` queue) in batches and this returns
+at once. Without a broker the stages run here, in-process (the embedded default). With
+``COVIDNEWS_PROCESS_ON_INGEST=false`` nothing runs now: the articles stay ``pending`` until
+``covidnews process`` (or a worker) takes them — nothing is lost either way.
 """
 
 from __future__ import annotations
@@ -15,9 +16,33 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
-def submit(article_ids: Sequence[int], settings: Any = None) -> int:
-    """Queue articles for NLP processing; returns how many were handed over (0: none to run)."""
+def submit(article_ids: Sequence[int], settings: Any = None, store: Any = None) -> int:
+    """Queue or run the NLP stages for these articles; returns how many were handed over."""
     if not article_ids:
         return 0
-    log.debug("%d articles pending NLP (no NLP stages installed yet)", len(article_ids))
-    return 0
+    if settings is None:
+        from covidnews.settings import get_settings
+
+        settings = get_settings()
+    if not settings.process_on_ingest:
+        return 0
+    ids = [int(i) for i in article_ids]
+    if settings.broker_url:
+        from nlp_worker.tasks import process_batch
+
+        size = settings.nlp_batch_size
+        for start in range(0, len(ids), size):
+            process_batch.delay(ids[start : start + size])
+        return len(ids)
+    from covidnews.store import Store
+    from nlp_worker.process import process_ids
+
+    own = store is None
+    store = store or Store.from_settings(settings)
+    try:
+        report = process_ids(store, settings, ids)
+    finally:
+        if own:
+            store.close()
+    log.info("processed %d articles in-process (%d failed)", report.done, report.failed)
+    return len(ids)

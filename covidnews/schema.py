@@ -252,3 +252,25 @@ class CrawlState(Base):
     error: Mapped[str | None] = mapped_column(Text)
     fetched_at: Mapped[datetime | None]
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class StageRun(Base):
+    """What an NLP stage last did for an article, with the model and input it used.
+
+    A stage re-runs only when its input (``input_hash``) or its model (``model``) changed.
+    """
+
+    __tablename__ = "stage_runs"
+    __table_args__ = (Index("ix_stage_runs_stage_status", "stage", "status"),)
+
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True
+    )
+    stage: Mapped[str] = mapped_column(String(32), primary_key=True)
+    model: Mapped[str] = mapped_column(String(200))
+    input_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # done | skipped | failed
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -76,6 +76,41 @@ class Settings(BaseSettings):
         "e.g. 127.0.0.1 for the demo site. Private, loopback and link-local are refused otherwise.",
     )
 
+    # NLP -------------------------------------------------------------------------------------
+    translator: Literal["apertium", "transformers", "ctranslate2", "none"] = Field(
+        default="apertium", description="Translation backend (es⇄en)."
+    )
+    translation_models: dict[str, str] = Field(
+        default_factory=dict,
+        description='For transformers/ctranslate2: {"es-en": "model id or path", "en-es": …}.',
+    )
+    embedder: str = Field(
+        default="e5", description="Embedding backend name (see nlp_worker.backends.embed)."
+    )
+    embedding_model: str | None = Field(
+        default=None, description="Model id or local path, for the sentence-transformers embedder."
+    )
+    classifier_path: Path | None = Field(
+        default=None, description="Classifier artefact (default: the bundled one)."
+    )
+    nlp_batch_size: int = Field(default=16, ge=1, le=1024, description="Articles per NLP batch.")
+    nlp_max_attempts: int = Field(
+        default=3, ge=1, le=20, description="Failures before an article is marked failed."
+    )
+    nlp_threads: int = Field(default=1, ge=1, le=64, description="Threads per model (per process).")
+    process_on_ingest: bool = Field(
+        default=True, description="Run the NLP stages on what ingest/crawl stored (in-process)."
+    )
+    broker_visibility_timeout: int = Field(
+        default=3600,
+        ge=1,
+        description="Seconds before a task taken by a worker that died is delivered again "
+        "(Redis broker). Must exceed the longest batch.",
+    )
+    index_exact_max: int = Field(
+        default=50_000, ge=0, description="Up to this many vectors the index is exact; then HNSW."
+    )
+
     @field_validator("database_url", "broker_url", "redis_url", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:

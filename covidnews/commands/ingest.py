@@ -111,7 +111,7 @@ def ingest(
                 field_map=field_map,
                 on_bad=on_bad,
                 on_progress=bar.update if bar is not None else None,
-                on_batch=lambda ids: submit(ids, settings),
+                on_batch=lambda ids: submit(ids, settings, store),
             )
     except StoreError as exc:
         raise CommandError(str(exc), EXIT_STORE) from None

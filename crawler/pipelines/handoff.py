@@ -1,15 +1,22 @@
-"""Hand new or changed articles to the NLP stage (in-process, or Celery with a broker)."""
+"""Hand new or changed articles to the NLP stage.
+
+With a broker they are queued in batches as the crawl goes. In-process (the embedded default)
+they are processed when the crawl ends, so models never stall the crawler's event loop.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from covidnews.pipeline import submit
+from covidnews.settings import get_settings
 
 
 class HandoffPipeline:
     def __init__(self, crawler: Any) -> None:
         self.crawler = crawler
+        self.pending: list[int] = []
+        self.settings = get_settings()
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> HandoffPipeline:
@@ -17,7 +24,16 @@ class HandoffPipeline:
 
     def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
         ids = item.get("article_ids") or []
-        if ids:
-            submit(ids)
+        self.pending.extend(ids)
+        if self.settings.broker_url and len(self.pending) >= self.settings.nlp_batch_size:
+            self._flush()
         # Items are not exported anywhere: keep memory flat on long crawls.
         return {"url": item["record"].url, "source": item["source"], "ids": ids}
+
+    def _flush(self) -> None:
+        ids, self.pending = self.pending, []
+        if ids:
+            submit(ids, self.settings, getattr(self.crawler.spider, "store", None))
+
+    def close_spider(self, spider: Any = None) -> None:
+        self._flush()

@@ -1,0 +1,48 @@
+"""The small interfaces every model backend implements (chosen by settings, see ``__init__``).
+
+Backends load their model once (lazily, on first use) and are reused for the life of the
+process; heavy imports (torch, transformers, onnxruntime…) happen inside them, never at import
+time of this package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+Kind = Literal["query", "passage"]
+
+
+class BackendUnavailable(RuntimeError):
+    """A backend cannot run here (package, binary or model missing); the message says which."""
+
+
+@runtime_checkable
+class Translator(Protocol):
+    """Machine translation, one text in → one text out, order and count kept."""
+
+    #: identifies backend + model + version; stored with every translation it makes
+    model_id: str
+
+    def pairs(self) -> set[tuple[str, str]]:
+        """Language pairs (ISO 639-1 source, target) this backend can translate."""
+        ...
+
+    def translate(self, texts: Sequence[str], source: str, target: str) -> list[str]:
+        """Translate each text; an empty or blank text gives an empty string."""
+        ...
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Sentence/document embeddings, L2-normalised float32."""
+
+    model_id: str
+    dims: int
+
+    def encode(self, texts: Sequence[str], *, kind: Kind = "passage") -> np.ndarray:
+        """(len(texts), dims) float32, each row of unit length. ``kind`` matters for models
+        with asymmetric prompts (E5: "query: " / "passage: ")."""
+        ...

@@ -1,0 +1,65 @@
+"""The Celery application (used when ``COVIDNEWS_BROKER_URL`` is set).
+
+Two queues: ``nlp`` (heavy model work; scale these workers out) and ``index`` (the index writer:
+run ONE worker with concurrency 1 on it). Tasks are acknowledged late and rejected if the worker
+dies, so a SIGKILLed worker's batch is redelivered; tasks are idempotent, so redelivery never
+duplicates anything. Models load once per worker process, with thread caps so a 2-core machine
+is not oversubscribed (``COVIDNEWS_NLP_THREADS``).
+
+Run: ``celery -A nlp_worker.celery_app worker -Q nlp -c 2`` and
+``celery -A nlp_worker.celery_app worker -Q index -c 1``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_process_init
+
+from covidnews.settings import get_settings
+
+NLP_QUEUE = "nlp"
+INDEX_QUEUE = "index"
+
+
+def make_app(broker_url: str | None = None) -> Celery:
+    settings = get_settings()
+    app = Celery("covidnews", include=["nlp_worker.tasks"])
+    app.conf.update(
+        broker_url=broker_url or settings.broker_url or "memory://",
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        task_default_queue=NLP_QUEUE,
+        task_routes={"nlp_worker.tasks.index_batch": {"queue": INDEX_QUEUE}},
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout},
+        worker_hijack_root_logger=False,
+    )
+    return app
+
+
+app = make_app()
+
+
+@worker_process_init.connect
+def _cap_threads(**_: Any) -> None:
+    threads = str(get_settings().nlp_threads)
+    for var in (
+        "OMP_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "ONNXRUNTIME_NUM_THREADS",
+    ):
+        os.environ.setdefault(var, threads)
+    try:
+        import torch
+
+        torch.set_num_threads(int(threads))
+    except ImportError:
+        pass

@@ -1,0 +1,83 @@
+"""Run the NLP stages in this process (the embedded default) — the same code Celery tasks run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from covidnews.index import sync_index
+from covidnews.schema import Article, ProcessingState
+from covidnews.store import Store
+from nlp_worker.stages import Backends, claim, run_batch
+
+
+@dataclass
+class ProcessReport:
+    done: int = 0
+    failed: int = 0
+    retry: int = 0
+    indexed: int = 0
+    failed_ids: list[int] = field(default_factory=list)
+
+
+def pending_ids(store: Store, limit: int | None = None) -> list[int]:
+    """Articles waiting for the NLP stages, oldest first (stale ``processing`` included)."""
+    with store.session() as s:
+        query = (
+            select(Article.id)
+            .where(
+                Article.state.in_([ProcessingState.pending.value, ProcessingState.processing.value])
+            )
+            .order_by(Article.id)
+        )
+        if limit:
+            query = query.limit(limit)
+        return list(s.scalars(query))
+
+
+def process_ids(
+    store: Store,
+    settings: Any,
+    ids: Sequence[int],
+    *,
+    backends: Backends | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> ProcessReport:
+    """Process these articles in batches and bring the index up to date."""
+    backends = backends or Backends.from_settings(settings)
+    report = ProcessReport()
+    size = settings.nlp_batch_size
+    for start in range(0, len(ids), size):
+        batch = claim(store, ids[start : start + size])
+        result = run_batch(store, batch, backends, max_attempts=settings.nlp_max_attempts)
+        report.done += len(result.done)
+        report.failed += len(result.failed)
+        report.retry += len(result.retry)
+        report.failed_ids += result.failed
+        if result.embedded:
+            report.indexed += sync_index(
+                store,
+                settings.index_dir,
+                backends.embedder.model_id,
+                exact_max=settings.index_exact_max,
+                article_ids=result.embedded,
+            )
+        if on_batch:
+            on_batch(len(ids[start : start + size]))
+    return report
+
+
+def process_pending(
+    store: Store,
+    settings: Any,
+    *,
+    limit: int | None = None,
+    backends: Backends | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> ProcessReport:
+    return process_ids(
+        store, settings, pending_ids(store, limit), backends=backends, on_batch=on_batch
+    )

@@ -1,0 +1,396 @@
+"""The NLP stages, cheapest first, and the runner that applies them to a batch of articles.
+
+language id → Covid relevance + topics → summary → translation (Covid articles only) → embedding
+(→ the index, by the single index writer). Each stage is a plain function of its input; its result
+is stored with the model id that produced it and the hash of its input (``stage_runs``), so a stage
+re-runs only when its input or model changed. One article's failure never stops the batch: it is
+recorded with its error and retried up to ``COVIDNEWS_NLP_MAX_ATTEMPTS`` times, then marked failed.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy import delete, select, update
+
+from covidnews.schema import (
+    Article,
+    ArticleTopic,
+    Embedding,
+    ProcessingState,
+    StageRun,
+    Translation,
+    utcnow,
+)
+from covidnews.store import Store
+
+log = logging.getLogger(__name__)
+
+STAGES = ("langid", "classify", "summarize", "translate", "embed")
+EMBED_TEXT_CHARS = 2000  # title + the lead carry what a news article is about
+LANGID_MIN_CONFIDENCE = 0.80
+
+
+@dataclass
+class Backends:
+    """The models a worker process uses; built once per process from settings."""
+
+    detect_language: Callable[[str], tuple[str | None, float]]
+    langid_model: str
+    classifier: Any  # .predict(list[dict]) -> list[dict], .model_id
+    translator: Any  # Translator or None
+    embedder: Any  # Embedder
+    split_sentences: Callable[[str, str | None], list[str]] | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Backends:
+        return _backends(
+            settings.translator,
+            tuple(sorted(settings.translation_models.items())),
+            settings.embedder,
+            settings.embedding_model,
+            str(settings.classifier_path or ""),
+            settings.nlp_threads,
+        )
+
+
+@functools.cache
+def _backends(
+    translator: str,
+    translation_models: tuple[tuple[str, str], ...],
+    embedder: str,
+    embedding_model: str | None,
+    classifier_path: str,
+    threads: int,
+) -> Backends:
+    from nlp_worker.backends.embed import get_embedder
+    from nlp_worker.backends.langid import MODEL_ID as LANGID_MODEL
+    from nlp_worker.backends.langid import detect_language
+    from nlp_worker.backends.sentences import split_sentences
+    from nlp_worker.backends.translate import get_translator
+    from nlp_worker.classify import load_classifier
+
+    options: dict[str, Any] = {}
+    if embedding_model:
+        options["model_name_or_path"] = embedding_model
+    emb = get_embedder(embedder, **options)
+    tr_options: dict[str, Any] = {}
+    if translator in {"transformers", "ctranslate2"}:
+        tr_options["models"] = {
+            tuple(pair.split("-", 1)): model for pair, model in translation_models
+        }
+    return Backends(
+        detect_language=detect_language,
+        langid_model=LANGID_MODEL,
+        classifier=load_classifier(classifier_path or None),
+        translator=None if translator == "none" else get_translator(translator, **tr_options),
+        embedder=emb,
+        split_sentences=split_sentences,
+    )
+
+
+def _hash(*parts: str) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode("utf-8", "surrogatepass"))
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+@dataclass
+class BatchReport:
+    done: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)  # gave up (state failed)
+    retry: list[int] = field(default_factory=list)  # failed this time, will be retried
+    embedded: list[int] = field(default_factory=list)  # got a (new) vector: index them
+    skipped_stages: int = 0
+
+
+@dataclass
+class _Work:
+    article: Article
+    runs: dict[str, StageRun]
+    error: str | None = None
+
+
+def claim(store: Store, ids: Sequence[int]) -> list[int]:
+    """Mark pending (or stale processing) articles as processing; returns those claimed.
+
+    A worker killed mid-batch leaves its articles ``processing``; the task is redelivered
+    (acks_late) and claims them again, so they are not lost.
+    """
+    if not ids:
+        return []
+    with store.session() as s:
+        s.execute(
+            update(Article)
+            .where(Article.id.in_(list(ids)), Article.state.in_(["pending", "processing"]))
+            .values(state=ProcessingState.processing.value)
+            .execution_options(synchronize_session=False)
+        )
+        return list(
+            s.scalars(
+                select(Article.id).where(
+                    Article.id.in_(list(ids)), Article.state == ProcessingState.processing.value
+                )
+            )
+        )
+
+
+def run_batch(
+    store: Store, ids: Sequence[int], backends: Backends, *, max_attempts: int = 3
+) -> BatchReport:
+    """Run every stage that needs running on these articles; idempotent."""
+    report = BatchReport()
+    if not ids:
+        return report
+    with store.session() as s:
+        articles = list(s.scalars(select(Article).where(Article.id.in_(list(ids)))))
+        runs = {
+            (r.article_id, r.stage): r
+            for r in s.scalars(select(StageRun).where(StageRun.article_id.in_(list(ids))))
+        }
+        work = [
+            _Work(a, {st: runs[(a.id, st)] for st in STAGES if (a.id, st) in runs})
+            for a in articles
+        ]
+        for stage in STAGES:
+            todo = [w for w in work if w.error is None]
+            if todo:
+                try:
+                    report.skipped_stages += _STAGE_FUNCS[stage](s, todo, backends, report)
+                except Exception:
+                    # A batch-level failure (model crash): retry the articles one by one so a
+                    # single bad input cannot fail the others.
+                    if len(todo) == 1:
+                        todo[0].error = f"{stage}: {traceback.format_exc(limit=3)}"
+                    else:
+                        for w in todo:
+                            try:
+                                report.skipped_stages += _STAGE_FUNCS[stage](
+                                    s, [w], backends, report
+                                )
+                            except Exception:
+                                w.error = f"{stage}: {traceback.format_exc(limit=3)}"
+        for w in work:
+            a = w.article
+            if w.error is None:
+                a.state, a.state_error = ProcessingState.done.value, None
+                report.done.append(a.id)
+            else:
+                a.attempts += 1
+                a.state_error = w.error[-4000:]
+                if a.attempts >= max_attempts:
+                    a.state = ProcessingState.failed.value
+                    report.failed.append(a.id)
+                else:
+                    a.state = ProcessingState.pending.value
+                    report.retry.append(a.id)
+                log.warning(
+                    "article %s failed (attempt %d): %s", a.id, a.attempts, w.error.splitlines()[-1]
+                )
+    return report
+
+
+def _record(
+    s: Any,
+    w: _Work,
+    stage: str,
+    model: str,
+    input_hash: str,
+    detail: dict[str, Any] | None = None,
+    status: str = "done",
+) -> None:
+    run = w.runs.get(stage)
+    if run is None:
+        run = StageRun(article_id=w.article.id, stage=stage, attempts=0)
+        s.add(run)
+        w.runs[stage] = run
+    run.model, run.input_hash, run.status = model, input_hash, status
+    run.detail, run.error, run.updated_at = detail or {}, None, utcnow()
+    run.attempts = (run.attempts or 0) + 1  # times this stage actually ran (committed)
+
+
+def _fresh(w: _Work, stage: str, model: str, input_hash: str) -> bool:
+    run = w.runs.get(stage)
+    return (
+        run is not None
+        and run.status in {"done", "skipped"}
+        and run.model == model
+        and run.input_hash == input_hash
+    )
+
+
+# Stages ---------------------------------------------------------------------------------------
+
+
+def _langid(s: Any, work: list[_Work], b: Backends, report: BatchReport) -> int:
+    skipped = 0
+    for w in work:
+        a = w.article
+        key = _hash(a.content_hash)
+        if _fresh(w, "langid", b.langid_model, key):
+            skipped += 1
+            continue
+        sample = f"{a.title}\n{a.text[:3000]}"
+        detected, confidence = b.detect_language(sample)
+        declared = a.language
+        if detected and (
+            declared is None or (confidence >= LANGID_MIN_CONFIDENCE and detected != declared)
+        ):
+            a.language = detected
+        _record(
+            s,
+            w,
+            "langid",
+            b.langid_model,
+            key,
+            {"detected": detected, "confidence": round(confidence, 4), "declared": declared},
+        )
+    return skipped
+
+
+def _classify(s: Any, work: list[_Work], b: Backends, report: BatchReport) -> int:
+    model = b.classifier.model_id
+    todo = []
+    for w in work:
+        key = _hash(w.article.content_hash, w.article.language or "")
+        if _fresh(w, "classify", model, key):
+            continue
+        todo.append((w, key))
+    if not todo:
+        return len(work)
+    results = b.classifier.predict(
+        [
+            {"title": w.article.title, "text": w.article.text, "language": w.article.language}
+            for w, _ in todo
+        ]
+    )
+    for (w, key), res in zip(todo, results, strict=True):
+        a = w.article
+        a.covid_score, a.is_covid = float(res["covid_score"]), bool(res["is_covid"])
+        s.execute(delete(ArticleTopic).where(ArticleTopic.article_id == a.id))
+        for rank, topic in enumerate(res["topics"], start=1):
+            s.add(
+                ArticleTopic(
+                    article_id=a.id,
+                    topic=topic["id"],
+                    score=float(topic["score"]),
+                    rank=rank,
+                    model=model,
+                )
+            )
+        _record(s, w, "classify", model, key, {"topics": [t["id"] for t in res["topics"]]})
+    return len(work) - len(todo)
+
+
+def _summarize(s: Any, work: list[_Work], b: Backends, report: BatchReport) -> int:
+    from nlp_worker.summarize import MODEL_ID, summarize
+
+    skipped = 0
+    for w in work:
+        a = w.article
+        key = _hash(a.content_hash, a.language or "")
+        if _fresh(w, "summarize", MODEL_ID, key):
+            skipped += 1
+            continue
+        split = None
+        if b.split_sentences is not None:
+            splitter, lang = b.split_sentences, a.language
+
+            def split(text: str, splitter: Any = splitter, lang: Any = lang) -> list[str]:
+                return list(splitter(text, lang))
+
+        a.summary = summarize(a.text, title=a.title, split=split)
+        _record(s, w, "summarize", MODEL_ID, key)
+    return skipped
+
+
+def _targets(language: str | None, pairs: set[tuple[str, str]]) -> list[str]:
+    if not language:
+        return []
+    wanted = {"es": ["en"], "en": ["es"]}.get(language, ["es", "en"])
+    return [t for t in wanted if (language, t) in pairs]
+
+
+def _translate(s: Any, work: list[_Work], b: Backends, report: BatchReport) -> int:
+    if b.translator is None:
+        return len(work)
+    model = b.translator.model_id
+    pairs = b.translator.pairs()
+    skipped = 0
+    for w in work:
+        a = w.article
+        targets = _targets(a.language, pairs) if a.is_covid else []
+        key = _hash(a.content_hash, a.language or "", a.summary or "", ",".join(targets))
+        if _fresh(w, "translate", model, key):
+            skipped += 1
+            continue
+        if not targets:
+            _record(
+                s,
+                w,
+                "translate",
+                model,
+                key,
+                {"reason": "not covid" if not a.is_covid else "no backend for language"},
+                status="skipped",
+            )
+            continue
+        existing = {
+            t.language: t
+            for t in s.scalars(select(Translation).where(Translation.article_id == a.id))
+        }
+        for target in targets:
+            title, summary, text = b.translator.translate(
+                [a.title, a.summary or "", a.text], a.language or "", target
+            )
+            row = existing.get(target) or Translation(article_id=a.id, language=target)
+            row.title, row.summary, row.text, row.model = title, summary or None, text, model
+            s.add(row)
+        _record(s, w, "translate", model, key, {"targets": targets})
+    return skipped
+
+
+def _embed(s: Any, work: list[_Work], b: Backends, report: BatchReport) -> int:
+    model = b.embedder.model_id
+    todo = []
+    for w in work:
+        a = w.article
+        key = _hash(a.title, a.text[:EMBED_TEXT_CHARS])
+        if _fresh(w, "embed", model, key):
+            continue
+        todo.append((w, key))
+    if not todo:
+        return len(work)
+    vectors = np.asarray(
+        b.embedder.encode(
+            [f"{w.article.title}\n{w.article.text[:EMBED_TEXT_CHARS]}" for w, _ in todo],
+            kind="passage",
+        ),
+        dtype=np.float32,
+    )
+    for (w, key), vector in zip(todo, vectors, strict=True):
+        a = w.article
+        row = s.get(Embedding, (a.id, model)) or Embedding(article_id=a.id, model=model)
+        row.dims, row.vector = int(vector.shape[0]), vector.tobytes()
+        s.add(row)
+        _record(s, w, "embed", model, key, {"dims": int(vector.shape[0])})
+        report.embedded.append(a.id)
+    return len(work) - len(todo)
+
+
+_STAGE_FUNCS: dict[str, Callable[[Any, list[_Work], Backends, BatchReport], int]] = {
+    "langid": _langid,
+    "classify": _classify,
+    "summarize": _summarize,
+    "translate": _translate,
+    "embed": _embed,
+}

@@ -1,0 +1,73 @@
+"""Celery tasks: thin, idempotent, taking article ids. The work is in :mod:`nlp_worker.stages`."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from covidnews.index import sync_index
+from covidnews.settings import get_settings
+from covidnews.store import Store
+from nlp_worker.celery_app import app
+from nlp_worker.stages import Backends, claim, run_batch
+
+log = logging.getLogger(__name__)
+TRANSIENT = (OperationalError, DBAPIError, ConnectionError, TimeoutError, OSError)
+
+
+@functools.cache
+def _store() -> Store:
+    return Store.from_settings(get_settings())
+
+
+@functools.cache
+def _backends() -> Backends:
+    return Backends.from_settings(get_settings())  # loaded once per worker process
+
+
+@app.task(
+    name="nlp_worker.tasks.process_batch",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=True,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=8,
+)
+def process_batch(self: Any, article_ids: list[int]) -> dict[str, int]:
+    settings = get_settings()
+    store = _store()
+    ids = claim(store, article_ids)
+    report = run_batch(store, ids, _backends(), max_attempts=settings.nlp_max_attempts)
+    if report.embedded:
+        index_batch.delay(report.embedded)
+    if report.retry:
+        # Articles that failed this time go back on the queue later, alone, so they cannot
+        # hold up the batch they came with; after the last attempt they are marked failed.
+        process_batch.apply_async((report.retry,), countdown=min(300, 10 * 2**self.request.retries))
+    return {"done": len(report.done), "failed": len(report.failed), "retry": len(report.retry)}
+
+
+@app.task(
+    name="nlp_worker.tasks.index_batch",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=True,
+    max_retries=8,
+)
+def index_batch(self: Any, article_ids: list[int]) -> int:
+    settings = get_settings()
+    return sync_index(
+        _store(),
+        settings.index_dir,
+        _backends().embedder.model_id,
+        exact_max=settings.index_exact_max,
+        article_ids=article_ids,
+    )

@@ -1,0 +1,200 @@
+"""The stage runner on real backends (langid, classifier, apertium, hashing embedder): results stored
+with their model, stages re-run only when input or model change, one bad article fails alone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from covidnews.index import VectorIndex
+from covidnews.ingest import parse_record
+from covidnews.schema import Article, ArticleTopic, Embedding, StageRun, Translation
+from covidnews.settings import load_settings
+from covidnews.store import Store
+from nlp_worker.backends.embed import get_embedder
+from nlp_worker.backends.langid import MODEL_ID as LANGID_MODEL
+from nlp_worker.backends.langid import detect_language
+from nlp_worker.backends.sentences import split_sentences
+from nlp_worker.backends.translate import get_translator
+from nlp_worker.classify import load_classifier
+from nlp_worker.process import pending_ids, process_ids
+from nlp_worker.stages import Backends
+from tests.conftest import SHARED
+
+COVID_ES = (
+    "El Ministerio de Salud informó este martes de 3.500 nuevos contagios de coronavirus y 80 "
+    "fallecidos en las últimas 24 horas. La ocupación de camas de cuidados intensivos llegó al 70 % "
+    "en la capital. Las autoridades pidieron a la población usar mascarilla y mantener la distancia. "
+    "La campaña de vacunación contra la covid-19 comenzará la próxima semana con el personal sanitario."
+)
+COVID_EN = (
+    "The health ministry reported 3,500 new coronavirus infections and 80 deaths in the last 24 hours. "
+    "Intensive care occupancy reached 70 percent in the capital. Authorities asked people to wear masks "
+    "and keep their distance. The COVID-19 vaccination campaign will start next week with health workers."
+)
+
+
+@pytest.fixture(scope="module")
+def backends() -> Backends:
+    return Backends(
+        detect_language=detect_language,
+        langid_model=LANGID_MODEL,
+        classifier=load_classifier(),
+        translator=get_translator("apertium"),
+        embedder=get_embedder("hashing"),
+        split_sentences=split_sentences,
+    )
+
+
+def settings(tmp_path: Path) -> Any:
+    return load_settings(data_dir=tmp_path / "var", nlp_batch_size=4)
+
+
+def articles(store: Store) -> list[int]:
+    rows = [json.loads(line) for line in (SHARED / "fakedes" / "train.jsonl").open()][:6]
+    records = [
+        parse_record(
+            {"url": "https://d.example/covid-es", "title": "Récord de contagios", "text": COVID_ES}
+        ),
+        parse_record(
+            {"url": "https://d.example/covid-en", "title": "Record infections", "text": COVID_EN}
+        ),
+        *[
+            parse_record({"url": r["link"], "title": r["headline"], "text": r["text"]})
+            for r in rows
+        ],
+    ]
+    return store.upsert_articles(records).inserted
+
+
+def test_pipeline_stores_every_stage_result(
+    store: Store, tmp_path: Path, backends: Backends
+) -> None:
+    ids = articles(store)
+    cfg = settings(tmp_path)
+    report = process_ids(store, cfg, pending_ids(store), backends=backends)
+    assert report.done == len(ids) and report.failed == 0
+    assert report.indexed == len(ids)
+    with store.session() as s:
+        by_url = {a.url: a for a in s.scalars(select(Article))}
+        es, en = by_url["https://d.example/covid-es"], by_url["https://d.example/covid-en"]
+        assert es.language == "es" and en.language == "en"
+        assert es.is_covid and en.is_covid
+        assert es.covid_score is not None and es.covid_score > 0.5
+        assert es.summary
+        assert es.summary.split(". ")[0].rstrip(".") in es.text
+        non_covid = [a for a in by_url.values() if not a.url.startswith("https://d.example/")]
+        assert sum(1 for a in non_covid if not a.is_covid) >= 5  # 2018 news
+        # Translation only for Covid articles, into the other language.
+        translations = {(t.article_id, t.language): t for t in s.scalars(select(Translation))}
+        assert (es.id, "en") in translations and (en.id, "es") in translations
+        assert translations[(es.id, "en")].title and translations[(es.id, "en")].model.startswith(
+            "apertium"
+        )
+        assert not any(
+            aid in {a.id for a in non_covid if not a.is_covid} for aid, _ in translations
+        )
+        # Topics: 1-3 per Covid article, none for the others.
+        topics = s.execute(
+            select(ArticleTopic.article_id, func.count()).group_by(ArticleTopic.article_id)
+        ).all()
+        assert all(1 <= n <= 3 for _, n in topics)
+        assert {aid for aid, _ in topics} <= {a.id for a in by_url.values() if a.is_covid}
+        assert s.scalar(select(func.count()).select_from(Embedding)) == len(ids)
+        runs = s.execute(select(StageRun.stage, StageRun.model)).all()
+        assert {stage for stage, _ in runs} == {
+            "langid",
+            "classify",
+            "summarize",
+            "translate",
+            "embed",
+        }
+        assert all(model for _, model in runs)
+    assert VectorIndex(cfg.index_dir, backends.embedder.model_id).ids() == set(ids)
+
+
+def test_stages_rerun_only_on_changed_input_or_model(
+    store: Store, tmp_path: Path, backends: Backends
+) -> None:
+    ids = articles(store)
+    cfg = settings(tmp_path)
+    process_ids(store, cfg, ids, backends=backends)
+    with store.session() as s:
+        s.execute(Article.__table__.update().values(state="pending"))
+    process_ids(store, cfg, ids, backends=backends)  # nothing changed: nothing re-runs
+    with store.session() as s:
+        assert set(s.scalars(select(StageRun.attempts))) == {1}
+    # The text of one article changes (a re-crawl): its stages run again, the others' do not.
+    changed = parse_record(
+        {
+            "url": "https://d.example/covid-es",
+            "title": "Récord de contagios",
+            "text": COVID_ES + " Actualización: 3.600 casos.",
+        }
+    )
+    store.upsert_articles([changed])
+    process_ids(store, cfg, pending_ids(store), backends=backends)
+    with store.session() as s:
+        es_id = s.scalar(select(Article.id).where(Article.url == "https://d.example/covid-es"))
+        runs = dict(
+            s.execute(
+                select(StageRun.stage, StageRun.attempts).where(StageRun.article_id == es_id)
+            ).all()
+        )
+        assert runs["embed"] == 2 and runs["classify"] == 2
+        others = (
+            s.execute(select(StageRun.attempts).where(StageRun.article_id != es_id)).scalars().all()
+        )
+        assert set(others) == {1}
+    # A new embedding model re-embeds everything (and only embeds).
+    other = Backends(**{**backends.__dict__, "embedder": get_embedder("hashing", dims=64)})
+    with store.session() as s:
+        s.execute(Article.__table__.update().values(state="pending"))
+    process_ids(store, cfg, ids, backends=other)
+    with store.session() as s:
+        models = set(s.scalars(select(Embedding.model)))
+        assert models == {backends.embedder.model_id, other.embedder.model_id}
+        langid_runs = s.scalars(
+            select(StageRun.attempts).where(
+                StageRun.stage == "langid", StageRun.article_id != es_id
+            )
+        )
+        assert set(langid_runs) == {1}  # a new embedder changes nothing upstream
+
+
+class Exploding:
+    """A translator that fails on one input (a corrupt article), to test isolation."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.model_id = inner, inner.model_id
+
+    def pairs(self) -> set[tuple[str, str]]:
+        return set(self.inner.pairs())
+
+    def translate(self, texts: list[str], source: str, target: str) -> list[str]:
+        if any("3.500 nuevos contagios" in t for t in texts):
+            raise RuntimeError("backend crashed on this text")
+        return list(self.inner.translate(texts, source, target))
+
+
+def test_a_failing_article_fails_alone_and_is_marked_failed(
+    store: Store, tmp_path: Path, backends: Backends
+) -> None:
+    ids = articles(store)
+    cfg = settings(tmp_path)
+    broken = Backends(**{**backends.__dict__, "translator": Exploding(backends.translator)})
+    first = process_ids(store, cfg, ids, backends=broken)
+    assert first.done == len(ids) - 1 and first.retry == 1
+    for _ in range(cfg.nlp_max_attempts - 1):
+        process_ids(store, cfg, pending_ids(store), backends=broken)
+    with store.session() as s:
+        states = dict(s.execute(select(Article.url, Article.state)).all())
+        failed = s.scalar(select(Article).where(Article.state == "failed"))
+        assert failed is not None and failed.url == "https://d.example/covid-es"
+        assert "backend crashed" in (failed.state_error or "")
+        assert sum(1 for v in states.values() if v == "done") == len(ids) - 1
+    assert pending_ids(store) == []  # a failed article never blocks the queue
