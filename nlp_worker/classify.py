@@ -3,17 +3,17 @@
 **Features** (all multilingual, so Spanish and English text go through one model):
 
 - the article's multilingual-E5 embedding (``nlp_worker.backends.embed``, ``kind="passage"``) of
-  :func:`~nlp_worker.backends.embed.document_text` (title + start of the body), i.e. the same
-  vector the embedding stage stores, so a caller that already has it can pass it in;
+  :func:`~nlp_worker.backends.embed.document_text` (title + first 2,000 body characters); a
+  caller that already has that vector can pass it to :meth:`CovidClassifier.predict`;
 - Covid keyword statistics (Spanish and English terms, accents and case folded): hits in the
   title, in the lead, in the first :data:`KEYWORD_CHARS` characters, and their density;
 - for topics: the similarity of the article to each topic's **prototype** (the taxonomy's Spanish
   name and English name + "about" description, embedded as E5 queries and averaged), z-scored
   across topics, and one keyword count per topic from a small es+en lexicon per topic.
 
-**Models**: logistic regressions, stored as plain weight arrays (``nlp_worker/models/
-classifier.npz`` + a JSON sidecar with metadata), so prediction needs only numpy; scikit-learn is
-needed for :func:`train` only.
+**Models**: logistic regressions (fitted here by Newton's method: no scikit-learn), stored as
+plain weight arrays in the raw feature space (``nlp_worker/models/classifier.npz``, no pickles,
++ a JSON sidecar with metadata), so training and prediction need only numpy.
 
 - Relevance: one logistic regression on [embedding, keyword statistics], trained on the labelled
   2020-21 articles plus the 2018 FakeDeS articles as extra negatives; its logit is recalibrated
@@ -26,9 +26,11 @@ needed for :func:`train` only.
 - Topic sets: topics ranked by score; the best one always, the 2nd and 3rd when their score
   reaches ``topic_threshold``. Not Covid: no topics.
 
-Regularisation strengths, the Platt parameters, ``threshold`` and ``topic_threshold`` are all
-chosen by an inner cross-validation over the training data that :func:`train` receives, so the
-outer cross-validation of ``bench/eval_classifier.py`` never tunes anything on its test folds.
+The embedding block is scaled to a total variance (its "weight" against the standardised
+hand-made features). That weight, the regularisation strength C, the Platt parameters,
+``threshold`` and ``topic_threshold`` are all chosen by an inner cross-validation over the
+training data that :func:`train` receives, so the outer cross-validation
+(:func:`cross_validate`, ``bench/eval_classifier.py``) never tunes anything on its test folds.
 """
 
 from __future__ import annotations
@@ -107,326 +109,87 @@ def fold(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
-def _terms(*alternatives: str) -> re.Pattern[str]:
-    """Whole-word alternatives on folded text; a trailing ``*`` allows any word ending."""
-    parts = [re.escape(a[:-1]) + r"\w*" if a.endswith("*") else re.escape(a) for a in alternatives]
+def _terms(alternatives: str) -> re.Pattern[str]:
+    """Whole-word alternatives separated by ``|``, on folded text; a trailing ``*`` allows any
+    word ending; a space matches any whitespace."""
+    words = [a.strip() for a in alternatives.split("|") if a.strip()]
+    parts = [re.escape(a[:-1]) + r"\w*" if a.endswith("*") else re.escape(a) for a in words]
     pattern = "|".join(p.replace(r"\ ", r"\s+") for p in parts)
     return re.compile(rf"\b(?:{pattern})\b")
 
 
 #: Covid vocabulary, Spanish and English (folded: no accents, lower case).
 COVID_TERMS = _terms(
-    "covid*",
-    "coronavirus*",
-    "sars-cov-2",
-    "sars-cov2",
-    "sarscov2",
-    "2019-ncov",
-    "ncov",
-    "pandemi*",
-    "epidemi*",
-    "cuarentena*",
-    "quarantin*",
-    "confinamiento*",
-    "lockdown*",
-    "vacuna*",
-    "vacunacion*",
-    "vacunad*",
-    "vaccin*",
-    "mascarilla*",
-    "cubrebocas",
-    "tapabocas",
-    "barbijo*",
-    "face mask*",
-    "distanciamiento social",
-    "distancia social",
-    "sana distancia",
-    "social distancing",
-    "contagio*",
-    "contagiad*",
-    "toque de queda",
-    "curfew*",
-    "estado de alarma",
-    "rebrote*",
-    "nueva normalidad",
-    "new normal",
-    "asintomatic*",
-    "asymptomatic",
-    "pcr",
-    "wuhan",
-    "pfizer",
-    "astrazeneca",
-    "sputnik v",
-    "sinovac",
-    "sinopharm",
-    "ivermectin*",
+    "covid*|coronavirus*|sars-cov-2|sars-cov2|sarscov2|2019-ncov|ncov|pandemi*|"
+    "epidemi*|cuarentena*|quarantin*|confinamiento*|lockdown*|vacuna*|"
+    "vacunacion*|vacunad*|vaccin*|mascarilla*|cubrebocas|tapabocas|barbijo*|"
+    "face mask*|distanciamiento social|distancia social|sana distancia|"
+    "social distancing|contagio*|contagiad*|toque de queda|curfew*|"
+    "estado de alarma|rebrote*|nueva normalidad|new normal|asintomatic*|"
+    "asymptomatic|pcr|wuhan|pfizer|astrazeneca|sputnik v|sinovac|sinopharm|"
+    "ivermectin*"
 )
 
 #: One small es+en lexicon per taxonomy topic (from its "about" description).
 TOPIC_TERMS: dict[str, re.Pattern[str]] = {
     "cases": _terms(
-        "casos",
-        "contagios",
-        "fallecid*",
-        "muertes",
-        "defunciones",
-        "hospitalizad*",
-        "ocupacion hospitalaria",
-        "curva",
-        "ola",
-        "incidencia",
-        "positivos",
-        "cifras",
-        "balance",
-        "cases",
-        "deaths",
-        "death toll",
-        "infections",
-        "hospitalisations",
-        "hospitalizations",
-        "wave",
-        "incidence",
-        "figures",
+        "casos|contagios|fallecid*|muertes|defunciones|hospitalizad*|"
+        "ocupacion hospitalaria|curva|ola|incidencia|positivos|cifras|balance|cases|"
+        "deaths|death toll|infections|hospitalisations|hospitalizations|wave|"
+        "incidence|figures"
     ),
     "vaccines": _terms(
-        "vacuna*",
-        "vacunacion",
-        "vacunar*",
-        "vacunad*",
-        "dosis",
-        "inmunizacion",
-        "pfizer",
-        "moderna",
-        "astrazeneca",
-        "sputnik",
-        "sinovac",
-        "janssen",
-        "vaccin*",
-        "jab*",
-        "dose*",
-        "immunisation",
-        "immunization",
+        "vacuna*|vacunacion|vacunar*|vacunad*|dosis|inmunizacion|pfizer|moderna|"
+        "astrazeneca|sputnik|sinovac|janssen|vaccin*|jab*|dose*|immunisation|"
+        "immunization"
     ),
     "health_care": _terms(
-        "hospital*",
-        "uci",
-        "cuidados intensivos",
-        "medic*",
-        "enfermer*",
-        "sanitari*",
-        "tratamiento*",
-        "farmaco*",
-        "medicamento*",
-        "sintoma*",
-        "respirador*",
-        "oxigeno",
-        "pacientes",
-        "icu",
-        "intensive care",
-        "doctor*",
-        "nurse*",
-        "health workers",
-        "treatment*",
-        "drug*",
-        "symptom*",
-        "ventilator*",
-        "oxygen",
-        "patient*",
+        "hospital*|uci|cuidados intensivos|medic*|enfermer*|sanitari*|tratamiento*|"
+        "farmaco*|medicamento*|sintoma*|respirador*|oxigeno|pacientes|icu|"
+        "intensive care|doctor*|nurse*|health workers|treatment*|drug*|symptom*|"
+        "ventilator*|oxygen|patient*"
     ),
     "measures": _terms(
-        "confinamiento*",
-        "cuarentena*",
-        "toque de queda",
-        "mascarilla*",
-        "cubrebocas",
-        "tapabocas",
-        "distanciamiento",
-        "restriccion*",
-        "estado de alarma",
-        "estado de emergencia",
-        "cierre*",
-        "aforo*",
-        "reapertura",
-        "semaforo",
-        "rastreo",
-        "lockdown*",
-        "curfew*",
-        "mask*",
-        "distancing",
-        "restriction*",
-        "state of emergency",
-        "reopening",
-        "contact tracing",
+        "confinamiento*|cuarentena*|toque de queda|mascarilla*|cubrebocas|tapabocas|"
+        "distanciamiento|restriccion*|estado de alarma|estado de emergencia|cierre*|"
+        "aforo*|reapertura|semaforo|rastreo|lockdown*|curfew*|mask*|distancing|"
+        "restriction*|state of emergency|reopening|contact tracing"
     ),
     "economy": _terms(
-        "economi*",
-        "empleo*",
-        "desempleo",
-        "paro",
-        "empresa*",
-        "negocio*",
-        "ayudas",
-        "mercado*",
-        "bolsa",
-        "precio*",
-        "turismo",
-        "pib",
-        "erte*",
-        "economy",
-        "economic*",
-        "jobs",
-        "unemployment",
-        "compan*",
-        "business*",
-        "stimulus",
-        "market*",
-        "price*",
-        "tourism",
-        "gdp",
+        "economi*|empleo*|desempleo|paro|empresa*|negocio*|ayudas|mercado*|bolsa|"
+        "precio*|turismo|pib|erte*|economy|economic*|jobs|unemployment|compan*|"
+        "business*|stimulus|market*|price*|tourism|gdp"
     ),
     "education": _terms(
-        "escuela*",
-        "colegio*",
-        "universidad*",
-        "clases",
-        "alumn*",
-        "estudiante*",
-        "profesor*",
-        "docente*",
-        "examen*",
-        "educacion*",
-        "educativ*",
-        "escolar*",
-        "school*",
-        "universit*",
-        "classes",
-        "pupils",
-        "student*",
-        "teacher*",
-        "exam*",
-        "education*",
+        "escuela*|colegio*|universidad*|clases|alumn*|estudiante*|profesor*|"
+        "docente*|examen*|educacion*|educativ*|escolar*|school*|universit*|classes|"
+        "pupils|student*|teacher*|exam*|education*"
     ),
     "travel": _terms(
-        "vuelo*",
-        "aerolinea*",
-        "aeropuerto*",
-        "frontera*",
-        "viajer*",
-        "pasajer*",
-        "turistas",
-        "migrante*",
-        "migracion*",
-        "pasaporte*",
-        "flight*",
-        "airline*",
-        "airport*",
-        "border*",
-        "traveller*",
-        "traveler*",
-        "passenger*",
-        "tourists",
-        "migrant*",
-        "passport*",
+        "vuelo*|aerolinea*|aeropuerto*|frontera*|viajer*|pasajer*|turistas|"
+        "migrante*|migracion*|pasaporte*|flight*|airline*|airport*|border*|"
+        "traveller*|traveler*|passenger*|tourists|migrant*|passport*"
     ),
     "science": _terms(
-        "estudio*",
-        "investigacion*",
-        "investigador*",
-        "cientific*",
-        "variante*",
-        "cepa*",
-        "mutacion*",
-        "transmision",
-        "laboratorio*",
-        "genoma",
-        "revista",
-        "study",
-        "studies",
-        "research*",
-        "scientist*",
-        "variant*",
-        "strain*",
-        "mutation*",
-        "transmission",
-        "laborator*",
-        "genome",
-        "journal",
+        "estudio*|investigacion*|investigador*|cientific*|variante*|cepa*|mutacion*|"
+        "transmision|laboratorio*|genoma|revista|study|studies|research*|scientist*|"
+        "variant*|strain*|mutation*|transmission|laborator*|genome|journal"
     ),
     "misinformation": _terms(
-        "bulo*",
-        "falso",
-        "falsa",
-        "falsas",
-        "falsos",
-        "desinformacion",
-        "verificacion",
-        "verificado*",
-        "conspiracion*",
-        "enganos*",
-        "no es cierto",
-        "mito*",
-        "fake",
-        "hoax*",
-        "conspirac*",
-        "false",
-        "debunk*",
-        "misleading",
-        "misinformation",
-        "disinformation",
-        "fact check*",
-        "fact-check*",
+        "bulo*|falso|falsa|falsas|falsos|desinformacion|verificacion|verificado*|"
+        "conspiracion*|enganos*|no es cierto|mito*|fake|hoax*|conspirac*|false|"
+        "debunk*|misleading|misinformation|disinformation|fact check*|fact-check*"
     ),
     "politics": _terms(
-        "gobierno*",
-        "president*",
-        "ministr*",
-        "oposicion",
-        "partido*",
-        "elecciones",
-        "electoral",
-        "congreso",
-        "senado",
-        "corrupcion",
-        "diputad*",
-        "alcald*",
-        "gobernador*",
-        "government*",
-        "opposition",
-        "party",
-        "election*",
-        "congress",
-        "parliament*",
-        "senate",
-        "corruption",
-        "governor*",
+        "gobierno*|president*|ministr*|oposicion|partido*|elecciones|electoral|"
+        "congreso|senado|corrupcion|diputad*|alcald*|gobernador*|government*|"
+        "opposition|party|election*|congress|parliament*|senate|corruption|"
+        "governor*"
     ),
     "society": _terms(
-        "cultura*",
-        "deport*",
-        "futbol",
-        "religio*",
-        "iglesia*",
-        "salud mental",
-        "familia*",
-        "crimen*",
-        "delito*",
-        "policia*",
-        "fiesta*",
-        "musica",
-        "cine",
-        "culture",
-        "sport*",
-        "football",
-        "soccer",
-        "church*",
-        "mental health",
-        "family",
-        "families",
-        "crime*",
-        "police",
-        "celebrit*",
-        "music",
-        "film*",
+        "cultura*|deport*|futbol|religio*|iglesia*|salud mental|familia*|crimen*|"
+        "delito*|policia*|fiesta*|musica|cine|culture|sport*|football|soccer|"
+        "church*|mental health|family|families|crime*|police|celebrit*|music|film*"
     ),
 }
 

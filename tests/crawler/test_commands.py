@@ -106,7 +106,8 @@ def test_demo_command_crawls_the_demo_site_and_is_idempotent(tmp_path: Path) -> 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = _env(tmp_path)
+    # The crawl half of the demo; the NLP stages have their own tests (tests/nlp_worker).
+    env = _env(tmp_path, COVIDNEWS_PROCESS_ON_INGEST="false")
     first = run_cli("demo", "--port", str(port), "--json", env=env)
     assert first.returncode == 0, first.stderr[-2000:]
     out = json.loads(first.stdout)
