@@ -117,6 +117,14 @@ def canonical_url(url: str) -> str:
     return urlunsplit((scheme, netloc, _clean_path(parts.path), urlencode(query), fragment))
 
 
+def canonical_or_raw(url: str) -> str:
+    """:func:`canonical_url`, or the URL unchanged when it cannot be canonicalised."""
+    try:
+        return canonical_url(url)
+    except InvalidURL:
+        return url
+
+
 def url_key(canonical: str) -> str:
     """Identity of a page: the canonical URL with ``www.``, ``m.``, ``mobile.`` and ``amp.``
     host variants folded, so the desktop, mobile and AMP copies of a page are one article."""

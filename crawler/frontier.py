@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 
 from covidnews.schema import Article, CrawlState, Source, utcnow
 from covidnews.store import Store, slugify
-from covidnews.urls import InvalidURL, canonical_url, url_hash
+from covidnews.urls import canonical_or_raw, url_hash
 
 PAGE = "page"
 
@@ -128,7 +128,7 @@ class Frontier:
             return out
 
     def mark_fetched(self, urls: Iterable[str], status: int, error: str | None = None) -> None:
-        keys = list({url_hash(_canonical(u)) for u in urls if u})
+        keys = list({url_hash(canonical_or_raw(u)) for u in urls if u})
         if not keys:
             return
         with self.store.session() as s:
@@ -142,13 +142,6 @@ class Frontier:
     def is_stored(self, url: str) -> bool:
         with self.store.session() as s:
             return s.scalar(select(Article.id).where(Article.url_hash == url_hash(url))) is not None
-
-
-def _canonical(url: str) -> str:
-    try:
-        return canonical_url(url)
-    except InvalidURL:
-        return url
 
 
 def sync_sources(store: Store, entries: Iterable[Any]) -> dict[str, int]:

@@ -28,17 +28,21 @@ def _backends() -> Backends:
     return Backends.from_settings(get_settings())  # loaded once per worker process
 
 
-@app.task(
-    name="nlp_worker.tasks.process_batch",
-    bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=TRANSIENT,
-    retry_backoff=True,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    max_retries=8,
-)
+# Both tasks: acknowledged after the work, redelivered if the worker dies, retried with backoff
+# on transient errors (the work is idempotent, so redelivery is safe).
+RELIABLE: dict[str, Any] = {
+    "bind": True,
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "autoretry_for": TRANSIENT,
+    "retry_backoff": True,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": 8,
+}
+
+
+@app.task(name="nlp_worker.tasks.process_batch", **RELIABLE)
 def process_batch(self: Any, article_ids: list[int]) -> dict[str, int]:
     settings = get_settings()
     store = _store()
@@ -53,15 +57,7 @@ def process_batch(self: Any, article_ids: list[int]) -> dict[str, int]:
     return {"done": len(report.done), "failed": len(report.failed), "retry": len(report.retry)}
 
 
-@app.task(
-    name="nlp_worker.tasks.index_batch",
-    bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=TRANSIENT,
-    retry_backoff=True,
-    max_retries=8,
-)
+@app.task(name="nlp_worker.tasks.index_batch", **RELIABLE)
 def index_batch(self: Any, article_ids: list[int]) -> int:
     settings = get_settings()
     return sync_index(

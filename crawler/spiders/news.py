@@ -26,7 +26,7 @@ from scrapy.http import Response, TextResponse
 from scrapy.linkextractors import LinkExtractor
 
 from covidnews.store import Store
-from covidnews.urls import InvalidURL, canonical_url
+from covidnews.urls import InvalidURL, canonical_or_raw, canonical_url
 from crawler.dates import parse_date, zone_for
 from crawler.extract import ExtractionError, extract
 from crawler.frontier import Discovery, Frontier
@@ -208,7 +208,9 @@ class NewsSpider(scrapy.Spider):
             yield self._listing_request(child, entry, "sitemap", self.parse_sitemap)
         # A news sitemap lists articles; a plain one lists every page (home, sections, legal
         # notices…): keep only what looks like an article there.
-        urls = [(u, d) for u, d in urls if u in news or looks_like_article(_canon(u), entry)]
+        urls = [
+            (u, d) for u, d in urls if u in news or looks_like_article(canonical_or_raw(u), entry)
+        ]
         if self.since:
             # News sitemaps hold the last two days; older <lastmod> entries are outside the window.
             window = self.since - timedelta(days=1)
@@ -294,13 +296,6 @@ class NewsSpider(scrapy.Spider):
             self.frontier.mark_fetched([request.url], status, failure.getErrorMessage()[:500])
         elif "robots.txt" in failure.getErrorMessage():  # the site asks us not to: respect that
             self.frontier.mark_fetched([request.url], 0, "forbidden by robots.txt")
-
-
-def _canon(url: str) -> str:
-    try:
-        return canonical_url(url)
-    except InvalidURL:
-        return url
 
 
 def _header(response: Response, name: str) -> str | None:
