@@ -30,6 +30,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "reindex": ("nlp_worker.commands:reindex", "Rebuild the vector index from the store."),
     "translate": ("nlp_worker.commands:translate", "Translate lines (es⇄en), one out per line in."),
     "classify": ("nlp_worker.commands:classify", "Covid relevance and topics for JSONL articles."),
+    "serve": ("covidnews.commands.serve:serve", "Serve the search API (gunicorn)."),
+    "apikey": ("covidnews.commands.apikey:apikey", "Create, list or revoke API keys."),
     "train-classifier": (
         "nlp_worker.commands:train_classifier",
         "Rebuild the classifier artefact.",

@@ -28,6 +28,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from covidnews.dedup import group_copies
 from covidnews.fingerprint import content_hash, normalise_text, simhash
 from covidnews.store import ArticleRecord, Store
 from covidnews.urls import InvalidURL, canonical_url, url_hash
@@ -60,6 +61,7 @@ class IngestReport:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+    syndicated: int = 0  # new articles found to be copies of a stored story
     bad: list[BadLine] = field(default_factory=list)
     article_ids: list[int] = field(default_factory=list)  # inserted or changed
 
@@ -74,6 +76,7 @@ class IngestReport:
             "inserted": self.inserted,
             "updated": self.updated,
             "unchanged": self.unchanged,
+            "syndicated": self.syndicated,
             "bad": len(self.bad),
             "bad_lines": [{"line": b.line, "reason": b.reason} for b in self.bad[:1000]],
         }
@@ -298,6 +301,9 @@ def ingest_stream(
         if not batch:
             return
         result = store.upsert_articles(batch)
+        if result.inserted:
+            with store.session() as session:
+                report.syndicated += group_copies(session, result.inserted)
         report.inserted += len(result.inserted)
         report.updated += len(result.updated)
         report.unchanged += result.unchanged

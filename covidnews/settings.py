@@ -111,6 +111,43 @@ class Settings(BaseSettings):
         default=50_000, ge=0, description="Up to this many vectors the index is exact; then HNSW."
     )
 
+    # Search ----------------------------------------------------------------------------------
+    search_semantic_min_score: float = Field(
+        default=0.82,
+        ge=0.0,
+        le=1.0,
+        description="Cosine similarity at or above which an article is a semantic hit (0-1). "
+        "Calibrated for the default E5 model, whose scores are compressed: relevant articles "
+        "score about 0.83-0.90, unrelated ones 0.78-0.82.",
+    )
+
+    # API -------------------------------------------------------------------------------------
+    search_semantic_max_hits: int = Field(
+        default=1000,
+        ge=10,
+        le=100_000,
+        description="At most this many nearest articles are semantic hits of a query.",
+    )
+    api_rate_limit_anonymous: int = Field(
+        default=60, ge=1, description="Requests per minute per client IP without an API key."
+    )
+    api_rate_limit_key: int = Field(
+        default=600,
+        ge=1,
+        description="Requests per minute per API key (default for keys without their own limit).",
+    )
+    api_cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["*"],
+        description="Origins allowed to call /api/* from a browser (comma-separated; * = any).",
+    )
+    api_trusted_proxies: int = Field(
+        default=0,
+        ge=0,
+        le=10,
+        description="Reverse proxies in front of the API whose X-Forwarded-For hops are trusted "
+        "for the client address (0: use the peer address).",
+    )
+
     @field_validator("database_url", "broker_url", "redis_url", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
@@ -118,7 +155,7 @@ class Settings(BaseSettings):
             return None
         return value
 
-    @field_validator("crawl_allow_private", mode="before")
+    @field_validator("crawl_allow_private", "api_cors_origins", mode="before")
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -143,6 +180,17 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"not an IP address or network: {item!r}") from None
         return value
+
+    @field_validator("api_cors_origins")
+    @classmethod
+    def _check_origins(cls, value: list[str]) -> list[str]:
+        origins = []
+        for item in value:
+            item = item.strip().rstrip("/")
+            if item != "*" and not re.fullmatch(r"https?://[^/\s]+", item):
+                raise ValueError(f"not an origin (scheme://host[:port]) or *: {item!r}")
+            origins.append(item)
+        return origins
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -214,6 +262,10 @@ class Settings(BaseSettings):
     @property
     def index_dir(self) -> Path:
         return self.data_dir / "index"
+
+    @property
+    def search_dir(self) -> Path:
+        return self.data_dir / "search"
 
     @property
     def models_dir(self) -> Path:

@@ -16,7 +16,7 @@ import os
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_ready
 
 from covidnews.settings import get_settings
 
@@ -63,3 +63,11 @@ def _cap_threads(**_: Any) -> None:
         torch.set_num_threads(int(threads))
     except ImportError:
         pass
+
+
+@worker_ready.connect
+def _catch_up(sender: Any = None, **_: Any) -> None:
+    """The index writer catches up with the store when it starts (the indexes are caches)."""
+    queues = {q.name for q in getattr(getattr(sender, "task_consumer", None), "queues", [])}
+    if INDEX_QUEUE in queues:
+        sender.app.send_task("nlp_worker.tasks.index_batch", args=[None], queue=INDEX_QUEUE)

@@ -63,8 +63,9 @@ def process(limit: int | None, progress: bool | None, as_json: bool) -> None:
 @click.command()
 @click.option("--model", help="Embedding model id (default: the configured embedder's).")
 def reindex(model: str | None) -> None:
-    """Rebuild the vector index from the vectors in the store (the source of truth)."""
+    """Rebuild the vector and keyword indexes from the store (the source of truth)."""
     from covidnews.index import VectorIndex, store_vectors
+    from covidnews.search.documents import rebuild_search
 
     settings = load()
     store = open_store(settings)
@@ -77,9 +78,11 @@ def reindex(model: str | None) -> None:
         manifest = VectorIndex(
             settings.index_dir, model, exact_max=settings.index_exact_max
         ).rebuild(ids, vectors)
+        documents = rebuild_search(store, settings.search_dir)
     finally:
         store.close()
     click.echo(f"index {manifest.file}: {manifest.count} vectors ({manifest.kind}), model {model}")
+    click.echo(f"keyword index: {documents} articles")
 
 
 def _open_text(path: str) -> IO[str]:

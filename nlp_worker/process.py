@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from covidnews.index import sync_index
 from covidnews.schema import Article, ProcessingState
+from covidnews.search.documents import sync_search
 from covidnews.store import Store
 from nlp_worker.stages import Backends, claim, run_batch
 
@@ -19,7 +20,8 @@ class ProcessReport:
     done: int = 0
     failed: int = 0
     retry: int = 0
-    indexed: int = 0
+    indexed: int = 0  # vectors added to the vector index
+    searchable: int = 0  # documents written to the keyword index
     failed_ids: list[int] = field(default_factory=list)
 
 
@@ -65,6 +67,8 @@ def process_ids(
                 exact_max=settings.index_exact_max,
                 article_ids=result.embedded,
             )
+        if result.done:
+            report.searchable += sync_search(store, settings.search_dir, result.done)
         if on_batch:
             on_batch(len(ids[start : start + size]))
     return report

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from covidnews.index import sync_index
+from covidnews.search.documents import sync_search
 from covidnews.settings import get_settings
 from covidnews.store import Store
 from nlp_worker.celery_app import app
@@ -48,8 +49,8 @@ def process_batch(self: Any, article_ids: list[int]) -> dict[str, int]:
     store = _store()
     ids = claim(store, article_ids)
     report = run_batch(store, ids, _backends(), max_attempts=settings.nlp_max_attempts)
-    if report.embedded:
-        index_batch.delay(report.embedded)
+    if report.done:
+        index_batch.delay(report.done)
     if report.retry:
         # Articles that failed this time go back on the queue later, alone, so they cannot
         # hold up the batch they came with; after the last attempt they are marked failed.
@@ -58,12 +59,22 @@ def process_batch(self: Any, article_ids: list[int]) -> dict[str, int]:
 
 
 @app.task(name="nlp_worker.tasks.index_batch", **RELIABLE)
-def index_batch(self: Any, article_ids: list[int]) -> int:
+def index_batch(self: Any, article_ids: list[int] | None) -> dict[str, int]:
+    """Bring both indexes up to date for these processed articles (None: catch up with the
+    whole store). Vectors first, so an article is keyword-searchable only once its vector is
+    in the vector index too."""
     settings = get_settings()
-    return sync_index(
+    vectors = sync_index(
         _store(),
         settings.index_dir,
-        _backends().embedder.model_id,
+        _embedder_model_id(),
         exact_max=settings.index_exact_max,
         article_ids=article_ids,
     )
+    documents = sync_search(_store(), settings.search_dir, article_ids)
+    return {"vectors": vectors, "documents": documents}
+
+
+@functools.cache
+def _embedder_model_id() -> str:
+    return str(_backends().embedder.model_id)

@@ -6,6 +6,7 @@ only as the admin connection): each test gets its own database, dropped afterwar
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -125,3 +126,83 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     ):
         report.outcome = "failed"
         report.longrepr = f"skipped, which strict mode forbids: {report.longrepr}"
+
+
+# A processed search corpus (real text, real pipeline: apertium + e5 + classifier) -------------
+
+
+class Corpus:
+    """The processed corpus of tests/corpus.py: its settings, store URL and article ids by URL."""
+
+    def __init__(self, settings: object, rows: list[dict[str, object]], ids: dict[str, int]):
+        self.settings = settings
+        self.rows = rows
+        self.ids = ids
+
+    @property
+    def url(self) -> str:
+        return str(self.settings.database_url)  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Corpus:
+    """Built once per session on SQLite (about a minute: every article goes through the NLP)."""
+    from sqlalchemy import select
+
+    from covidnews.ingest import ingest_path
+    from covidnews.schema import Article
+    from covidnews.settings import load_settings
+    from nlp_worker.process import process_pending
+    from tests.corpus import build_corpus, write_jsonl
+
+    root = tmp_path_factory.mktemp("corpus")
+    settings = load_settings(
+        data_dir=root / "var",
+        database_url=f"sqlite:///{root / 'covidnews.db'}",
+        process_on_ingest=False,
+        broker_url=None,
+    )
+    rows = build_corpus(shared_data)
+    store = Store(settings.database_url)
+    store.migrate()
+    report = ingest_path(store, write_jsonl(rows, root / "corpus.jsonl"))
+    assert report.ok and report.inserted == len(rows), report.as_dict()
+    result = process_pending(store, settings)
+    assert result.failed == 0 and result.done == len(rows)
+    with store.session() as s:
+        ids = {url: i for i, url in s.execute(select(Article.id, Article.url))}
+    store.close()
+    return Corpus(settings, rows, ids)
+
+
+@pytest.fixture(scope="session")
+def corpus_pg(
+    corpus: Corpus, pg_admin: object, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Corpus]:
+    """The same processed rows copied into PostgreSQL, indexes built from there."""
+    from covidnews.index import sync_index
+    from covidnews.search.documents import sync_search
+    from covidnews.settings import load_settings
+    from nlp_worker.stages import Backends
+    from tests.corpus import copy_store
+
+    gen = _fresh_pg_database(pg_admin)
+    url = next(gen)
+    try:
+        s = Store(url)
+        s.migrate()
+        copy_store(corpus.url, url)
+        settings = load_settings(
+            data_dir=tmp_path_factory.mktemp("corpus_pg") / "var",
+            database_url=url,
+            process_on_ingest=False,
+            broker_url=None,
+        )
+        model = Backends.from_settings(settings).embedder.model_id
+        sync_index(s, settings.index_dir, model, exact_max=settings.index_exact_max)
+        sync_search(s, settings.search_dir)
+        s.close()
+        yield Corpus(settings, corpus.rows, corpus.ids)
+    finally:
+        with contextlib.suppress(StopIteration):
+            next(gen)

@@ -1,0 +1,157 @@
+"""Operations: request ids, Prometheus metrics, ``/healthz``, ``/readyz``, ``/metrics``.
+
+Every response carries ``X-Request-ID`` (the caller's, when it looks sane, else a new one); log
+records made while handling a request carry it as ``request_id``. Metrics are process-wide; under
+a multi-process server (``PROMETHEUS_MULTIPROC_DIR`` set, as ``covidnews serve --workers N``
+does) ``/metrics`` aggregates every worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+import uuid
+from typing import Any
+
+from apiflask import APIBlueprint
+from flask import Flask, Response, g, has_request_context, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from sqlalchemy import text
+
+from api.errors import TYPE_NOT_READY, problem_response
+from api.services import services
+
+log = logging.getLogger(__name__)
+
+bp = APIBlueprint("ops", __name__, tag="Operations")
+
+REQUESTS = Counter(
+    "covidnews_http_requests_total",
+    "HTTP requests handled, by endpoint (route template), method and status.",
+    ["endpoint", "method", "status"],
+)
+LATENCY = Histogram(
+    "covidnews_http_request_duration_seconds",
+    "Time to handle a request, by endpoint (route template), method and status.",
+    ["endpoint", "method", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+RATE_LIMITED = Counter(
+    "covidnews_http_rate_limited_total",
+    "Requests refused with 429, by client kind (anonymous or key).",
+    ["client"],
+)
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}")
+
+
+def request_id() -> str:
+    """The current request's id ("-" outside a request)."""
+    if has_request_context():
+        return str(g.get("request_id", "-"))
+    return "-"
+
+
+_factory_installed = False
+
+
+def _install_log_record_factory() -> None:
+    """Give every log record a ``request_id`` attribute (usable in any log format)."""
+    global _factory_installed
+    if _factory_installed:
+        return
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        if not hasattr(record, "request_id"):
+            record.request_id = request_id()
+        return record
+
+    logging.setLogRecordFactory(factory)
+    _factory_installed = True
+
+
+def _start() -> None:
+    g.started = time.perf_counter()
+    given = request.headers.get("X-Request-ID", "")
+    g.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+
+
+def _finish(response: Response) -> Response:
+    response.headers["X-Request-ID"] = request_id()
+    rule = request.url_rule
+    endpoint = rule.rule if rule is not None else "<unmatched>"
+    labels = (endpoint, request.method, str(response.status_code))
+    REQUESTS.labels(*labels).inc()
+    started = g.get("started")
+    if started is not None:
+        LATENCY.labels(*labels).observe(time.perf_counter() - started)
+    return response
+
+
+@bp.get("/healthz")
+@bp.doc(summary="Liveness", description="The process is up (does not touch the store).")
+def healthz() -> dict[str, Any]:
+    return {"status": "ok"}
+
+
+@bp.get("/readyz")
+@bp.doc(
+    summary="Readiness",
+    description="The store answers a query; 503 (problem details) when it does not.",
+    responses={200: "Ready", 503: "Not ready"},
+)
+def readyz() -> Any:
+    svc = services()
+    try:
+        with svc.store.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        log.warning("not ready: store unreachable: %s", exc)
+        return problem_response(
+            503,
+            "The store cannot be reached.",
+            title="Not ready",
+            type=TYPE_NOT_READY,
+            headers={"Retry-After": "5"},
+            checks={"store": "unreachable"},
+        )
+    return {
+        "status": "ready",
+        "checks": {
+            "store": "ok",
+            "search_engine": "loaded" if svc.engine_loaded else "not loaded",
+        },
+    }
+
+
+@bp.get("/metrics")
+@bp.doc(hide=True)
+def metrics() -> Response:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        data = generate_latest(registry)
+    else:
+        data = generate_latest(REGISTRY)
+    return Response(data, status=200, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def init_app(app: Flask) -> None:
+    """Request id and timing first of all hooks; metrics last on the way out."""
+    _install_log_record_factory()
+    app.before_request(_start)
+    app.after_request(_finish)
+    app.register_blueprint(bp)

@@ -1,0 +1,587 @@
+"""The researchers' API, version 1: search, articles, similar, sources, topics, stats, export.
+
+Every list endpoint takes the same filters. The contract is public (researchers script
+against it): parameters and fields are only ever added, never renamed or removed, within v1.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterator
+from datetime import date, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import numpy as np
+from apiflask import APIBlueprint, Schema
+from apiflask.fields import Boolean, Date, Dict, Float, Integer, List, Nested, String
+from apiflask.validators import Length, OneOf, Range, Regexp
+from flask import Response, request, stream_with_context, url_for
+from sqlalchemy import func, select
+
+from api.errors import ApiProblem, bad_param
+from api.services import services
+from covidnews.schema import Source
+from covidnews.search.analysis import MAX_QUERY_CHARS, QueryError
+from covidnews.search.engine import CursorError, Filters, Hit, Query
+from covidnews.search.results import ArticleView, load_articles, snippet
+from covidnews.taxonomy import topic_ids, topics
+
+bp = APIBlueprint("v1", __name__, url_prefix="/api/v1", tag="Search")
+
+MAX_PER_PAGE = 100
+EXPORT_CHUNK = 500
+
+# Schemas: parameters -----------------------------------------------------------------------
+
+
+class FilterArgs(Schema):
+    q = String(
+        load_default="",
+        validate=Length(max=MAX_QUERY_CHARS),
+        metadata={
+            "description": 'Words (all required), "a phrase", -excluded. Accents and case do '
+            "not matter; Spanish and English word forms match (vacuna/vacunas/vacunación). "
+            "Empty: every article under the filters."
+        },
+    )
+    mode = String(
+        load_default="hybrid",
+        validate=OneOf(["keyword", "semantic", "hybrid"]),
+        metadata={
+            "description": "keyword (BM25), semantic (embeddings, cross-lingual) or "
+            "hybrid (reciprocal-rank fusion of both)."
+        },
+    )
+    from_ = Date(
+        data_key="from",
+        load_default=None,
+        metadata={"description": "Published on or after (YYYY-MM-DD)."},
+    )
+    to = Date(load_default=None, metadata={"description": "Published on or before (YYYY-MM-DD)."})
+    source = List(
+        String(validate=Length(min=1, max=200)),
+        load_default=list,
+        metadata={"description": "Source slug (repeatable: any of)."},
+    )
+    country = List(
+        String(validate=Regexp(r"^[A-Za-z]{2}$")),
+        load_default=list,
+        metadata={"description": "ISO 3166-1 alpha-2 country (repeatable)."},
+    )
+    language = List(
+        String(validate=Regexp(r"^[A-Za-z]{2,3}$")),
+        load_default=list,
+        metadata={"description": "ISO 639-1 language of the original (repeatable)."},
+    )
+    topic = List(
+        String(validate=OneOf(list(topic_ids()))),
+        load_default=list,
+        metadata={"description": "Topic id (repeatable: any of); see /api/v1/topics."},
+    )
+    covid = String(
+        load_default="true",
+        validate=OneOf(["true", "false", "all"]),
+        metadata={"description": "true: Covid news only (default); false: only other news; all."},
+    )
+    collapse = Boolean(
+        load_default=True,
+        metadata={"description": "Syndicated copies of one story as one result (default true)."},
+    )
+
+
+class SearchArgs(FilterArgs):
+    sort = String(load_default="relevance", validate=OneOf(["relevance", "newest"]))
+    per_page = Integer(load_default=20, validate=Range(min=1, max=MAX_PER_PAGE))
+    cursor = String(
+        load_default=None,
+        validate=Length(max=1000),
+        metadata={"description": "The `next` value of the previous page."},
+    )
+
+
+class StatsArgs(FilterArgs):
+    interval = String(load_default="day", validate=OneOf(["day", "week", "month", "year"]))
+    by = String(load_default=None, validate=OneOf(["topic", "source", "country", "language"]))
+
+
+class ExportArgs(FilterArgs):
+    sort = String(load_default="relevance", validate=OneOf(["relevance", "newest"]))
+    format = String(load_default="jsonl", validate=OneOf(["jsonl", "csv"]))
+
+
+class SimilarArgs(Schema):
+    k = Integer(load_default=10, validate=Range(min=1, max=100))
+    covid = String(load_default="all", validate=OneOf(["true", "false", "all"]))
+
+
+# Schemas: responses ------------------------------------------------------------------------
+
+
+class SourceOut(Schema):
+    id = Integer()
+    slug = String()
+    name = String()
+    country = String(allow_none=True)
+    language = String(allow_none=True)
+    kind = String()
+    homepage = String(allow_none=True)
+
+
+class TopicScore(Schema):
+    id = String()
+    score = Float()
+
+
+class TranslationOut(Schema):
+    title = String()
+    summary = String(allow_none=True)
+
+
+class CopyOut(Schema):
+    id = Integer()
+    url = String()
+    title = String()
+    source = Nested(SourceOut, allow_none=True)
+    published_at = String(allow_none=True)
+
+
+class ResultOut(Schema):
+    id = Integer()
+    url = String()
+    title = String()
+    summary = String(allow_none=True)
+    snippet = String(metadata={"description": "HTML-escaped excerpt; matches in <mark>."})
+    snippet_language = String(allow_none=True)
+    translations = Dict(keys=String(), values=Nested(TranslationOut))
+    source = Nested(SourceOut, allow_none=True)
+    country = String(allow_none=True)
+    language = String(allow_none=True)
+    published_at = String(allow_none=True)
+    topics = List(Nested(TopicScore))
+    score = Float()
+    copies = List(Nested(CopyOut), metadata={"description": "Other outlets' copies of the story."})
+
+
+class SearchOut(Schema):
+    total = Integer()
+    next = String(
+        allow_none=True, metadata={"description": "Cursor of the next page (null: last)."}
+    )
+    results = List(Nested(ResultOut))
+
+
+class ArticleTranslationOut(Schema):
+    title = String()
+    summary = String(allow_none=True)
+    text = String(allow_none=True)
+    model = String()
+
+
+class ArticleOut(Schema):
+    id = Integer()
+    url = String()
+    title = String()
+    text = String()
+    summary = String(allow_none=True)
+    language = String(allow_none=True)
+    country = String(allow_none=True)
+    published_at = String(allow_none=True)
+    modified_at = String(allow_none=True)
+    fetched_at = String()
+    authors = List(String())
+    section = String(allow_none=True)
+    image_url = String(allow_none=True)
+    is_covid = Boolean(allow_none=True)
+    covid_score = Float(allow_none=True)
+    topics = List(Nested(TopicScore))
+    source = Nested(SourceOut, allow_none=True)
+    translations = Dict(keys=String(), values=Nested(ArticleTranslationOut))
+    story_id = Integer()
+    copies = List(Nested(CopyOut))
+
+
+class SimilarOut(Schema):
+    results = List(Nested(ResultOut))
+
+
+class SourceCountOut(SourceOut):
+    articles = Integer(metadata={"description": "Articles of this source in the search index."})
+
+
+class SourcesOut(Schema):
+    sources = List(Nested(SourceCountOut))
+
+
+class TopicOut(Schema):
+    id = String()
+    es = String()
+    en = String()
+    about = String()
+    articles = Integer(metadata={"description": "Covid articles with this topic."})
+
+
+class TopicsOut(Schema):
+    topics = List(Nested(TopicOut))
+
+
+class BucketOut(Schema):
+    period = String(metadata={"description": "First day of the period (YYYY-MM-DD)."})
+    key = String(
+        allow_none=True, metadata={"description": "Topic, source slug, country or language."}
+    )
+    count = Integer()
+
+
+class StatsOut(Schema):
+    interval = String()
+    by = String(allow_none=True)
+    total = Integer()
+    buckets = List(Nested(BucketOut))
+
+
+# Helpers -----------------------------------------------------------------------------------
+
+
+def _iso(value: datetime | date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _source_ids(slugs: list[str]) -> tuple[int, ...]:
+    if not slugs:
+        return ()
+    with services().store.session() as s:
+        found = dict(s.execute(select(Source.slug, Source.id).where(Source.slug.in_(slugs))).all())
+    unknown = [slug for slug in slugs if slug not in found]
+    if unknown:
+        raise bad_param("source", f"unknown source {unknown[0]!r}; see /api/v1/sources")
+    return tuple(sorted(found[slug] for slug in slugs))
+
+
+def filters_from(args: dict[str, Any]) -> Filters:
+    start, end = args.get("from_"), args.get("to")
+    if start and end and start > end:
+        raise bad_param("from", "'from' is after 'to'")
+    covid = {"true": True, "false": False, "all": None}[args.get("covid", "true")]
+    return Filters(
+        date_from=start,
+        date_to=end,
+        sources=_source_ids(list(dict.fromkeys(args.get("source") or []))),
+        countries=tuple(sorted({c.upper() for c in args.get("country") or []})),
+        languages=tuple(sorted({c.lower() for c in args.get("language") or []})),
+        topics=tuple(sorted(set(args.get("topic") or []))),
+        covid=covid,
+    )
+
+
+def query_from(args: dict[str, Any]) -> Query:
+    return Query(
+        q=args.get("q") or "",
+        mode=args.get("mode", "hybrid"),
+        filters=filters_from(args),
+        sort=args.get("sort", "relevance"),
+        collapse=bool(args.get("collapse", True)),
+    )
+
+
+def _source_out(view: ArticleView) -> dict[str, Any] | None:
+    return view.source.__dict__ if view.source else None
+
+
+def _copy_out(view: ArticleView) -> dict[str, Any]:
+    return {
+        "id": view.id,
+        "url": view.url,
+        "title": view.title,
+        "source": _source_out(view),
+        "published_at": _iso(view.published_at),
+    }
+
+
+def results_out(hits: list[Hit], words: frozenset[str]) -> list[dict[str, Any]]:
+    """Result objects of hits, in their order (four queries per page, whatever its size)."""
+    copies = {c for h in hits for c in h.copies}
+    views = load_articles(services().store, [h.article_id for h in hits] + sorted(copies))
+    out = []
+    for h in hits:
+        view = views.get(h.article_id)
+        if view is None:  # deleted from the store after the index was written
+            continue
+        text, lang = snippet(view, words)
+        out.append(
+            {
+                "id": view.id,
+                "url": view.url,
+                "title": view.title,
+                "summary": view.summary,
+                "snippet": text,
+                "snippet_language": lang,
+                "translations": {
+                    t.language: {"title": t.title, "summary": t.summary}
+                    for t in view.translations.values()
+                },
+                "source": _source_out(view),
+                "country": view.country,
+                "language": view.language,
+                "published_at": _iso(view.published_at),
+                "topics": [{"id": t, "score": round(s, 4)} for t, s in view.topics],
+                "score": round(h.score, 6),
+                "copies": [_copy_out(views[c]) for c in h.copies if c in views],
+            }
+        )
+    return out
+
+
+def _run(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return fn(*args, **kwargs)
+    except QueryError as exc:
+        raise bad_param("q", str(exc)) from None
+    except CursorError as exc:
+        raise bad_param("cursor", str(exc)) from None
+
+
+# Endpoints ---------------------------------------------------------------------------------
+
+
+@bp.get("/search")
+@bp.input(SearchArgs, location="query", arg_name="args")
+@bp.output(SearchOut)
+@bp.doc(summary="Search articles (keyword, semantic or hybrid; cross-lingual)")
+def search(args: dict[str, Any]) -> Any:
+    """Every hit exactly once across pages: follow `next` until it is null. Results are ordered by
+    score (or date with `sort=newest`), then id, both descending."""
+    query = query_from(args)
+    page = _run(services().engine.search, query, args["per_page"], args.get("cursor"))
+    body = {
+        "total": page.total,
+        "next": page.next_cursor,
+        "results": results_out(page.hits, page.parsed.highlight),
+    }
+    headers = {}
+    if page.next_cursor:
+        params = request.args.to_dict(flat=False)
+        params["cursor"] = [page.next_cursor]
+        link = url_for("v1.search", _external=True) + "?" + urlencode(params, doseq=True)
+        headers["Link"] = f'<{link}>; rel="next"'
+    return body, 200, headers
+
+
+@bp.get("/articles/<int:article_id>")
+@bp.output(ArticleOut)
+@bp.doc(summary="One article: full text, translations, topics and the other copies of its story")
+def article(article_id: int) -> Any:
+    views = load_articles(services().store, [article_id])
+    view = views.get(article_id)
+    if view is None:
+        raise ApiProblem(404, f"no article {article_id}")
+    snap = services().engine.snapshot()
+    members = snap.story_members(view.story_id)
+    copy_ids = [int(i) for i in snap.docs["ids"][members] if int(i) != article_id]
+    copies = load_articles(services().store, copy_ids, with_text=False)
+    return {
+        **{
+            k: getattr(view, k)
+            for k in (
+                "id",
+                "url",
+                "title",
+                "text",
+                "summary",
+                "language",
+                "country",
+                "authors",
+                "section",
+                "image_url",
+                "is_covid",
+                "covid_score",
+                "story_id",
+            )
+        },
+        "published_at": _iso(view.published_at),
+        "modified_at": _iso(view.modified_at),
+        "fetched_at": _iso(view.fetched_at),
+        "topics": [{"id": t, "score": round(s, 4)} for t, s in view.topics],
+        "source": _source_out(view),
+        "translations": {
+            t.language: {"title": t.title, "summary": t.summary, "text": t.text, "model": t.model}
+            for t in view.translations.values()
+        },
+        "copies": [_copy_out(copies[c]) for c in sorted(copies)],
+    }
+
+
+@bp.get("/articles/<int:article_id>/similar")
+@bp.input(SimilarArgs, location="query", arg_name="args")
+@bp.output(SimilarOut)
+@bp.doc(summary="Articles most similar in meaning (any language), other copies excluded")
+def similar(article_id: int, args: dict[str, Any]) -> Any:
+    engine = services().engine
+    if int(engine.snapshot().positions_of([article_id])[0]) < 0:
+        if not load_articles(services().store, [article_id], with_text=False):
+            raise ApiProblem(404, f"no article {article_id}")
+        return {"results": []}  # stored but not processed yet
+    covid = {"true": True, "false": False, "all": None}[args["covid"]]
+    hits = engine.similar(article_id, args["k"], Filters(covid=covid))
+    return {"results": results_out(hits, frozenset())}
+
+
+@bp.get("/sources")
+@bp.output(SourcesOut)
+@bp.doc(summary="Sources (outlets and agencies) with their number of indexed articles")
+def sources() -> Any:
+    snap = services().engine.snapshot()
+    ids, counts = np.unique(snap.docs["source"][snap.live], return_counts=True)
+    per_source = dict(zip(ids.tolist(), counts.tolist(), strict=True))
+    with services().store.session() as s:
+        rows = s.scalars(select(Source).order_by(func.lower(Source.name))).all()
+        out = [
+            {
+                "id": r.id,
+                "slug": r.slug,
+                "name": r.name,
+                "country": r.country,
+                "language": r.language,
+                "kind": r.kind,
+                "homepage": r.homepage,
+                "articles": int(per_source.get(r.id, 0)),
+            }
+            for r in rows
+        ]
+    return {"sources": out}
+
+
+@bp.get("/topics")
+@bp.output(TopicsOut)
+@bp.doc(summary="The 11 topics (Spanish and English names) with article counts")
+def topics_list() -> Any:
+    snap = services().engine.snapshot()
+    mask = snap.live & (snap.docs["covid"] == 1)
+    bits = snap.docs["topics"][mask]
+    out = []
+    for n, t in enumerate(topics()):
+        out.append(
+            {
+                "id": t.id,
+                "es": t.es,
+                "en": t.en,
+                "about": t.about,
+                "articles": int(((bits >> n) & 1).sum()),
+            }
+        )
+    return {"topics": out}
+
+
+@bp.get("/stats")
+@bp.input(StatsArgs, location="query", arg_name="args")
+@bp.output(StatsOut)
+@bp.doc(summary="Number of articles per day/week/month/year, by topic, source, country or language")
+def stats(args: dict[str, Any]) -> Any:
+    """Counts the hits of the same query and filters as `/search` (undated articles excluded)."""
+    query = query_from(args)
+    buckets = _run(services().engine.counts, query, args["interval"], args.get("by"))
+    if args.get("by") == "source":
+        with services().store.session() as s:
+            slugs = dict(s.execute(select(Source.id, Source.slug)).all())
+        for b in buckets:
+            b["key"] = slugs.get(b["key"]) if b["key"] is not None else None
+    elif args.get("by") is None:
+        for b in buckets:
+            b["key"] = None
+    # Topics overlap (an article has 1-3), so the total is counted, not summed.
+    total = (
+        len(_run(services().engine.rank, query))
+        if args.get("by") == "topic"
+        else sum(b["count"] for b in buckets)
+    )
+    return {"interval": args["interval"], "by": args.get("by"), "total": total, "buckets": buckets}
+
+
+EXPORT_FIELDS = [
+    "id",
+    "url",
+    "title",
+    "summary",
+    "source",
+    "country",
+    "language",
+    "published_at",
+    "topics",
+    "score",
+    "title_en",
+    "summary_en",
+    "title_es",
+    "summary_es",
+    "copies",
+]
+
+
+def _export_row(r: dict[str, Any]) -> dict[str, Any]:
+    tr = r["translations"]
+    return {
+        "id": r["id"],
+        "url": r["url"],
+        "title": r["title"],
+        "summary": r["summary"] or "",
+        "source": (r["source"] or {}).get("slug", ""),
+        "country": r["country"] or "",
+        "language": r["language"] or "",
+        "published_at": r["published_at"] or "",
+        "topics": " ".join(t["id"] for t in r["topics"]),
+        "score": r["score"],
+        "title_en": tr.get("en", {}).get("title", ""),
+        "summary_en": tr.get("en", {}).get("summary") or "",
+        "title_es": tr.get("es", {}).get("title", ""),
+        "summary_es": tr.get("es", {}).get("summary") or "",
+        "copies": " ".join(str(c["id"]) for c in r["copies"]),
+    }
+
+
+@bp.get("/export")
+@bp.input(ExportArgs, location="query", arg_name="args")
+@bp.doc(
+    summary="Every hit of a query as CSV or JSON Lines, streamed",
+    responses={200: "text/csv or application/x-ndjson: one article per row, in result order"},
+)
+def export(args: dict[str, Any]) -> Any:
+    """Streams with bounded memory: hits are ranked once, then read from the store 500 at a
+    time. JSON Lines rows carry the same fields as search results (without snippets)."""
+    query = query_from(args)
+    engine = services().engine
+    chunks = _run(engine.iter_hits, query, EXPORT_CHUNK)
+    fmt = args["format"]
+
+    def generate() -> Iterator[str]:
+        if fmt == "csv":
+            buf = io.StringIO()
+            writer = csv.DictWriter(buf, fieldnames=EXPORT_FIELDS)
+            writer.writeheader()
+            yield buf.getvalue()
+        for hits in chunks:
+            rows = results_out(hits, frozenset())
+            if fmt == "csv":
+                buf = io.StringIO()
+                writer = csv.DictWriter(buf, fieldnames=EXPORT_FIELDS)
+                writer.writerows(_export_row(r) for r in rows)
+                yield buf.getvalue()
+            else:
+                yield "".join(
+                    json.dumps(
+                        {k: v for k, v in r.items() if k not in ("snippet", "snippet_language")},
+                        ensure_ascii=False,
+                    )
+                    + "\n"
+                    for r in rows
+                )
+
+    mimetype = "text/csv" if fmt == "csv" else "application/x-ndjson"
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    name = re.sub(r"[^a-z0-9]+", "-", (query.q or "all").lower()).strip("-")[:40] or "query"
+    return Response(
+        stream_with_context(generate()),
+        mimetype=mimetype,
+        headers={"Content-Disposition": f'attachment; filename="covidnews-{name}-{stamp}.{fmt}"'},
+    )

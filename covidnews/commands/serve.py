@@ -1,0 +1,157 @@
+"""``covidnews serve``: the API under gunicorn (the production server).
+
+The app (and the search engine's models) load once in the master before the workers fork
+(``preload_app``). SIGTERM stops gracefully: workers finish their requests (up to
+``--graceful-timeout``), then the process exits 0. With several workers, metrics are shared
+through ``PROMETHEUS_MULTIPROC_DIR`` (a temporary directory unless already set).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from typing import Any
+
+import click
+
+from covidnews.commands._common import EXIT_SETTINGS, CommandError, load, open_store
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"
+ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s'
+
+
+def _bind(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8000,
+    show_default=True,
+    help="Port (0: any free port; the URL printed says which).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes (each shares the preloaded models copy-on-write).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Threads per worker.",
+)
+@click.option(
+    "--timeout", type=click.IntRange(min=1), default=60, show_default=True, help="Request timeout."
+)
+@click.option(
+    "--graceful-timeout",
+    type=click.IntRange(min=1),
+    default=30,
+    show_default=True,
+    help="Seconds workers get to finish their requests after SIGTERM.",
+)
+@click.option(
+    "--preload-engine/--no-preload-engine",
+    default=True,
+    show_default=True,
+    help="Load the search engine (models, index) before forking, not on the first search.",
+)
+@click.option("--access-log/--no-access-log", default=True, show_default=True)
+def serve(
+    host: str,
+    port: int,
+    workers: int,
+    threads: int,
+    timeout: int,
+    graceful_timeout: int,
+    preload_engine: bool,
+    access_log: bool,
+) -> None:
+    """Serve the search API (and its docs at /api/docs) with gunicorn.
+
+    Rate limits are per process unless COVIDNEWS_REDIS_URL is set (then shared by all workers
+    and machines). Put a reverse proxy in front for TLS; set COVIDNEWS_API_TRUSTED_PROXIES so
+    client addresses are read from X-Forwarded-For.
+    """
+    settings = load()
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(logging.Formatter(LOG_FORMAT, defaults={"request_id": "-"}))
+    store = open_store(settings)  # a clean error (exit 3) now rather than 503s later
+    store.close()
+
+    made_dir: str | None = None
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        made_dir = tempfile.mkdtemp(prefix="covidnews-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = made_dir  # before prometheus_client loads
+    try:
+        from gunicorn.app.base import BaseApplication
+    except ImportError:  # pragma: no cover - the api extra is missing
+        raise CommandError(
+            "gunicorn is not installed: pip install 'covidnews[api]'", EXIT_SETTINGS
+        ) from None
+
+    class Server(BaseApplication):  # type: ignore[misc]
+        def __init__(self, options: dict[str, Any]) -> None:
+            self.options = options
+            self.application: Any = None
+            super().__init__()
+
+        def load_config(self) -> None:
+            for key, value in self.options.items():
+                if key in self.cfg.settings and value is not None:
+                    self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            if self.application is None:
+                from api import create_app
+
+                self.application = create_app({"SETTINGS": settings})
+                if preload_engine:
+                    self.application.extensions["covidnews"].warm()
+            return self.application
+
+    def when_ready(server: Any) -> None:
+        for listener in server.LISTENERS:
+            address = listener.sock.getsockname()
+            url = f"http://{_bind(address[0], address[1])}"
+            click.echo(f"covidnews API listening on {url}/ (docs: {url}/api/docs)")
+        sys.stdout.flush()
+
+    def child_exit(_server: Any, worker: Any) -> None:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+    options: dict[str, Any] = {
+        "bind": [_bind(host, port)],
+        "workers": workers,
+        "threads": threads,
+        "worker_class": "gthread" if threads > 1 else "sync",
+        "timeout": timeout,
+        "graceful_timeout": graceful_timeout,
+        "preload_app": True,
+        "accesslog": "-" if access_log else None,
+        "access_log_format": ACCESS_LOG_FORMAT,
+        "errorlog": "-",
+        "loglevel": settings.log_level.lower(),
+        "proc_name": "covidnews-api",
+        "when_ready": when_ready,
+        "child_exit": child_exit,
+        "control_socket_disable": True,
+    }
+    try:
+        Server(options).run()
+    finally:
+        if made_dir is not None:
+            shutil.rmtree(made_dir, ignore_errors=True)

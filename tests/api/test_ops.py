@@ -1,0 +1,91 @@
+"""/healthz, /readyz, /metrics and request ids."""
+
+from __future__ import annotations
+
+import re
+
+from apiflask import APIFlask
+
+from tests.api.conftest import AppFactory
+from tests.api.test_errors import problem
+
+
+def test_healthz(app: APIFlask) -> None:
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok"}
+
+
+def test_readyz_on_a_real_store(make_app: AppFactory, db_url: str) -> None:
+    app = make_app(db_url=db_url)
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json() == {
+        "status": "ready",
+        "checks": {"store": "ok", "search_engine": "not loaded"},
+    }
+    # readyz never builds the search engine.
+    assert not app.extensions["covidnews"].engine_loaded
+
+
+def test_readyz_when_the_store_is_unreachable(make_app: AppFactory) -> None:
+    app = make_app(db_url="postgresql+psycopg://postgres@127.0.0.1:1/none")
+    response = app.test_client().get("/readyz")
+    body = problem(response, 503)
+    assert body["checks"] == {"store": "unreachable"}
+    assert response.headers["Retry-After"]
+    assert "127.0.0.1:1" not in response.get_data(as_text=True)  # no internals
+    assert app.test_client().get("/healthz").status_code == 200  # alive all the same
+
+
+def test_request_ids(app: APIFlask) -> None:
+    client = app.test_client()
+    given = client.get("/healthz", headers={"X-Request-ID": "trace-abc.123"})
+    assert given.headers["X-Request-ID"] == "trace-abc.123"
+    for insane in ("has space", "x" * 200, "<script>", ""):
+        made = client.get("/healthz", headers={"X-Request-ID": insane})
+        assert re.fullmatch(r"[0-9a-f]{32}", made.headers["X-Request-ID"]), insane
+    one = client.get("/api/v1/missing").headers["X-Request-ID"]
+    two = client.get("/api/v1/missing").headers["X-Request-ID"]
+    assert one != two
+
+
+def _sample(text: str, name: str, **labels: str) -> float:
+    for line in text.splitlines():
+        if not line.startswith(name + "{"):
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0]))
+        if all(found.get(k) == v for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics(make_app: AppFactory) -> None:
+    client = make_app(api_rate_limit_anonymous=1).test_client()
+    before = client.get("/metrics").get_data(as_text=True)
+    client.get("/healthz")
+    client.get("/api/test/ping")
+    client.get("/api/test/ping")  # 429
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.mimetype == "text/plain"
+    after = response.get_data(as_text=True)
+
+    def delta(name: str, **labels: str) -> float:
+        return _sample(after, name, **labels) - _sample(before, name, **labels)
+
+    total = "covidnews_http_requests_total"
+    assert delta(total, endpoint="/healthz", method="GET", status="200") == 1
+    assert delta(total, endpoint="/api/test/ping", method="GET", status="200") == 1
+    assert delta(total, endpoint="/api/test/ping", method="GET", status="429") == 1
+    assert delta("covidnews_http_rate_limited_total", client="anonymous") == 1
+    assert (
+        delta(
+            "covidnews_http_request_duration_seconds_count",
+            endpoint="/healthz",
+            method="GET",
+            status="200",
+        )
+        == 1
+    )
+    assert 'le="0.005"' in after
