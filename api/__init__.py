@@ -95,6 +95,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> APIFlask:
 
     from api import errors, ops, security
     from api import services as services_module
+    from api.archive import init_app as init_archive
     from api.v1 import bp as v1_bp
     from covidnews import __version__
     from covidnews.settings import Settings, get_settings
@@ -126,6 +127,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> APIFlask:
     ops.init_app(app)  # request id + timing: first in, last out
     security.init_app(app, settings)
     app.register_blueprint(v1_bp)
+    init_archive(app)  # the readers' web archive (pages and feeds)
     app.spec_processor(_finish_spec)
     return app
 

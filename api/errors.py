@@ -134,7 +134,11 @@ def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     if isinstance(messages, Mapping):
         for key, value in messages.items():
-            name = f"{prefix}.{key}" if prefix else str(key)
+            # A list item's errors (marshmallow keys them by index) belong to the parameter.
+            if isinstance(key, int) and prefix:
+                name = prefix
+            else:
+                name = f"{prefix}.{key}" if prefix else str(key)
             out.update(_flatten(value, name))
     elif isinstance(messages, list | tuple):
         texts = [m for m in messages if isinstance(m, str)]

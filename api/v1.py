@@ -370,7 +370,7 @@ def search(args: dict[str, Any]) -> Any:
     return body, 200, headers
 
 
-@bp.get("/articles/<int:article_id>")
+@bp.get("/articles/<int(max=9223372036854775807):article_id>")
 @bp.output(ArticleOut)
 @bp.doc(summary="One article: full text, translations, topics and the other copies of its story")
 def article(article_id: int) -> Any:
@@ -414,7 +414,7 @@ def article(article_id: int) -> Any:
     }
 
 
-@bp.get("/articles/<int:article_id>/similar")
+@bp.get("/articles/<int(max=9223372036854775807):article_id>/similar")
 @bp.input(SimilarArgs, location="query", arg_name="args")
 @bp.output(SimilarOut)
 @bp.doc(summary="Articles most similar in meaning (any language), other copies excluded")
@@ -540,11 +540,21 @@ def _export_row(r: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_TEXT: dict[str, Any] = {"schema": {"type": "string"}}
+EXPORT_RESPONSES: Any = {
+    200: {
+        "description": "One article per row (CSV with a header, or one JSON object per line), "
+        "in result order.",
+        "content": {"text/csv": _TEXT, "application/x-ndjson": _TEXT},
+    }
+}
+
+
 @bp.get("/export")
 @bp.input(ExportArgs, location="query", arg_name="args")
 @bp.doc(
     summary="Every hit of a query as CSV or JSON Lines, streamed",
-    responses={200: "text/csv or application/x-ndjson: one article per row, in result order"},
+    responses=EXPORT_RESPONSES,
 )
 def export(args: dict[str, Any]) -> Any:
     """Streams with bounded memory: hits are ranked once, then read from the store 500 at a

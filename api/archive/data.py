@@ -1,0 +1,338 @@
+"""What the archive pages show: stories of a query (copies collapsed), sources, topics, counts,
+and the search/filter parameters read from a request (the API's names and meanings)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import numpy as np
+from flask_babel import get_locale  # type: ignore[import-untyped]
+from flask_babel import gettext as _
+from markupsafe import Markup, escape
+from sqlalchemy import func, select
+from werkzeug.datastructures import MultiDict
+
+from api.errors import ApiProblem
+from api.services import services
+from covidnews.schema import Source
+from covidnews.search.analysis import MAX_QUERY_CHARS, QueryError
+from covidnews.search.engine import CursorError, Filters, Query
+from covidnews.search.results import ArticleView, SourceView, load_articles, snippet
+from covidnews.taxonomy import topic, topic_ids, topics
+
+MODES = ("hybrid", "keyword", "semantic")
+COVID = ("true", "all", "false")
+SORTS = ("relevance", "newest")
+INTERVALS = ("day", "week", "month")
+_MARK = re.compile(r"</?mark>")
+_CC = re.compile(r"^[A-Za-z]{2}$")
+_LANG = re.compile(r"^[A-Za-z]{2,3}$")
+
+
+class BadQuery(ValueError):
+    """The query or cursor of a list cannot be used (shown as a 400 page)."""
+
+
+@dataclass
+class Story:
+    """One list entry: the best-ranked copy of a story and the other outlets' copies."""
+
+    view: ArticleView
+    copies: list[ArticleView] = field(default_factory=list)
+    snippet: Markup | None = None
+
+
+@dataclass
+class Listing:
+    stories: list[Story]
+    total: int
+    next_cursor: str | None
+
+
+def safe_snippet(text: str) -> Markup:
+    """A snippet of :func:`covidnews.search.results.snippet` as markup, only after checking it is
+    escaped text with nothing but ``<mark>``/``</mark>`` tags; otherwise plain escaped text."""
+    rest = _MARK.sub("", text)
+    if any(c in rest for c in "<>\"'"):
+        return Markup(escape(rest))
+    return Markup(text)  # checked above: html.escape output plus <mark> only
+
+
+def listing(query: Query, per_page: int, cursor: str | None, *, snippets: bool = False) -> Listing:
+    svc = services()
+    try:
+        page = svc.engine.search(query, per_page, cursor)
+    except (QueryError, CursorError) as exc:
+        raise BadQuery(str(exc)) from None
+    copy_ids = sorted({c for h in page.hits for c in h.copies})
+    views = load_articles(svc.store, [h.article_id for h in page.hits])
+    copies = load_articles(svc.store, copy_ids, with_text=False)
+    stories = []
+    for h in page.hits:
+        view = views.get(h.article_id)
+        if view is None:  # deleted after the index was written
+            continue
+        story = Story(view, [copies[c] for c in h.copies if c in copies])
+        if snippets:
+            text, _lang = snippet(view, page.parsed.highlight)
+            story.snippet = safe_snippet(text)
+        stories.append(story)
+    return Listing(stories, page.total, page.next_cursor)
+
+
+def story_copies(view: ArticleView) -> list[ArticleView]:
+    """The other stored copies of this article's story (in the index), oldest first."""
+    snap = services().engine.snapshot()
+    members = snap.story_members(view.story_id)
+    ids = [int(i) for i in snap.docs["ids"][members] if int(i) != view.id]
+    found = load_articles(services().store, ids, with_text=False)
+    return sorted(found.values(), key=lambda v: (v.published_at is None, v.published_at, v.id))
+
+
+def similar(view: ArticleView, k: int = 6) -> list[ArticleView]:
+    hits = services().engine.similar(view.id, k, Filters(covid=True))
+    found = load_articles(services().store, [h.article_id for h in hits], with_text=False)
+    return [found[h.article_id] for h in hits if h.article_id in found]
+
+
+def source_by_slug(slug: str) -> SourceView | None:
+    with services().store.session() as s:
+        src = s.scalars(select(Source).where(Source.slug == slug)).first()
+        if src is None:
+            return None
+        return SourceView(
+            src.id, src.slug, src.name, src.country, src.language, src.kind, src.homepage
+        )
+
+
+def sources_with_counts() -> list[dict[str, Any]]:
+    """Every source (as ``/api/v1/sources``) with its number of indexed articles."""
+    snap = services().engine.snapshot()
+    ids, counts = np.unique(snap.docs["source"][snap.live], return_counts=True)
+    per_source = dict(zip(ids.tolist(), counts.tolist(), strict=True))
+    with services().store.session() as s:
+        rows = s.scalars(select(Source).order_by(func.lower(Source.name))).all()
+        return [
+            {
+                "slug": r.slug,
+                "name": r.name,
+                "country": r.country,
+                "language": r.language,
+                "kind": r.kind,
+                "homepage": r.homepage,
+                "articles": int(per_source.get(r.id, 0)),
+            }
+            for r in rows
+        ]
+
+
+def source_slugs() -> dict[int, str]:
+    with services().store.session() as s:
+        return {int(i): str(slug) for i, slug in s.execute(select(Source.id, Source.slug))}
+
+
+def topic_counts() -> dict[str, int]:
+    """Covid articles per topic in the index."""
+    snap = services().engine.snapshot()
+    bits = snap.docs["topics"][snap.live & (snap.docs["covid"] == 1)]
+    return {t: int(((bits >> n) & 1).sum()) for n, t in enumerate(topic_ids())}
+
+
+def countries_in_index() -> list[str]:
+    """Countries with Covid articles, most articles first (for filter menus)."""
+    from covidnews.search.keyword import decode
+
+    snap = services().engine.snapshot()
+    codes, counts = np.unique(
+        snap.docs["country"][snap.live & (snap.docs["covid"] == 1)], return_counts=True
+    )
+    pairs = sorted(zip(counts.tolist(), codes.tolist(), strict=True), reverse=True)
+    return [c for _n, code in pairs if (c := decode(int(code)))]
+
+
+# Names in the interface language -----------------------------------------------------------
+
+
+def topic_name(topic_id: str) -> str:
+    t = topic(topic_id)
+    return t.name(str(get_locale().language)) if t else topic_id
+
+
+def country_name(cc: str | None) -> str:
+    if not cc:
+        return ""
+    return str(get_locale().territories.get(cc.upper(), cc.upper()))
+
+
+def language_name(code: str | None) -> str:
+    if not code:
+        return ""
+    name = get_locale().languages.get(code.lower())
+    return str(name) if name else code
+
+
+def known_country(cc: str) -> bool:
+    """An ISO 3166-1 alpha-2 code CLDR knows (not "ZZ", the unknown region)."""
+    return bool(_CC.match(cc)) and cc.upper() != "ZZ" and cc.upper() in get_locale().territories
+
+
+# Request parameters (the API's names: q, mode, from, to, source, country, language, topic,
+# covid, sort) ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Params:
+    """Parsed search/filter parameters; ``errors`` by parameter name (shown by the form)."""
+
+    values: dict[str, Any]
+    errors: dict[str, str]
+
+    @property
+    def query(self) -> Query:
+        from api.v1 import query_from
+
+        return query_from(self.values)
+
+    def link_args(self) -> dict[str, Any]:
+        """The parameters as they appear in a URL (for feeds, pagination and forms)."""
+        v = self.values
+        out: dict[str, Any] = {}
+        if v["q"]:
+            out["q"] = v["q"]
+        if v["mode"] != "hybrid":
+            out["mode"] = v["mode"]
+        if v["from_"]:
+            out["from"] = v["from_"].isoformat()
+        if v["to"]:
+            out["to"] = v["to"].isoformat()
+        for name in ("source", "country", "language", "topic"):
+            if v[name]:
+                out[name] = list(v[name])
+        if v["covid"] != "true":
+            out["covid"] = v["covid"]
+        if v.get("sort_given"):
+            out["sort"] = v["sort"]
+        return out
+
+
+def _date(raw: str | None) -> date | None:
+    if not raw:
+        return None
+    return date.fromisoformat(raw)
+
+
+def parse_params(args: MultiDict[str, str] | Mapping[str, Any]) -> Params:
+    """Read the search parameters; bad ones are reported, never raised."""
+    get = args.get
+
+    def getlist(name: str) -> list[str]:
+        return list(args.getlist(name)) if isinstance(args, MultiDict) else []
+
+    errors: dict[str, str] = {}
+    q = (get("q") or "").strip()
+    if len(q) > MAX_QUERY_CHARS:
+        errors["q"] = _(
+            "La consulta es demasiado larga (máximo %(n)d caracteres).", n=MAX_QUERY_CHARS
+        )
+        q = q[:MAX_QUERY_CHARS]
+    mode = get("mode") or "hybrid"
+    if mode not in MODES:
+        errors["mode"] = _("Modo de búsqueda desconocido.")
+        mode = "hybrid"
+    dates: dict[str, date | None] = {}
+    for name in ("from", "to"):
+        try:
+            dates[name] = _date(get(name))
+        except ValueError:
+            errors[name] = _("Fecha no válida (AAAA-MM-DD).")
+            dates[name] = None
+    if dates["from"] and dates["to"] and dates["from"] > dates["to"]:
+        errors["from"] = _("La fecha «desde» es posterior a «hasta».")
+    sources = [s for s in dict.fromkeys(getlist("source")) if s]
+    countries = [c.upper() for c in dict.fromkeys(getlist("country")) if c]
+    if any(not _CC.match(c) for c in countries):
+        errors["country"] = _("País no válido (código de dos letras).")
+        countries = [c for c in countries if _CC.match(c)]
+    languages = [c.lower() for c in dict.fromkeys(getlist("language")) if c]
+    if any(not _LANG.match(c) for c in languages):
+        errors["language"] = _("Idioma no válido.")
+        languages = [c for c in languages if _LANG.match(c)]
+    wanted_topics = [t for t in dict.fromkeys(getlist("topic")) if t]
+    if any(t not in topic_ids() for t in wanted_topics):
+        errors["topic"] = _("Tema desconocido.")
+        wanted_topics = [t for t in wanted_topics if t in topic_ids()]
+    covid = get("covid") or "true"
+    if covid not in COVID:
+        errors["covid"] = _("Valor no válido.")
+        covid = "true"
+    sort = get("sort") or ""
+    sort_given = sort in SORTS
+    if sort and not sort_given:
+        errors["sort"] = _("Orden desconocido.")
+    if not sort_given:
+        sort = "relevance" if q else "newest"
+    values = {
+        "q": q,
+        "mode": mode,
+        "from_": dates["from"],
+        "to": dates["to"],
+        "source": sources,
+        "country": countries,
+        "language": languages,
+        "topic": wanted_topics,
+        "covid": covid,
+        "sort": sort,
+        "sort_given": sort_given,
+        "collapse": True,
+    }
+    params = Params(values, errors)
+    if sources:
+        try:
+            params.query  # noqa: B018 - validates the source slugs
+        except ApiProblem:
+            known = set(source_slugs().values())
+            errors["source"] = _("Fuente desconocida.")
+            values["source"] = [s for s in sources if s in known]
+    return params
+
+
+def topic_list() -> list[dict[str, str]]:
+    lang = str(get_locale().language)
+    return [{"id": t.id, "name": t.name(lang)} for t in topics()]
+
+
+def home(
+    latest: int = 15, per_topic: int = 3, window: int = 300
+) -> tuple[list[Story], dict[str, list[Story]]]:
+    """The latest stories and, per topic, its latest few: one ranking of the newest ``window``
+    stories, grouped by topic in memory, then one read of the store."""
+    svc = services()
+    page = svc.engine.search(Query(sort="newest"), window, None)
+    snap = svc.engine.snapshot()
+    bits = snap.docs["topics"][np.maximum(snap.positions_of([h.article_id for h in page.hits]), 0)]
+    picked_latest = page.hits[:latest]
+    by_topic: dict[str, list[int]] = {}
+    for n, topic_id in enumerate(topic_ids()):
+        rows = [i for i, b in enumerate(bits.tolist()) if (b >> n) & 1][:per_topic]
+        if rows:
+            by_topic[topic_id] = rows
+    wanted = {h.article_id for h in picked_latest}
+    wanted |= {page.hits[i].article_id for rows in by_topic.values() for i in rows}
+    copy_ids = {c for h in picked_latest for c in h.copies}
+    views = load_articles(svc.store, sorted(wanted), with_text=False)
+    copies = load_articles(svc.store, sorted(copy_ids), with_text=False)
+
+    def story(i: int) -> Story | None:
+        h = page.hits[i]
+        view = views.get(h.article_id)
+        if view is None:
+            return None
+        return Story(view, [copies[c] for c in h.copies if c in copies])
+
+    latest_stories = [s for i in range(len(picked_latest)) if (s := story(i))]
+    grouped = {t: [s for i in rows if (s := story(i))] for t, rows in by_topic.items()}
+    return latest_stories, {t: s for t, s in grouped.items() if s}

@@ -1,0 +1,524 @@
+"""The archive's pages (see ``api/archive/__init__.py`` for headers, caching and language)."""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import logging
+import re
+from datetime import date, datetime, timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import abort, render_template, request, url_for
+from flask_babel import format_date, format_number, get_locale, ngettext  # type: ignore[import-untyped]
+from flask_babel import gettext as _
+from werkzeug.exceptions import HTTPException
+
+from api.archive import DEFAULT_LANGUAGE, LANGUAGES, bp, charts, data
+from api.services import services
+from covidnews.search.engine import Filters, Query
+from covidnews.search.results import load_articles
+from covidnews.taxonomy import topic, topic_ids
+
+log = logging.getLogger(__name__)
+
+PER_PAGE = 20
+STATIC = Path(__file__).resolve().parents[1] / "static"
+_PARAGRAPHS = re.compile(r"\n\s*\n")
+
+
+# Template helpers --------------------------------------------------------------------------
+
+
+def current_lang() -> str:
+    lang = str(get_locale().language)
+    return lang if lang in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def u(endpoint: str, **values: Any) -> str:
+    """``url_for`` that keeps the interface language (``lang=en`` while it is English)."""
+    if endpoint.startswith("."):
+        endpoint = "archive" + endpoint
+    lang = current_lang()
+    if lang != DEFAULT_LANGUAGE:
+        values.setdefault("lang", lang)
+    return url_for(endpoint, **{k: v for k, v in values.items() if v not in (None, "", [])})
+
+
+def lang_url(target: str) -> str:
+    """This page in another language."""
+    args = request.args.to_dict(flat=False)
+    args["lang"] = [target]
+    return request.path + "?" + urlencode(args, doseq=True)
+
+
+@cache
+def _static_version(filename: str) -> str:
+    try:
+        return hashlib.sha256((STATIC / filename).read_bytes()).hexdigest()[:10]
+    except OSError:
+        return "0"
+
+
+def static_url(filename: str) -> str:
+    return url_for("static", filename=filename, v=_static_version(filename))
+
+
+def fdate(value: date | datetime | None, fmt: str = "medium") -> str:
+    return str(format_date(value, fmt)) if value is not None else ""
+
+
+def fnum(value: int | float) -> str:
+    return str(format_number(value))
+
+
+def news_count(n: int) -> str:
+    return str(ngettext("%(count)s noticia", "%(count)s noticias", n, count=fnum(n)))
+
+
+def month_name(month: int, width: str = "wide") -> str:
+    return str(get_locale().months["stand-alone"][width][month])
+
+
+@bp.context_processor
+def _helpers() -> dict[str, Any]:
+    return {
+        "u": u,
+        "lang": current_lang(),
+        "lang_url": lang_url,
+        "static_url": static_url,
+        "fdate": fdate,
+        "fnum": fnum,
+        "month_name": month_name,
+        "news_count": news_count,
+        "topic_name": data.topic_name,
+        "country_name": data.country_name,
+        "language_name": data.language_name,
+        "nav_topics": data.topic_list(),
+    }
+
+
+# Errors ------------------------------------------------------------------------------------
+
+
+@bp.errorhandler(Exception)
+def _error(error: Exception) -> Any:
+    if isinstance(error, HTTPException):
+        code = error.code or 500
+        detail = error.description if code == 400 else None
+    else:
+        log.error("unhandled error in %s %s", request.method, request.path, exc_info=error)
+        code, detail = 500, None
+    return render_template("archive/error.html", code=code, detail=detail), code
+
+
+def _bad(exc: Exception) -> None:
+    abort(400, description=str(exc))
+
+
+# Lists -------------------------------------------------------------------------------------
+
+
+def _feeds(kind: str, **values: Any) -> list[dict[str, str]]:
+    """The page's feeds, for <link rel="alternate"> and the footer."""
+    return [
+        {
+            "type": "application/rss+xml",
+            "title": _("Canal RSS"),
+            "href": u(f".feed_{kind}", fmt="rss", **values),
+        },
+        {
+            "type": "application/atom+xml",
+            "title": _("Canal Atom"),
+            "href": u(f".feed_{kind}", fmt="atom", **values),
+        },
+    ]
+
+
+def _list_page(filters: Filters, *, title: str, heading_extra: dict[str, Any], feeds: Any) -> str:
+    cursor = request.args.get("cursor") or None
+    try:
+        listing = data.listing(Query(filters=filters, sort="newest"), PER_PAGE, cursor)
+    except data.BadQuery as exc:
+        _bad(exc)
+        raise
+    next_url = None
+    if listing.next_cursor:
+        next_url = u(
+            request.endpoint or ".home", **(request.view_args or {}), cursor=listing.next_cursor
+        )
+    return render_template(
+        "archive/list.html",
+        title=title,
+        listing=listing,
+        next_url=next_url,
+        paged=bool(cursor),
+        feeds=feeds,
+        **heading_extra,
+    )
+
+
+@bp.get("/")
+def home() -> str:
+    latest, grouped = data.home()
+    return render_template(
+        "archive/home.html",
+        latest=latest,
+        grouped=grouped,
+        topic_counts=data.topic_counts(),
+        feeds=_feeds("latest"),
+    )
+
+
+@bp.get("/tema/<topic_id>")
+def topic_page(topic_id: str) -> str:
+    t = topic(topic_id)
+    if t is None:
+        abort(404)
+    return _list_page(
+        Filters(topics=(t.id,)),
+        title=t.name(current_lang()),
+        heading_extra={"kind": "topic", "topic_id": t.id},
+        feeds=_feeds("topic", topic_id=t.id),
+    )
+
+
+@bp.get("/fuente/<slug>")
+def source_page(slug: str) -> str:
+    source = data.source_by_slug(slug)
+    if source is None:
+        abort(404)
+    return _list_page(
+        Filters(sources=(source.id,)),
+        title=source.name,
+        heading_extra={"kind": "source", "source": source},
+        feeds=_feeds("source", slug=source.slug),
+    )
+
+
+@bp.get("/pais/<cc>")
+def country_page(cc: str) -> str:
+    if not data.known_country(cc):
+        abort(404)
+    return _list_page(
+        Filters(countries=(cc.upper(),)),
+        title=data.country_name(cc),
+        heading_extra={"kind": "country", "cc": cc.upper()},
+        feeds=_feeds("country", cc=cc.lower()),
+    )
+
+
+# Date archive ------------------------------------------------------------------------------
+
+
+def _counts(start: date | None, end: date | None, interval: str) -> dict[date, int]:
+    query = Query(filters=Filters(date_from=start, date_to=end), sort="newest")
+    rows = services().engine.counts(query, interval)
+    return {date.fromisoformat(r["period"]): int(r["count"]) for r in rows}
+
+
+def _month_add(year: int, month: int, delta: int) -> tuple[int, int]:
+    n = year * 12 + (month - 1) + delta
+    return n // 12, n % 12 + 1
+
+
+@bp.get("/archivo/")
+def archive_index() -> str:
+    months = _counts(None, None, "month")
+    years: dict[int, dict[int, int]] = {}
+    for d, n in sorted(months.items(), reverse=True):
+        years.setdefault(d.year, {})[d.month] = n
+    return render_template("archive/archive_index.html", years=years)
+
+
+@bp.get("/archivo/<int(fixed_digits=4):year>/")
+def archive_year(year: int) -> str:
+    if not 1900 <= year <= 2999:
+        abort(404)
+    months = _counts(None, None, "month")
+    per_month = {d.month: n for d, n in months.items() if d.year == year}
+    years = sorted({d.year for d in months})
+    prev_year = max((y for y in years if y < year), default=None)
+    next_year = min((y for y in years if y > year), default=None)
+    return render_template(
+        "archive/archive_year.html",
+        year=year,
+        per_month=per_month,
+        total=sum(per_month.values()),
+        prev_year=prev_year,
+        next_year=next_year,
+    )
+
+
+@bp.get("/archivo/<int(fixed_digits=4):year>/<int(fixed_digits=2):month>/")
+def archive_month(year: int, month: int) -> str:
+    if not (1900 <= year <= 2999 and 1 <= month <= 12):
+        abort(404)
+    first = date(year, month, 1)
+    last = date(year, month, calendar.monthrange(year, month)[1])
+    per_day = _counts(first, last, "day")
+    months = sorted(_counts(None, None, "month"))
+    prev_m = max((m for m in months if m < first), default=None)
+    next_m = min((m for m in months if m > first), default=None)
+    cal = calendar.Calendar(firstweekday=int(get_locale().first_week_day))
+    weeks = cal.monthdatescalendar(year, month)
+    days = get_locale().days["stand-alone"]
+    weekday_names = [
+        (
+            str(days["wide"][(cal.firstweekday + i) % 7]),
+            str(days["abbreviated"][(cal.firstweekday + i) % 7]),
+        )
+        for i in range(7)
+    ]
+    return render_template(
+        "archive/archive_month.html",
+        year=year,
+        month=month,
+        weeks=weeks,
+        per_day=per_day,
+        total=sum(per_day.values()),
+        weekday_names=weekday_names,
+        prev_m=prev_m,
+        next_m=next_m,
+    )
+
+
+@bp.get(
+    "/archivo/<int(fixed_digits=4):year>/<int(fixed_digits=2):month>/<int(fixed_digits=2):day>/"
+)
+def archive_day(year: int, month: int, day: int) -> str:
+    try:
+        d = date(year, month, day)
+    except ValueError:
+        abort(404)
+    cursor = request.args.get("cursor") or None
+    try:
+        listing = data.listing(
+            Query(filters=Filters(date_from=d, date_to=d), sort="newest"), PER_PAGE, cursor
+        )
+    except data.BadQuery as exc:
+        _bad(exc)
+        raise
+    next_url = None
+    if listing.next_cursor:
+        next_url = u(
+            ".archive_day",
+            year=f"{year:04d}",
+            month=f"{month:02d}",
+            day=f"{day:02d}",
+            cursor=listing.next_cursor,
+        )
+    return render_template(
+        "archive/archive_day.html",
+        day=d,
+        listing=listing,
+        next_url=next_url,
+        paged=bool(cursor),
+        prev_day=d - timedelta(days=1),
+        next_day=d + timedelta(days=1),
+    )
+
+
+# Article -----------------------------------------------------------------------------------
+
+
+def paragraphs(text: str | None) -> list[str]:
+    return [p.strip() for p in _PARAGRAPHS.split(text or "") if p.strip()]
+
+
+@bp.get("/articulo/<int:article_id>")
+def article(article_id: int) -> str:
+    view = load_articles(services().store, [article_id]).get(article_id)
+    if view is None:
+        abort(404)
+    original = view.language or "es"
+    other = "es" if original == "en" else "en"
+    translation = view.translations.get(other)
+    ver = request.args.get("ver", "original")
+    if ver == original or ver not in ("original", other, "ambos") or translation is None:
+        ver = "original"
+    return render_template(
+        "archive/article.html",
+        a=view,
+        original=original,
+        other=other,
+        translation=translation,
+        ver=ver,
+        body=paragraphs(view.text),
+        body_tr=paragraphs(translation.text if translation else None),
+        copies=data.story_copies(view),
+        similar=data.similar(view),
+    )
+
+
+# Search ------------------------------------------------------------------------------------
+
+
+@bp.get("/buscar")
+def search() -> Any:
+    params = data.parse_params(request.args)
+    link_args = params.link_args()
+    listing = None
+    next_url = None
+    cursor = request.args.get("cursor") or None
+    status = 400 if params.errors else 200
+    searched = bool(link_args) and not params.errors
+    if searched:
+        try:
+            listing = data.listing(params.query, PER_PAGE, cursor, snippets=True)
+        except data.BadQuery as exc:
+            params.errors["q"] = str(exc)
+            status, listing = 400, None
+        if listing is not None and listing.next_cursor:
+            next_url = u(".search", **link_args, cursor=listing.next_cursor)
+    feeds = _feeds("search", **link_args) if searched else []
+    return (
+        render_template(
+            "archive/search.html",
+            params=params,
+            v=params.values,
+            listing=listing,
+            next_url=next_url,
+            paged=bool(cursor),
+            feeds=feeds,
+            sources=[s for s in data.sources_with_counts() if s["articles"]],
+            countries=data.countries_in_index(),
+            modes=data.MODES,
+        ),
+        status,
+    )
+
+
+# Statistics --------------------------------------------------------------------------------
+
+
+def _periods(first: date, last: date, interval: str) -> list[date]:
+    out = []
+    d = first
+    while d <= last:
+        out.append(d)
+        if interval == "day":
+            d += timedelta(days=1)
+        elif interval == "week":
+            d += timedelta(days=7)
+        else:
+            y, m = _month_add(d.year, d.month, 1)
+            d = date(y, m, 1)
+    return out
+
+
+def _period_label(d: date, interval: str) -> str:
+    if interval == "month":
+        return str(format_date(d, "MMM y"))
+    return str(format_date(d, "d MMM y" if current_lang() == "es" else "MMM d, y"))
+
+
+def _table(periods: list[date], rows: list[dict[str, Any]]) -> dict[tuple[date, str], int]:
+    return {(date.fromisoformat(r["period"]), str(r.get("key"))): int(r["count"]) for r in rows}
+
+
+MAX_COUNTRIES = 8
+
+
+@bp.get("/estadisticas")
+def stats() -> Any:
+    params = data.parse_params(request.args)
+    interval = request.args.get("interval") or "week"
+    if interval not in data.INTERVALS:
+        params.errors["interval"] = _("Intervalo desconocido.")
+        interval = "week"
+    engine = services().engine
+    query = params.query
+    try:
+        totals = engine.counts(query, interval)
+        by_topic = engine.counts(query, interval, "topic")
+        by_country = engine.counts(query, interval, "country")
+    except ValueError as exc:  # QueryError
+        params.errors["q"] = str(exc)
+        totals, by_topic, by_country = [], [], []
+    periods: list[date] = []
+    if totals:
+        found = sorted(date.fromisoformat(r["period"]) for r in totals)
+        periods = _periods(found[0], found[-1], interval)
+    labels = [_period_label(p, interval) for p in periods]
+    total_map = {date.fromisoformat(r["period"]): int(r["count"]) for r in totals}
+    total_values = [total_map.get(p, 0) for p in periods]
+
+    topic_cells = _table(periods, by_topic)
+    topic_series = []
+    for n, tid in enumerate(topic_ids()):
+        values = [topic_cells.get((p, tid), 0) for p in periods]
+        if sum(values):
+            topic_series.append(charts.Series(tid, data.topic_name(tid), values, charts.color(n)))
+    country_cells = _table(periods, by_country)
+    country_totals: dict[str, int] = {}
+    for (_p, cc), count in country_cells.items():
+        country_totals[cc] = country_totals.get(cc, 0) + count
+    top = sorted(country_totals, key=lambda c: (-country_totals[c], c))[:MAX_COUNTRIES]
+    country_series = [
+        charts.Series(
+            cc,
+            data.country_name(cc) if cc != "None" else _("Sin país"),
+            [country_cells.get((p, cc), 0) for p in periods],
+            charts.color(k),
+        )
+        for k, cc in enumerate(top)
+    ]
+    span = _("del %(a)s al %(b)s", a=labels[0], b=labels[-1]) if labels else ""
+    chart_total = charts.bar_chart(
+        "chart-total",
+        _("Noticias por periodo"),
+        _("Total de noticias %(span)s.", span=span),
+        labels,
+        total_values,
+    )
+    chart_topics = charts.line_chart(
+        "chart-topics",
+        _("Noticias por tema"),
+        _("Una línea por tema, %(span)s.", span=span),
+        labels,
+        topic_series,
+    )
+    chart_countries = charts.line_chart(
+        "chart-countries",
+        _("Noticias por país"),
+        _("Una línea por país (los %(n)d con más noticias), %(span)s.", n=MAX_COUNTRIES, span=span),
+        labels,
+        country_series,
+    )
+    return (
+        render_template(
+            "archive/stats.html",
+            params=params,
+            v=params.values,
+            interval=interval,
+            intervals=data.INTERVALS,
+            labels=labels,
+            total_values=total_values,
+            topic_series=topic_series,
+            country_series=country_series,
+            chart_total=chart_total,
+            chart_topics=chart_topics,
+            chart_countries=chart_countries,
+            countries=data.countries_in_index(),
+            swatch=charts.swatch,
+        ),
+        400 if params.errors else 200,
+    )
+
+
+# About -------------------------------------------------------------------------------------
+
+
+@bp.get("/acerca")
+def about() -> str:
+    sources = data.sources_with_counts()
+    return render_template(
+        "archive/about.html",
+        sources=sources,
+        indexed=sum(s["articles"] for s in sources),
+        topic_counts=data.topic_counts(),
+    )
