@@ -18,11 +18,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[$(EXTRAS)]'
 	@touch $(STAMP)
 
-demo: setup  ## embedded default, offline: crawl the local demo news site, ingest a sample, show the store
+demo: setup  ## offline, end to end: demo news site → crawl → NLP → archive + API on http://127.0.0.1:8000
 	$(BIN)/covidnews init
-	$(BIN)/covidnews demo
-	$(BIN)/covidnews ingest covidnews/data/sample_articles.jsonl
-	$(BIN)/covidnews stats
+	$(BIN)/covidnews demo --serve --api-port $(or $(DEMO_PORT),8000)
 
 lint: setup  ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .

@@ -1,12 +1,14 @@
 """``covidnews demo``: the main job on the embedded default, offline, end to end.
 
-Today: start the local demo news site, crawl it into the store, print what the store holds.
-(Processing and serving join as those parts of the system land.)
+Start the local demo news site, crawl it into the store (the NLP stages run on what is crawled,
+in-process), process anything still pending, and with ``--serve`` serve the archive and the API
+on http://127.0.0.1:8000 (the demo site stays up, so "read the original" links work).
 """
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -22,8 +24,23 @@ from covidnews.commands._common import EXIT_SETTINGS, EXIT_STORE, CommandError, 
     help="Demo site port. Keep it the same between runs: article URLs include it.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the crawl summary as JSON.")
-def demo(port: int, as_json: bool) -> None:
-    """Serve the demo news site on 127.0.0.1, crawl it with the real crawler, show the result."""
+@click.option(
+    "--serve/--no-serve",
+    default=False,
+    show_default=True,
+    help="Afterwards, serve the archive and API (Ctrl-C stops).",
+)
+@click.option(
+    "--api-port",
+    type=click.IntRange(0, 65535),
+    default=8000,
+    show_default=True,
+    help="Port of the archive and API with --serve.",
+)
+@click.pass_context
+def demo(ctx: click.Context, port: int, as_json: bool, serve: bool, api_port: int) -> None:
+    """Serve the demo news site on 127.0.0.1, crawl it with the real crawler, process what was
+    crawled and (with --serve) serve the archive and API."""
     from covidnews.store import StoreError
     from crawler.demo_site import DemoSite, write_registry
     from crawler.registry import load_registry
@@ -38,8 +55,9 @@ def demo(port: int, as_json: bool) -> None:
             EXIT_SETTINGS,
         ) from None
     store = open_store(settings)
+    processed = None
     try:
-        with site:
+        with site:  # up while serving too: the archive links to the originals
             registry_path = settings.data_dir / "demo-sources.yaml"
             write_registry(site.port, registry_path)
             demo_settings = settings.model_copy(
@@ -57,12 +75,27 @@ def demo(port: int, as_json: bool) -> None:
                 # The site is local: no need to be slow with it.
                 overrides={"AUTOTHROTTLE_ENABLED": False, "DOWNLOAD_DELAY": 0},
             )
-        stats = store.stats()
+            if settings.process_on_ingest:
+                # What the crawl's hand-off left (e.g. a previous run stopped midway).
+                from nlp_worker.process import process_pending
+
+                processed = process_pending(store, settings)
+            stats = store.stats()
+            if serve:
+                store.close()
+                _report(report.summary(), stats, as_json, processed)
+                from covidnews.commands.serve import serve as serve_command
+
+                ctx.invoke(serve_command, host="127.0.0.1", port=api_port, workers=1, threads=4)
+                return
     except StoreError as exc:
         raise CommandError(str(exc), EXIT_STORE) from None
     finally:
         store.close()
-    summary = report.summary()
+    _report(report.summary(), stats, as_json, processed)
+
+
+def _report(summary: dict[str, Any], stats: dict[str, Any], as_json: bool, processed: Any) -> None:
     if as_json:
         click.echo(json.dumps({"crawl": summary, "store": stats}, ensure_ascii=False))
         return
@@ -74,3 +107,9 @@ def demo(port: int, as_json: bool) -> None:
     click.echo(
         f"store: {stats['articles']} articles from {stats['sources']} sources ({stats['database']})"
     )
+    states = stats.get("states", {})
+    if processed is not None or states.get("done"):
+        click.echo(
+            f"processed: {states.get('done', 0)} articles ready to search, "
+            f"{states.get('failed', 0)} failed, {states.get('pending', 0)} pending"
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import pytest
 from sqlalchemy import func, select
 
 from covidnews.index import VectorIndex
+from covidnews.search.engine import Filters, Query, SearchEngine
 from covidnews.schema import Article, Embedding, StageRun
 from covidnews.store import Store
 from tests.conftest import ROOT, SHARED, _fresh_pg_database
@@ -154,11 +156,40 @@ def test_worker_killed_mid_batch_then_restarted(env: dict[str, str], tmp_path: P
                 assert {stage for stage, _ in runs} >= {"langid", "classify", "summarize", "embed"}
             assert index.ids() == ids
             assert _ntotal(index) == 50  # no duplicate vectors
+            # Every article is keyword-searchable exactly once.
+            search_dir = Path(env["COVIDNEWS_DATA_DIR"]) / "search"
+            while time.monotonic() < deadline and _searchable(search_dir) != ids:
+                time.sleep(0.5)
+            assert _searchable(search_dir) == ids
+            assert SearchEngine(search_dir).snapshot().n_live == 50
         finally:
             store.close()
     finally:
         os.killpg(second.pid, signal.SIGTERM)
         second.wait(timeout=60)
+
+    # The indexes are caches: lost, they are rebuilt from the store when the writer starts.
+    shutil.rmtree(Path(env["COVIDNEWS_DATA_DIR"]) / "index")
+    shutil.rmtree(search_dir)
+    third = worker(env, log)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and (
+            _searchable(search_dir) != ids or index.ids() != ids
+        ):
+            time.sleep(0.5)
+        assert _searchable(search_dir) == ids, log.read_text()[-3000:]
+        assert index.ids() == ids and _ntotal(index) == 50
+    finally:
+        os.killpg(third.pid, signal.SIGTERM)
+        third.wait(timeout=60)
+
+
+def _searchable(search_dir: Path) -> set[int]:
+    """Article ids in the keyword index (every document, Covid or not, copies included)."""
+    engine = SearchEngine(search_dir)
+    query = Query(mode="keyword", filters=Filters(covid=None), collapse=False)
+    return {h.article_id for chunk in engine.iter_hits(query) for h in chunk}
 
 
 def _model(store: Store) -> str:
