@@ -82,14 +82,19 @@ def search_docs(store: Store, article_ids: Iterable[int]) -> list[SearchDoc]:
     return docs
 
 
-def _done_stamps(store: Store) -> dict[int, float]:
-    with store.session() as s:
-        rows = s.execute(
-            select(Article.id, Article.updated_at).where(
-                Article.state == ProcessingState.done.value
-            )
-        ).all()
-    return {int(i): u.timestamp() for i, u in rows}
+def _done_stamps(store: Store, article_ids: Sequence[int] | None = None) -> dict[int, float]:
+    """Article id -> updated_at of processed articles (all, or these)."""
+    out: dict[int, float] = {}
+    chunks = [None] if article_ids is None else list(_chunks(sorted(article_ids), BATCH))
+    for chunk in chunks:
+        query = select(Article.id, Article.updated_at).where(
+            Article.state == ProcessingState.done.value
+        )
+        if chunk is not None:
+            query = query.where(Article.id.in_(chunk))
+        with store.session() as s:
+            out.update((int(i), u.timestamp()) for i, u in s.execute(query))
+    return out
 
 
 def sync_search(store: Store, directory: Path, article_ids: Iterable[int] | None = None) -> int:
@@ -100,13 +105,17 @@ def sync_search(store: Store, directory: Path, article_ids: Iterable[int] | None
     longer has.
     """
     index = KeywordIndex(directory)
-    indexed = index.stamps()
-    stamps = _done_stamps(store)
     if article_ids is None:
+        indexed = index.stamps()
+        stamps = _done_stamps(store)
         wanted = sorted(stamps)
         gone = sorted(set(indexed) - set(stamps) - _existing(store, set(indexed) - set(stamps)))
     else:
-        wanted = sorted({int(i) for i in article_ids} & set(stamps))
+        # Work proportional to the batch, not to the index.
+        ids = sorted({int(i) for i in article_ids})
+        indexed = index.stamps(ids)
+        stamps = _done_stamps(store, ids)
+        wanted = sorted(stamps)
         gone = []
     todo = [i for i in wanted if indexed.get(i) != stamps[i]]
     written = 0

@@ -312,7 +312,8 @@ class SearchEngine:
             pos = np.union1d(kpos, spos)
             scores = fused[pos]
         keys: np.ndarray = scores
-        if query.sort == "newest":
+        if query.sort == "newest" or (parsed.is_empty and not query.q.strip()):
+            # Browsing (no words) is always newest first.
             keys = snap.docs["date"][pos]
         return Ranking(snap, pos, keys, ids_all[pos], parsed)
 

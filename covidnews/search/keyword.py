@@ -426,15 +426,20 @@ class KeywordIndex:
             merged = self._new_segment(arrays, int(window[-1]["gen"]))
             manifest.segments[start : start + MERGE_WINDOW] = [merged]
 
-    def stamps(self) -> dict[int, float]:
-        """Article id -> stamp of every live document (to find what the store has changed)."""
+    def stamps(self, article_ids: Sequence[int] | None = None) -> dict[int, float]:
+        """Article id -> stamp of every live document, or of these articles (to find what the
+        store has changed since it was indexed)."""
         manifest = Manifest.read(self.manifest_path)
         segs = self._segments(manifest)
+        wanted = None if article_ids is None else np.asarray(sorted(article_ids), dtype=np.int64)
         out: dict[int, float] = {}
         for seg, mask in zip(segs, live_masks(segs, manifest.tombstones), strict=True):
-            ids = np.asarray(seg.a["ids"])[mask].tolist()
-            stamps = np.asarray(seg.a["stamp"])[mask].tolist()
-            out.update(zip(ids, stamps, strict=True))
+            ids = np.asarray(seg.a["ids"])
+            if wanted is not None:
+                mask = mask & np.isin(ids, wanted)
+            out.update(
+                zip(ids[mask].tolist(), np.asarray(seg.a["stamp"])[mask].tolist(), strict=True)
+            )
         return out
 
 
