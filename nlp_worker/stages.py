@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,11 +31,11 @@ from covidnews.schema import (
     utcnow,
 )
 from covidnews.store import Store
+from nlp_worker.backends.embed import document_text
 
 log = logging.getLogger(__name__)
 
 STAGES = ("langid", "classify", "summarize", "translate", "embed")
-EMBED_TEXT_CHARS = 2000  # title + the lead carry what a news article is about
 LANGID_MIN_CONFIDENCE = 0.80
 
 
@@ -111,6 +112,12 @@ class BatchReport:
     retry: list[int] = field(default_factory=list)  # failed this time, will be retried
     embedded: list[int] = field(default_factory=list)  # got a (new) vector: index them
     skipped_stages: int = 0
+    #: wall seconds spent in each stage for this batch (incl. per-article retries), by stage
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    #: CPU seconds of this process (all its threads; not subprocesses) in each stage
+    stage_cpu_seconds: dict[str, float] = field(default_factory=dict)
+    #: texts sent to the embedder in this batch (the classifier's and the embed stage's)
+    texts_embedded: int = 0
 
 
 @dataclass
@@ -118,6 +125,9 @@ class _Work:
     article: Article
     runs: dict[str, StageRun]
     error: str | None = None
+    #: document vectors computed earlier in this batch: (embedder model id, input hash) → vector,
+    #: so the embed stage reuses the classifier's embedding instead of encoding it again
+    vectors: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
 
 
 def claim(store: Store, ids: Sequence[int]) -> list[int]:
@@ -163,6 +173,7 @@ def run_batch(
         ]
         for stage in STAGES:
             todo = [w for w in work if w.error is None]
+            started, cpu_started = time.perf_counter(), time.process_time()
             if todo:
                 try:
                     report.skipped_stages += _STAGE_FUNCS[stage](s, todo, backends, report)
@@ -179,6 +190,8 @@ def run_batch(
                                 )
                             except Exception:
                                 w.error = f"{stage}: {traceback.format_exc(limit=3)}"
+            report.stage_seconds[stage] = time.perf_counter() - started
+            report.stage_cpu_seconds[stage] = time.process_time() - cpu_started
         for w in work:
             a = w.article
             if w.error is None:
@@ -257,8 +270,15 @@ def _langid(s: Any, work: list[_Work], b: Backends, report: BatchReport) -> int:
     return skipped
 
 
+def _document(a: Article) -> tuple[str, str]:
+    """What is embedded for an article (by the classifier and the embed stage) and its hash."""
+    text = document_text(a.title, a.text)
+    return text, _hash(text)
+
+
 def _classify(s: Any, work: list[_Work], b: Backends, report: BatchReport) -> int:
-    model = b.classifier.model_id
+    clf = b.classifier
+    model = clf.model_id
     todo = []
     for w in work:
         key = _hash(w.article.content_hash, w.article.language or "")
@@ -267,16 +287,30 @@ def _classify(s: Any, work: list[_Work], b: Backends, report: BatchReport) -> in
         todo.append((w, key))
     if not todo:
         return len(work)
-    results = b.classifier.predict(
-        [
-            {"title": w.article.title, "text": w.article.text, "language": w.article.language}
-            for w, _ in todo
-        ]
+    items = [
+        {"title": w.article.title, "text": w.article.text, "language": w.article.language}
+        for w, _ in todo
+    ]
+    # The classifier's input is the article's document embedding: computed here (not inside
+    # predict) so that the embed stage can reuse it when both use the same embedding model.
+    embeddings = None
+    embedder = getattr(clf, "embedder", None)
+    if embedder is not None:
+        docs = [_document(w.article) for w, _ in todo]
+        embeddings = np.asarray(
+            embedder.encode([text for text, _ in docs], kind="passage"), dtype=np.float32
+        )
+        report.texts_embedded += len(docs)
+        if embedder.model_id == b.embedder.model_id:
+            for (w, _), (_, doc_key), vector in zip(todo, docs, embeddings, strict=True):
+                w.vectors[(embedder.model_id, doc_key)] = vector
+    results = clf.predict(items, embeddings=embeddings)
+    s.execute(
+        delete(ArticleTopic).where(ArticleTopic.article_id.in_([w.article.id for w, _ in todo]))
     )
     for (w, key), res in zip(todo, results, strict=True):
         a = w.article
         a.covid_score, a.is_covid = float(res["covid_score"]), bool(res["is_covid"])
-        s.execute(delete(ArticleTopic).where(ArticleTopic.article_id == a.id))
         for rank, topic in enumerate(res["topics"], start=1):
             s.add(
                 ArticleTopic(
@@ -326,6 +360,7 @@ def _translate(s: Any, work: list[_Work], b: Backends, report: BatchReport) -> i
     model = b.translator.model_id
     pairs = b.translator.pairs()
     skipped = 0
+    todo: list[tuple[_Work, str, list[str]]] = []
     for w in work:
         a = w.article
         targets = _targets(a.language, pairs) if a.is_covid else []
@@ -344,15 +379,38 @@ def _translate(s: Any, work: list[_Work], b: Backends, report: BatchReport) -> i
                 status="skipped",
             )
             continue
-        existing = {
-            t.language: t
-            for t in s.scalars(select(Translation).where(Translation.article_id == a.id))
-        }
+        todo.append((w, key, targets))
+    if not todo:
+        return skipped
+    # One translator call per language pair for the whole batch (title, summary and text of
+    # every article in it): a call has a fixed cost, and the translators batch internally.
+    groups: dict[tuple[str, str], list[_Work]] = {}
+    for w, _, targets in todo:
         for target in targets:
-            title, summary, text = b.translator.translate(
-                [a.title, a.summary or "", a.text], a.language or "", target
+            groups.setdefault((w.article.language or "", target), []).append(w)
+    results: dict[tuple[int, str], list[str]] = {}
+    for (source, target), members in groups.items():
+        texts = [
+            t for w in members for t in (w.article.title, w.article.summary or "", w.article.text)
+        ]
+        out = b.translator.translate(texts, source, target)
+        if len(out) != len(texts):
+            raise RuntimeError(f"translator returned {len(out)} texts for {len(texts)}")
+        for i, w in enumerate(members):
+            results[(w.article.id, target)] = list(out[3 * i : 3 * i + 3])
+    existing = {
+        (t.article_id, t.language): t
+        for t in s.scalars(
+            select(Translation).where(
+                Translation.article_id.in_([w.article.id for w, _, _ in todo])
             )
-            row = existing.get(target) or Translation(article_id=a.id, language=target)
+        )
+    }
+    for w, key, targets in todo:
+        a = w.article
+        for target in targets:
+            title, summary, text = results[(a.id, target)]
+            row = existing.get((a.id, target)) or Translation(article_id=a.id, language=target)
             row.title, row.summary, row.text, row.model = title, summary or None, text, model
             s.add(row)
         _record(s, w, "translate", model, key, {"targets": targets})
@@ -361,25 +419,35 @@ def _translate(s: Any, work: list[_Work], b: Backends, report: BatchReport) -> i
 
 def _embed(s: Any, work: list[_Work], b: Backends, report: BatchReport) -> int:
     model = b.embedder.model_id
-    todo = []
+    todo: list[tuple[_Work, str, np.ndarray | None]] = []
+    texts: list[str] = []
     for w in work:
-        a = w.article
-        key = _hash(a.title, a.text[:EMBED_TEXT_CHARS])
+        text, key = _document(w.article)
         if _fresh(w, "embed", model, key):
             continue
-        todo.append((w, key))
+        vector = w.vectors.get((model, key))  # the classifier's, when it used this model
+        if vector is None:
+            texts.append(text)
+        todo.append((w, key, vector))
     if not todo:
         return len(work)
-    vectors = np.asarray(
-        b.embedder.encode(
-            [f"{w.article.title}\n{w.article.text[:EMBED_TEXT_CHARS]}" for w, _ in todo],
-            kind="passage",
-        ),
-        dtype=np.float32,
+    encoded = iter(
+        np.asarray(b.embedder.encode(texts, kind="passage"), dtype=np.float32) if texts else ()
     )
-    for (w, key), vector in zip(todo, vectors, strict=True):
+    report.texts_embedded += len(texts)
+    existing = {
+        e.article_id: e
+        for e in s.scalars(
+            select(Embedding).where(
+                Embedding.model == model,
+                Embedding.article_id.in_([w.article.id for w, _, _ in todo]),
+            )
+        )
+    }
+    for w, key, reused in todo:
+        vector = reused if reused is not None else next(encoded)
         a = w.article
-        row = s.get(Embedding, (a.id, model)) or Embedding(article_id=a.id, model=model)
+        row = existing.get(a.id) or Embedding(article_id=a.id, model=model)
         row.dims, row.vector = int(vector.shape[0]), vector.tobytes()
         s.add(row)
         _record(s, w, "embed", model, key, {"dims": int(vector.shape[0])})

@@ -168,6 +168,10 @@ class SearchEngine:
         configured model (loaded on the first semantic query)."""
         from nlp_worker.backends.embed import get_embedder
 
+        # One request, one core: FAISS's default of every core per query is 10-30× slower under
+        # concurrent requests on a small machine (bench/bench_index.py).
+        _faiss().omp_set_num_threads(1)
+
         options: dict[str, Any] = {}
         if settings.embedding_model:
             options["model"] = settings.embedding_model

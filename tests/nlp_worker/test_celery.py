@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import func, select
 
 from covidnews.index import VectorIndex
-from covidnews.search.engine import Filters, Query, SearchEngine
 from covidnews.schema import Article, Embedding, StageRun
+from covidnews.search.engine import Filters, Query, SearchEngine
 from covidnews.store import Store
 from tests.conftest import ROOT, SHARED, _fresh_pg_database
 

@@ -4,9 +4,12 @@ with their model, stages re-run only when input or model change, one bad article
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from sqlalchemy import func, select
 
@@ -15,14 +18,15 @@ from covidnews.ingest import parse_record
 from covidnews.schema import Article, ArticleTopic, Embedding, StageRun, Translation
 from covidnews.settings import load_settings
 from covidnews.store import Store
-from nlp_worker.backends.embed import get_embedder
+from nlp_worker.backends.base import Kind
+from nlp_worker.backends.embed import document_text, get_embedder
 from nlp_worker.backends.langid import MODEL_ID as LANGID_MODEL
 from nlp_worker.backends.langid import detect_language
 from nlp_worker.backends.sentences import split_sentences
 from nlp_worker.backends.translate import get_translator
-from nlp_worker.classify import load_classifier
+from nlp_worker.classify import CovidClassifier, load_classifier
 from nlp_worker.process import pending_ids, process_ids
-from nlp_worker.stages import Backends
+from nlp_worker.stages import Backends, _hash
 from tests.conftest import SHARED
 
 COVID_ES = (
@@ -198,3 +202,63 @@ def test_a_failing_article_fails_alone_and_is_marked_failed(
         assert "backend crashed" in (failed.state_error or "")
         assert sum(1 for v in states.values() if v == "done") == len(ids) - 1
     assert pending_ids(store) == []  # a failed article never blocks the queue
+
+
+class Counting:
+    """The real E5 embedder, counting the texts it is asked to encode."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.model_id, self.dims = inner, inner.model_id, inner.dims
+        self.texts: Counter[str] = Counter()
+        self.calls = 0
+
+    def encode(self, texts: Sequence[str], *, kind: Kind = "passage") -> np.ndarray:
+        self.calls += 1
+        self.texts.update(texts)
+        return np.asarray(self.inner.encode(texts, kind=kind))
+
+
+def test_classifier_and_embed_stage_share_one_embedding_per_article(
+    store: Store, tmp_path: Path, backends: Backends
+) -> None:
+    """Same model for the classifier and the embed stage: each article is encoded once."""
+    e5 = Counting(get_embedder("e5"))
+    shared = Backends(
+        **{
+            **backends.__dict__,
+            "classifier": CovidClassifier(load_classifier().artefact, embedder=e5),
+            "embedder": e5,
+            "translator": None,  # not under test here
+        }
+    )
+    ids = articles(store)
+    cfg = settings(tmp_path)  # batches of 4
+    report = process_ids(store, cfg, ids, backends=shared)
+    assert report.done == len(ids) and report.indexed == len(ids)
+    assert sum(e5.texts.values()) == len(ids) and set(e5.texts.values()) == {1}
+    assert e5.calls == 2  # one encode per batch, by the classifier
+    with store.session() as s:
+        stored = {
+            a.id: (a, np.frombuffer(v, dtype=np.float32))
+            for a, v in s.execute(
+                select(Article, Embedding.vector).join(
+                    Embedding, Embedding.article_id == Article.id
+                )
+            ).all()
+        }
+        assert set(stored) == set(ids)
+        for a, vector in stored.values():
+            text = document_text(a.title, a.text)
+            assert e5.texts[text] == 1  # the embedded text is the classifier's document text
+            expected = e5.inner.encode([text], kind="passage")[0]
+            assert np.allclose(vector, expected, atol=1e-4)
+            run = s.scalar(
+                select(StageRun).where(StageRun.article_id == a.id, StageRun.stage == "embed")
+            )
+            assert run is not None and run.model == e5.model_id and run.input_hash == _hash(text)
+        s.execute(Article.__table__.update().values(state="pending"))
+    e5.texts.clear()
+    process_ids(store, cfg, ids, backends=shared)  # nothing changed: nothing is encoded
+    assert not e5.texts
+    with store.session() as s:
+        assert set(s.scalars(select(StageRun.attempts))) == {1}
