@@ -12,8 +12,11 @@ index holds:
   (``vacunas`` → ``vacunas``, ``vacun``, ``vacuna``).
 
 Query language (``parse_query``): words are all required (AND); ``"…"`` is a phrase (words
-adjacent, in order); ``-word`` and ``-"…"`` exclude; a word that splits into several tokens
-(``covid-19``) is a phrase. Stopwords are dropped from plain words unless nothing else is left.
+adjacent, in order; a stopword inside a phrase holds its place but matches any word, so
+``"ciudad de méxico"`` also matches "Ciudad en México" — the price of not walking the
+positions of "de" in every document); ``-word`` and ``-"…"`` exclude; a word that splits
+into several tokens (``covid-19``) is a phrase. Stopwords are dropped from plain words unless
+nothing else is left.
 """
 
 from __future__ import annotations
@@ -171,7 +174,10 @@ def highlight_spans(text: str, words: frozenset[str]) -> Iterator[tuple[int, int
     if not words:
         return
     wanted = {v for w in words for v in variants(w)}
-    for match in _TOKEN.finditer(text):
-        token = fold(match.group())
-        if token in wanted or any(v in wanted for v in variants(token)[1:]):
+    matches = list(_TOKEN.finditer(text))
+    folded = [fold(m.group()) for m in matches]
+    # Stems in bulk (one C call per language), not per token.
+    stemmed = [_stemmers.by_language[lang].stemWords(folded) for lang in STEMMERS]
+    for i, match in enumerate(matches):
+        if folded[i] in wanted or any(st[i] in wanted for st in stemmed):
             yield match.start(), match.end()

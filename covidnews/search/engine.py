@@ -41,7 +41,7 @@ Sort = Literal["relevance", "newest"]
 Interval = Literal["day", "week", "month", "year"]
 GroupBy = Literal["topic", "source", "country", "language"]
 RRF_K = 60
-EXACT_CANDIDATES = 20_000  # below this many candidates, semantic search is an exact product
+EXACT_CANDIDATES = 5_000  # up to this many candidates, semantic search is an exact product
 
 
 class CursorError(ValueError):
@@ -313,7 +313,10 @@ class SearchEngine:
                 if len(p):
                     order = np.lexsort((-ids_all[p], -s))
                     fused[p[order]] += 1.0 / (RRF_K + 1.0 + np.arange(len(p)))
-            pos = np.union1d(kpos, spos)
+            hit = np.zeros(snap.size, dtype=bool)
+            hit[kpos] = True
+            hit[spos] = True
+            pos = np.flatnonzero(hit)
             scores = fused[pos]
         keys: np.ndarray = scores
         if query.sort == "newest" or (parsed.is_empty and not query.q.strip()):
@@ -326,10 +329,15 @@ class SearchEngine:
     def _collapse(self, r: Ranking) -> tuple[np.ndarray, np.ndarray]:
         """Indices (into the ranking) of each story's best hit; and the story of every hit."""
         stories = r.snapshot.docs["story"][r.positions]
-        order = np.lexsort((-r.ids, -r.keys, stories))
+        # Only hits whose story has other copies need grouping; the rest stand alone.
+        grouped = np.flatnonzero(r.snapshot.shared[r.positions])
+        alone = np.flatnonzero(~r.snapshot.shared[r.positions])
+        if not len(grouped):
+            return alone, stories
+        order = grouped[np.lexsort((-r.ids[grouped], -r.keys[grouped], stories[grouped]))]
         first = np.ones(len(order), dtype=bool)
         first[1:] = stories[order][1:] != stories[order][:-1]
-        return order[first], stories
+        return np.concatenate([alone, order[first]]), stories
 
     def _after(self, r: Ranking, idx: np.ndarray, cursor: tuple[float, int] | None) -> np.ndarray:
         if cursor is None:

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from covidnews.search.analysis import Clause, analyze
+from covidnews.search.analysis import STOPWORDS, Clause, analyze
 from covidnews.taxonomy import topic_ids
 
 MAX_SEGMENTS = 8
@@ -463,6 +463,7 @@ class Snapshot:
     by_id_pos: np.ndarray  # their global positions
     story_order: np.ndarray  # live positions sorted by story id
     story_sorted: np.ndarray  # story ids in that order
+    shared: np.ndarray  # per position: its story has other live copies (collapse must look)
     n_live: int
     avgdl: float
 
@@ -470,7 +471,7 @@ class Snapshot:
     def empty(cls) -> Snapshot:
         z = np.zeros(0, dtype=np.int64)
         docs = {name: np.zeros(0, dtype=dtype) for name, dtype in _DOC_ARRAYS.items()}
-        return cls(0, [], z, docs, np.zeros(0, dtype=bool), z, z, z, z, 0, 1.0)
+        return cls(0, [], z, docs, np.zeros(0, dtype=bool), z, z, z, z, np.zeros(0, bool), 0, 1.0)
 
     @classmethod
     def load(cls, directory: Path, manifest: Manifest, previous: Snapshot | None) -> Snapshot:
@@ -495,6 +496,12 @@ class Snapshot:
         sorder = np.argsort(stories, kind="stable")
         n_live = int(live.sum())
         avgdl = float(docs["dlen"][live].mean()) if n_live else 1.0
+        sorted_stories = stories[sorder]
+        first = np.ones(len(sorted_stories), dtype=bool)
+        first[1:] = sorted_stories[1:] != sorted_stories[:-1]
+        sizes = np.diff(np.append(np.flatnonzero(first), len(sorted_stories)))
+        shared = np.zeros(int(live.shape[0]), dtype=bool)
+        shared[live_pos[sorder][np.repeat(sizes, sizes) > 1]] = True
         return cls(
             manifest.version,
             segments,
@@ -504,7 +511,8 @@ class Snapshot:
             ids[srt],
             live_pos[srt],
             live_pos[sorder],
-            stories[sorder],
+            sorted_stories,
+            shared,
             n_live,
             max(avgdl, 1.0),
         )
@@ -546,8 +554,10 @@ class Snapshot:
         pos = np.concatenate(parts_pos)
         tf: np.ndarray = np.concatenate(parts_tf)
         if len(parts_pos) > 1:
-            pos, inverse = np.unique(pos, return_inverse=True)
-            tf = np.bincount(inverse, weights=tf)
+            # Several segments or word forms: add up per document (dense: no sort).
+            dense = np.bincount(pos, weights=tf, minlength=self.size)
+            pos = np.flatnonzero(dense)
+            tf = dense[pos]
         keep = self.live[pos]
         return pos[keep], tf[keep]
 
@@ -571,22 +581,29 @@ class Snapshot:
         """(sorted live global positions, frequency) of documents matching a word or phrase."""
         if not clause.is_phrase:
             return self._word_docs(clause.words[0])
-        # Phrase: documents with every word, then words at consecutive positions.
-        candidates: np.ndarray | None = None
-        for word in clause.words:
-            pos, _ = self._word_docs(word)
-            candidates = pos if candidates is None else np.intersect1d(candidates, pos, True)
+        # Phrase. Stopwords hold their place but match anything (their postings are huge);
+        # the other words are checked rarest first, each narrowing the documents left.
+        slots = [(i, w) for i, w in enumerate(clause.words) if w[0] not in STOPWORDS]
+        slots = slots or list(enumerate(clause.words))
+        docs = [(i, w, self._word_docs(w)[0]) for i, w in slots]
+        docs.sort(key=lambda item: len(item[2]))
+        candidates = docs[0][2]
+        for _, _, pos in docs[1:]:
+            candidates = np.intersect1d(candidates, pos, assume_unique=True)
             if not len(candidates):
                 return candidates, np.zeros(0)
-        assert candidates is not None
-        starts = self._word_occurrences(clause.words[0], candidates)
-        for i, word in enumerate(clause.words[1:], start=1):
-            occ = self._word_occurrences(word, candidates)
-            starts = starts[np.isin(starts + i, occ, assume_unique=True)]
+        first, word, _ = docs[0]
+        occ = self._word_occurrences(word, candidates)
+        starts = occ[(occ & 0xFFFFFFFF) >= first] - first  # where the phrase would begin
+        for i, word, _ in docs[1:]:
             if not len(starts):
-                return np.zeros(0, dtype=np.int64), np.zeros(0)
-        docs, counts = np.unique(starts >> 32, return_counts=True)
-        return docs, counts.astype(np.float64)
+                break
+            occ = self._word_occurrences(word, np.unique(starts >> 32))
+            starts = starts[np.isin(starts + i, occ, assume_unique=True)]
+        if not len(starts):
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        found, counts = np.unique(starts >> 32, return_counts=True)
+        return found, counts.astype(np.float64)
 
     def bm25(self, positions: np.ndarray, tf: np.ndarray) -> np.ndarray:
         df = len(positions)

@@ -108,6 +108,7 @@ def counts(url: str) -> tuple[int, int]:
         store.close()
 
 
+@pytest.mark.timeout(900)
 def test_worker_killed_mid_batch_then_restarted(env: dict[str, str], tmp_path: Path) -> None:
     data = tmp_path / "corpus.jsonl"
     corpus(data)
