@@ -216,7 +216,11 @@ class BotPost(Base):
     """A post recorded before it is sent (so a crash never double-posts a story)."""
 
     __tablename__ = "bot_posts"
-    __table_args__ = (UniqueConstraint("channel", "dedup_key", name="uq_bot_posts_channel_key"),)
+    __table_args__ = (
+        UniqueConstraint("channel", "dedup_key", name="uq_bot_posts_channel_key"),
+        Index("ix_bot_posts_channel_created", "channel", "created_at"),
+        Index("ix_bot_posts_status", "status"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     channel: Mapped[str] = mapped_column(String(32))  # e.g. x, mastodon, bluesky, x-en
@@ -228,8 +232,13 @@ class BotPost(Base):
     reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("bot_posts.id", ondelete="SET NULL"))
     language: Mapped[str] = mapped_column(String(8), default="es")
     text: Mapped[str] = mapped_column(Text)
+    # recorded → sent | dry_run | duplicate | retry | failed | unknown (see bot/post.py)
     status: Mapped[str] = mapped_column(String(16), default="recorded")
     remote_id: Mapped[str | None] = mapped_column(String(200))
+    # What the platform needs besides the text (Bluesky facets, the link) and what it returned
+    # (Bluesky record cid, for reply refs).
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # send attempts (over all runs)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]

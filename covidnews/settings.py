@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
@@ -148,14 +148,112 @@ class Settings(BaseSettings):
         "for the client address (0: use the peer address).",
     )
 
-    @field_validator("database_url", "broker_url", "redis_url", mode="before")
+    # Bot -------------------------------------------------------------------------------------
+    bot_channels: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["x", "mastodon", "bluesky"],
+        description="Channels the bot posts to (comma-separated): x, mastodon, bluesky, and "
+        "x-en, mastodon-en, bluesky-en for English posts. A channel without credentials runs "
+        "dry-run (posts go to the outbox only).",
+    )
+    bot_dry_run: bool = Field(
+        default=False, description="Force dry-run on every channel, even with credentials."
+    )
+    bot_per_run_cap: int = Field(
+        default=3, ge=0, le=50, description="Story posts per channel per run."
+    )
+    bot_per_day_cap_x: int = Field(
+        default=15,
+        ge=0,
+        le=100,
+        description="Posts per rolling 24 h on X channels (the free tier allows ~17 per user).",
+    )
+    bot_per_day_cap_mastodon: int = Field(
+        default=48, ge=0, le=1000, description="Posts per rolling 24 h on Mastodon channels."
+    )
+    bot_per_day_cap_bluesky: int = Field(
+        default=48, ge=0, le=1000, description="Posts per rolling 24 h on Bluesky channels."
+    )
+    bot_lookback_hours: int = Field(
+        default=48,
+        ge=1,
+        le=24 * 365,
+        description="Stories stored within this many hours are candidates for a run.",
+    )
+    bot_digest_size: int = Field(
+        default=5, ge=1, le=20, description="Stories in the daily digest thread."
+    )
+    bot_grace_seconds: int = Field(
+        default=600,
+        ge=0,
+        description="A post recorded but not confirmed sent for this long is marked unknown "
+        "(never resent automatically: at-most-once) and reported.",
+    )
+    bot_max_wait_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="On a 429, wait for the platform's reset when it is at most this far; "
+        "otherwise stop the channel for this run.",
+    )
+    bot_retry_attempts: int = Field(
+        default=3, ge=1, le=10, description="Tries per post and run on 5xx / connection errors."
+    )
+    bot_retry_backoff_seconds: float = Field(
+        default=2.0, ge=0, description="First back-off after a 5xx (doubles each try)."
+    )
+    bot_max_attempts: int = Field(
+        default=9,
+        ge=1,
+        le=100,
+        description="Send attempts over all runs before a post that keeps failing is failed.",
+    )
+    bot_x_api_base: str = Field(
+        default="https://api.twitter.com",
+        description="X API v2 base URL (tweepy); change only for a proxy or tests.",
+    )
+    bot_x_api_key: SecretStr | None = Field(default=None, description="X consumer key (env).")
+    bot_x_api_secret: SecretStr | None = Field(default=None, description="X consumer secret (env).")
+    bot_x_access_token: SecretStr | None = Field(
+        default=None, description="X user access token, OAuth 1.0a (env)."
+    )
+    bot_x_access_token_secret: SecretStr | None = Field(
+        default=None, description="X user access token secret, OAuth 1.0a (env)."
+    )
+    bot_mastodon_api_base_url: str = Field(
+        default="https://mastodon.social", description="The Mastodon instance of the account."
+    )
+    bot_mastodon_access_token: SecretStr | None = Field(
+        default=None, description="Mastodon access token with write:statuses (env)."
+    )
+    bot_bluesky_base_url: str = Field(
+        default="https://bsky.social/xrpc", description="The Bluesky PDS XRPC base URL."
+    )
+    bot_bluesky_handle: str | None = Field(
+        default=None, description="Bluesky handle of the account (e.g. covidnews.bsky.social)."
+    )
+    bot_bluesky_app_password: SecretStr | None = Field(
+        default=None, description="Bluesky app password (env)."
+    )
+
+    @field_validator(
+        "database_url",
+        "broker_url",
+        "redis_url",
+        "bot_x_api_key",
+        "bot_x_api_secret",
+        "bot_x_access_token",
+        "bot_x_access_token_secret",
+        "bot_mastodon_access_token",
+        "bot_bluesky_handle",
+        "bot_bluesky_app_password",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():
             return None
         return value
 
-    @field_validator("crawl_allow_private", "api_cors_origins", mode="before")
+    @field_validator("crawl_allow_private", "api_cors_origins", "bot_channels", mode="before")
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -180,6 +278,20 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"not an IP address or network: {item!r}") from None
         return value
+
+    @field_validator("bot_channels")
+    @classmethod
+    def _check_channels(cls, value: list[str]) -> list[str]:
+        channels: list[str] = []
+        for item in value:
+            item = item.strip().lower()
+            if not re.fullmatch(r"(x|mastodon|bluesky)(-en)?", item):
+                raise ValueError(
+                    f"unknown bot channel {item!r}: use x, mastodon, bluesky (or NAME-en)"
+                )
+            if item not in channels:
+                channels.append(item)
+        return channels
 
     @field_validator("api_cors_origins")
     @classmethod

@@ -8,6 +8,10 @@ is not oversubscribed (``COVIDNEWS_NLP_THREADS``).
 
 Run: ``celery -A nlp_worker.celery_app worker -Q nlp -c 2`` and
 ``celery -A nlp_worker.celery_app worker -Q index -c 1``.
+
+The bot (``bot/tasks.py``) runs on a third queue, ``bot``, scheduled by Celery beat: a run every
+30 minutes and the daily digest at 21:00 UTC (``celery -A nlp_worker.celery_app beat`` and
+``celery -A nlp_worker.celery_app worker -Q bot -c 1``).
 """
 
 from __future__ import annotations
@@ -16,17 +20,32 @@ import os
 from typing import Any
 
 from celery import Celery
+from celery.schedules import crontab
 from celery.signals import worker_process_init, worker_ready
 
 from covidnews.settings import get_settings
 
 NLP_QUEUE = "nlp"
 INDEX_QUEUE = "index"
+BOT_QUEUE = "bot"
+
+BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
+    "bot-run-once": {
+        "task": "bot.tasks.run_once",
+        "schedule": 30 * 60.0,
+        "options": {"queue": BOT_QUEUE, "expires": 25 * 60},
+    },
+    "bot-digest": {
+        "task": "bot.tasks.digest",
+        "schedule": crontab(hour=21, minute=0),
+        "options": {"queue": BOT_QUEUE, "expires": 3 * 3600},
+    },
+}
 
 
 def make_app(broker_url: str | None = None) -> Celery:
     settings = get_settings()
-    app = Celery("covidnews", include=["nlp_worker.tasks"])
+    app = Celery("covidnews", include=["nlp_worker.tasks", "bot.tasks"])
     app.conf.update(
         broker_url=broker_url or settings.broker_url or "memory://",
         task_acks_late=True,
@@ -36,7 +55,12 @@ def make_app(broker_url: str | None = None) -> Celery:
         task_serializer="json",
         accept_content=["json"],
         task_default_queue=NLP_QUEUE,
-        task_routes={"nlp_worker.tasks.index_batch": {"queue": INDEX_QUEUE}},
+        task_routes={
+            "nlp_worker.tasks.index_batch": {"queue": INDEX_QUEUE},
+            "bot.tasks.*": {"queue": BOT_QUEUE},
+        },
+        beat_schedule=BEAT_SCHEDULE,
+        timezone="UTC",
         broker_connection_retry_on_startup=True,
         broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout},
         worker_hijack_root_logger=False,

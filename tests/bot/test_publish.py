@@ -1,0 +1,328 @@
+"""The bot against fake X, Mastodon and Bluesky servers over real HTTP (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from bot.digest import run_digest
+from bot.post import run_once
+from bot.text import bluesky_length, mastodon_length, x_length
+from covidnews.schema import BotPost
+from covidnews.settings import Settings
+from covidnews.store import Store
+from tests.bot.conftest import FakeClock, add_story
+from tests.bot.fakes import DID, Fake
+
+X, MASTODON, BSKY = "/2/tweets", "/api/v1/statuses", "/xrpc/com.atproto.repo.createRecord"
+
+
+def _rows(store: Store, channel: str | None = None) -> list[BotPost]:
+    with store.session() as s:
+        q = select(BotPost).order_by(BotPost.id)
+        if channel:
+            q = q.where(BotPost.channel == channel)
+        rows = list(s.scalars(q))
+        s.expunge_all()
+    return rows
+
+
+def _posts(fake: Fake, path: str) -> list[dict]:
+    return [r.body for r in fake.posts() if r.path == path]
+
+
+def test_single_posts_on_each_platform(
+    store: Store, settings: Settings, fake: Fake, clock: FakeClock
+) -> None:
+    sid = add_story(
+        store,
+        title="Llega a México un cargamento de vacunas",
+        summary="Llega a México un cargamento con 219,375 vacunas de Pfizer. Se distribuirán hoy.",
+        source="El Universal",
+        copies=("Agencia Uno", "Diario Dos"),
+    )
+    report = run_once(store, settings, rt=clock)
+    assert {c: len(r.posted) for c, r in report.channels.items()} == {
+        "x": 1,
+        "mastodon": 1,
+        "bluesky": 1,
+    }
+    assert not report.needs_attention
+
+    (tweet,) = _posts(fake, X)
+    assert tweet["text"].startswith("Llega a México un cargamento con 219,375 vacunas de Pfizer.\n")
+    assert "#Vacunas · vía El Universal (+2 medios)" in tweet["text"]
+    assert "Se distribuirán" not in tweet["text"]  # first sentence only
+    assert "in_reply_to_tweet_id" not in tweet and "reply" not in tweet
+    x_req = next(r for r in fake.requests if r.path == X)
+    assert x_req.headers["Authorization"].startswith("OAuth ")
+    assert 'oauth_consumer_key="ck"' in x_req.headers["Authorization"]
+    assert 'oauth_token="at"' in x_req.headers["Authorization"]
+    assert x_length(tweet["text"]) <= 280
+
+    (status,) = _posts(fake, MASTODON)
+    assert status["status"] == tweet["text"]
+    assert status["language"] == "es" and status["visibility"] == "public"
+    m_req = next(r for r in fake.requests if r.path == MASTODON)
+    assert m_req.headers["Authorization"] == "Bearer mastodon-token"
+    assert m_req.headers["Idempotency-Key"].startswith("covidnews-mastodon-")
+    assert mastodon_length(status["status"]) <= 500
+
+    session = next(r for r in fake.requests if r.path.endswith("createSession"))
+    assert session.body == {"identifier": "covidnews.test", "password": "app-pass"}
+    (record,) = _posts(fake, BSKY)
+    assert record["collection"] == "app.bsky.feed.post"
+    assert record["repo"] == "covidnews.test"
+    post = record["record"]
+    assert post["langs"] == ["es"]
+    assert bluesky_length(post["text"]) <= 300
+    raw = post["text"].encode("utf-8")
+    links = [f for f in post["facets"] if f["features"][0]["$type"].endswith("#link")]
+    tags = [f for f in post["facets"] if f["features"][0]["$type"].endswith("#tag")]
+    assert links[0]["features"][0]["uri"].startswith("https://eluniversal.example.org/nota/")
+    shown = raw[links[0]["index"]["byteStart"] : links[0]["index"]["byteEnd"]].decode()
+    assert shown.startswith("eluniversal.example.org/nota/")
+    assert raw[tags[0]["index"]["byteStart"] : tags[0]["index"]["byteEnd"]].decode() == "#Vacunas"
+    assert tags[0]["features"][0]["tag"] == "Vacunas"
+    bsky_req = next(r for r in fake.requests if r.path == BSKY)
+    assert bsky_req.headers["Authorization"].startswith("Bearer ")
+
+    rows = _rows(store)
+    assert {r.status for r in rows} == {"sent"}
+    assert {r.dedup_key for r in rows} == {f"story:{sid}"}
+    assert all(r.remote_id and r.sent_at for r in rows)
+    bsky_row = next(r for r in rows if r.channel == "bluesky")
+    assert bsky_row.remote_id.startswith(f"at://{DID}/") and bsky_row.payload["cid"]
+
+
+def test_two_runs_in_a_row_post_nothing_twice(
+    store: Store, settings: Settings, fake: Fake, clock: FakeClock
+) -> None:
+    for i in range(5):
+        add_story(store, title=f"Noticia {i}", summary=f"Resumen número {i} de la noticia.")
+    first = run_once(store, settings, rt=clock)
+    assert len(first.channels["x"].posted) == 3  # the per-run cap
+    second = run_once(store, settings, rt=clock)
+    assert len(second.channels["x"].posted) == 2
+    third = run_once(store, settings, rt=clock)
+    assert all(not c.posted for c in third.channels.values())
+    for path in (X, MASTODON, BSKY):
+        texts = [
+            b.get("text") or b.get("status") or b["record"]["text"] for b in _posts(fake, path)
+        ]
+        assert len(texts) == 5 == len(set(texts))
+
+
+def test_per_day_cap(store: Store, settings: Settings, fake: Fake, clock: FakeClock) -> None:
+    capped = settings.model_copy(update={"bot_per_day_cap_x": 4, "bot_channels": ["x"]})
+    for i in range(6):
+        add_story(store, title=f"Noticia {i}", summary=f"Resumen número {i}.")
+    run_once(store, capped, rt=clock)
+    run_once(store, capped, rt=clock)
+    run_once(store, capped, rt=clock)
+    assert len(_posts(fake, X)) == 4
+
+
+def test_topic_diversity_and_outlets_rank_first(
+    store: Store, settings: Settings, fake: Fake, clock: FakeClock
+) -> None:
+    one = settings.model_copy(update={"bot_channels": ["x"], "bot_per_run_cap": 3})
+    add_story(store, title="Vacunas A", summary="Vacunas A.", topic="vaccines")
+    add_story(store, title="Vacunas B", summary="Vacunas B.", topic="vaccines")
+    add_story(store, title="Vacunas C", summary="Vacunas C.", topic="vaccines", copies=("Otro",))
+    add_story(store, title="Escuelas", summary="Escuelas.", topic="education")
+    run_once(store, one, rt=clock)
+    texts = [b["text"].split("\n")[0] for b in _posts(fake, X)]
+    assert texts[0] == "Vacunas C."  # two outlets
+    assert texts[1] == "Escuelas."  # a second vaccines story is penalised
+
+
+def test_digest_threads_chain_replies(
+    store: Store, settings: Settings, fake: Fake, clock: FakeClock
+) -> None:
+    day = datetime(2021, 3, 12, tzinfo=UTC)
+    for i in range(3):
+        add_story(
+            store,
+            title=f"Historia {i}",
+            summary=f"Resumen de la historia {i}.",
+            published=day + timedelta(hours=2 + i),
+            copies=("Otro",) * 0,
+        )
+    add_story(store, title="Otro día", summary="Otro día.", published=day - timedelta(days=1))
+    report = run_digest(store, settings, day.date(), rt=clock)
+    assert {c: len(r.posted) for c, r in report.channels.items()} == {
+        "x": 4,
+        "mastodon": 4,
+        "bluesky": 4,
+    }
+    tweets = _posts(fake, X)
+    assert tweets[0]["text"].startswith("Resumen del día 12 de marzo de 2021: las 3 historias")
+    assert "in_reply_to_tweet_id" not in tweets[0]
+    x_rows = _rows(store, "x")
+    for prev, tweet in zip(x_rows, tweets[1:], strict=False):
+        assert tweet["reply"]["in_reply_to_tweet_id"] == prev.remote_id
+    assert [t["text"][:4] for t in tweets[1:]] == ["1/3 ", "2/3 ", "3/3 "]
+    assert "Otro día" not in " ".join(t["text"] for t in tweets)
+
+    statuses = _posts(fake, MASTODON)
+    m_rows = _rows(store, "mastodon")
+    assert "in_reply_to_id" not in statuses[0]
+    for prev, status in zip(m_rows, statuses[1:], strict=False):
+        assert status["in_reply_to_id"] == prev.remote_id
+
+    records = [b["record"] for b in _posts(fake, BSKY)]
+    b_rows = _rows(store, "bluesky")
+    assert "reply" not in records[0]
+    for prev, rec in zip(b_rows, records[1:], strict=False):
+        root, parent = rec["reply"]["root"], rec["reply"]["parent"]
+        assert (root["uri"], root["cid"]) == (b_rows[0].remote_id, b_rows[0].payload["cid"])
+        assert (parent["uri"], parent["cid"]) == (prev.remote_id, prev.payload["cid"])
+    assert [r.kind for r in b_rows] == ["digest", "digest_item", "digest_item", "digest_item"]
+
+    again = run_digest(store, settings, day.date(), rt=clock)
+    assert all(not c.posted for c in again.channels.values())
+    assert len(fake.posts()) == 12
+
+
+def test_429_waits_for_the_reset_then_posts(
+    store: Store, settings: Settings, fake: Fake, clock: FakeClock
+) -> None:
+    add_story(store, title="Casos", summary="Suben los casos.", topic="cases")
+    reset = str(int(time.time()) + 2)
+    fake.script(X, 429, {"title": "Too Many Requests"}, x_rate_limit_reset=reset)
+    fake.script(MASTODON, 429, {"error": "Too many requests"}, X_RateLimit_Reset=reset)
+    fake.script(BSKY, 429, {"error": "RateLimitExceeded"}, ratelimit_reset=reset)
+    report = run_once(store, settings, rt=clock)
+    assert all(len(c.posted) == 1 for c in report.channels.values())
+    assert len(clock.sleeps) == 3
+    assert all(0 < s <= 3.5 for s in clock.sleeps)  # waited for the reset, not more
+    assert len(fake.posts()) == 6  # one refused, one sent per platform
+    assert {r.status for r in _rows(store)} == {"sent"}
+
+
+def test_429_far_away_stops_the_channel_until_next_run(
+    store: Store, settings: Settings, fake: Fake, clock: FakeClock
+) -> None:
+    x_only = settings.model_copy(update={"bot_channels": ["x"]})
+    add_story(store, title="A", summary="Historia A.", topic="cases")
+    add_story(store, title="B", summary="Historia B.", topic="travel")
+    fake.script(
+        X, 429, {"title": "Too Many Requests"}, x_rate_limit_reset=str(int(time.time()) + 900)
+    )
+    report = run_once(store, x_only, rt=clock)
+    c = report.channels["x"]
+    assert c.stopped and "rate limited" in c.stopped and not c.posted
+    assert clock.sleeps == []
+    assert len(fake.posts()) == 1  # the second story was left for the next run
+    assert [r.status for r in _rows(store)] == ["retry"]
+    report = run_once(store, x_only, rt=clock)
+    assert len(report.channels["x"].posted) == 2
+    assert [r.status for r in _rows(store)] == ["sent", "sent"]
+    assert len({b["text"] for b in _posts(fake, X)}) == 2
+
+
+def test_5xx_is_retried_with_backoff(
+    store: Store, settings: Settings, fake: Fake, clock: FakeClock
+) -> None:
+    add_story(store, title="Medidas", summary="Nuevas medidas sanitarias.", topic="measures")
+    fake.script(X, 503, {"title": "Service Unavailable"})
+    fake.script(MASTODON, 500, {"error": "boom"})
+    fake.script(MASTODON, 502, {"error": "bad gateway"})
+    fake.script(BSKY, 500, {"error": "InternalServerError"})
+    report = run_once(store, settings, rt=clock)
+    assert all(len(c.posted) == 1 for c in report.channels.values())
+    assert clock.sleeps == [0.5, 0.5, 1.0, 0.5]  # exponential per post
+    assert {r.status for r in _rows(store)} == {"sent"}
+    assert {r.channel: r.attempts for r in _rows(store)} == {"x": 2, "mastodon": 3, "bluesky": 2}
+
+
+def test_duplicate_rejected_by_the_platform_is_done(
+    store: Store, settings: Settings, fake: Fake, clock: FakeClock
+) -> None:
+    add_story(store, title="Repetida", summary="Una noticia ya publicada.")
+    fake.script(
+        X,
+        403,
+        {
+            "detail": "You are not allowed to create a Tweet with duplicate content.",
+            "type": "about:blank",
+            "title": "Forbidden",
+            "status": 403,
+        },
+    )
+    fake.script(MASTODON, 422, {"error": "Validation failed: duplicate status"})
+    fake.script(BSKY, 400, {"error": "InvalidRequest", "message": "Record already exists"})
+    report = run_once(store, settings, rt=clock)
+    assert all(len(c.duplicates) == 1 for c in report.channels.values())
+    assert not report.needs_attention
+    assert {r.status for r in _rows(store)} == {"duplicate"}
+    run_once(store, settings, rt=clock)
+    assert len(fake.posts()) == 3  # never again
+
+
+def test_crash_between_record_and_send_never_double_posts(
+    store: Store, settings: Settings, fake: Fake, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bot.post
+
+    add_story(store, title="Crash", summary="Historia durante la caída.")
+    add_story(store, title="Otra", summary="Otra historia.", topic="economy")
+    x_only = settings.model_copy(update={"bot_channels": ["x"]})
+
+    class Killed(BaseException):
+        """Stands for the process dying (SIGKILL) after the record was committed."""
+
+    real = bot.post.deliver
+
+    def die(*args: object, **kwargs: object) -> str:
+        raise Killed
+
+    monkeypatch.setattr(bot.post, "deliver", die)
+    with pytest.raises(Killed):
+        run_once(store, x_only, rt=clock)
+    monkeypatch.setattr(bot.post, "deliver", real)
+    (row,) = _rows(store)
+    assert row.status == "recorded" and fake.posts() == []
+
+    # Within the grace period another run may still be sending it: left alone.
+    report = run_once(store, x_only, rt=clock)
+    assert report.channels["x"].unknown == []
+    # Later: marked unknown and reported, never resent; the other story goes out.
+    later = FakeClock(offset=timedelta(seconds=settings.bot_grace_seconds + 60))
+    report = run_once(store, x_only, rt=later)
+    assert report.channels["x"].unknown == [row.id]
+    assert report.needs_attention
+    by_key = {r.dedup_key: r for r in _rows(store)}
+    assert by_key[row.dedup_key].status == "unknown"
+    texts = [b["text"] for b in _posts(fake, X)]
+    assert row.text not in texts and len(texts) == 1  # only the other story went out
+    assert run_once(store, x_only, rt=later).channels["x"].unknown == []  # reported once
+    assert row.text not in [b["text"] for b in _posts(fake, X)] and len(fake.posts()) == 1
+
+
+def test_channel_without_credentials_is_dry_run(
+    store: Store, settings: Settings, fake: Fake, clock: FakeClock
+) -> None:
+    dry = settings.model_copy(
+        update={"bot_mastodon_access_token": None, "bot_channels": ["mastodon", "x-en"]}
+    )
+    add_story(
+        store,
+        title="Vacunas",
+        summary="Llegan vacunas.",
+        translations={"en": ("Vaccines", "Vaccines arrive.")},
+    )
+    report = run_once(store, dry, rt=clock)
+    assert report.channels["mastodon"].dry_run and len(report.channels["mastodon"].posted) == 1
+    assert not report.channels["x-en"].dry_run
+    assert _posts(fake, MASTODON) == []
+    (tweet,) = _posts(fake, X)
+    assert tweet["text"].startswith("Vaccines arrive.\n\n#Vaccines · via El Diario")
+    outbox = (dry.data_dir / "bot" / "outbox.jsonl").read_text("utf-8").splitlines()
+    assert len(outbox) == 1 and '"status": "dry_run"' in outbox[0]
+    rows = {r.channel: r for r in _rows(store)}
+    assert rows["mastodon"].status == "dry_run" and rows["x-en"].language == "en"
