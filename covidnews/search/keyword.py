@@ -564,9 +564,11 @@ class Snapshot:
     def _word_occurrences(self, word: tuple[str, ...], among: np.ndarray) -> np.ndarray:
         """Sorted (global position << 32 | token position) of a word in these documents."""
         out = []
+        allowed = np.zeros(self.size, dtype=bool)  # a dense mask: no hashing, no sorting
+        allowed[among] = True
         for seg, offset, lo, hi in self._word_postings(word):
             docs = np.asarray(seg.a["pdoc"][lo:hi], dtype=np.int64) + offset
-            sel = np.flatnonzero(np.isin(docs, among, assume_unique=False))
+            sel = np.flatnonzero(allowed[docs])
             if not len(sel):
                 continue
             postings = sel + lo
@@ -575,7 +577,8 @@ class Snapshot:
             out.append((doc_of << 32) | positions.astype(np.int64))
         if not out:
             return np.zeros(0, dtype=np.int64)
-        return np.unique(np.concatenate(out))
+        # A token is indexed under one term only, so occurrences never repeat: sort suffices.
+        return np.sort(np.concatenate(out))
 
     def match(self, clause: Clause) -> tuple[np.ndarray, np.ndarray]:
         """(sorted live global positions, frequency) of documents matching a word or phrase."""
@@ -598,8 +601,10 @@ class Snapshot:
         for i, word, _ in docs[1:]:
             if not len(starts):
                 break
-            occ = self._word_occurrences(word, np.unique(starts >> 32))
-            starts = starts[np.isin(starts + i, occ, assume_unique=True)]
+            occ = self._word_occurrences(word, starts >> 32)
+            want = starts + i
+            at = np.minimum(np.searchsorted(occ, want), max(len(occ) - 1, 0))
+            starts = starts[(occ[at] == want) if len(occ) else np.zeros(len(want), bool)]
         if not len(starts):
             return np.zeros(0, dtype=np.int64), np.zeros(0)
         found, counts = np.unique(starts >> 32, return_counts=True)
