@@ -7,12 +7,18 @@ on http://127.0.0.1:8000 (the demo site stays up, so "read the original" links w
 
 from __future__ import annotations
 
+import contextlib
 import json
-from typing import Any
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from covidnews.commands._common import EXIT_SETTINGS, EXIT_STORE, CommandError, load, open_store
+
+if TYPE_CHECKING:
+    from crawler.demo_site import DemoSite
 
 
 @click.command()
@@ -56,8 +62,10 @@ def demo(ctx: click.Context, port: int, as_json: bool, serve: bool, api_port: in
         ) from None
     store = open_store(settings)
     processed = None
+    owner = os.getpid()
     try:
-        with site:  # up while serving too: the archive links to the originals
+        # The site stays up while serving too: the archive links to the originals.
+        with _stopped_by(site, owner):
             registry_path = settings.data_dir / "demo-sources.yaml"
             write_registry(site.port, registry_path)
             demo_settings = settings.model_copy(
@@ -93,6 +101,22 @@ def demo(ctx: click.Context, port: int, as_json: bool, serve: bool, api_port: in
     finally:
         store.close()
     _report(report.summary(), stats, as_json, processed)
+
+
+@contextlib.contextmanager
+def _stopped_by(site: DemoSite, owner: int) -> Iterator[None]:
+    """Stop the demo site on the way out, but only in the process that started it.
+
+    With ``--serve`` gunicorn's workers are forks of this process and leave through here too
+    (``SystemExit`` from inside ``serve``): the site's thread does not exist in a fork, so
+    ``stop()`` there would wait for it forever and hold every shutdown up until gunicorn's
+    graceful timeout killed the worker.
+    """
+    try:
+        yield
+    finally:
+        if os.getpid() == owner:
+            site.stop()
 
 
 def _report(summary: dict[str, Any], stats: dict[str, Any], as_json: bool, processed: Any) -> None:
