@@ -4,9 +4,10 @@ Spanish and English go through ``pysbd`` (rule-based, knows abbreviations like "
 "p.m.", decimals and quotes); other or unknown languages through a small regular expression
 (split after ``.``, ``!``, ``?`` or ``…`` and closing quotes when whitespace follows).
 
-Both are followed by the same repair: a piece that starts with a lower-case letter is glued back
-to the one before ("1.5 m. | de distancia"), as is a piece after a title abbreviation
-("el Sr. | Pérez"), two mistakes pysbd makes on Spanish news.
+Both are followed by the same repair: a piece that starts with a lower-case letter or with a
+comma, semicolon, colon or closing bracket/quote is glued back to the one before
+("1.5 m. | de distancia", "EE.UU. | , instó"), as is a piece after a title abbreviation
+("el Sr. | Pérez"), mistakes pysbd makes on Spanish news.
 
 Newlines are hard boundaries: a headline or list item without a final stop is its own sentence.
 Long texts stay fast: pysbd's time grows with the square of the length of what it is given
@@ -40,6 +41,9 @@ _TITLE_ABBREVIATION = re.compile(
     r"núm|art|vol|pág|ej|av|avda)\.$",
     re.IGNORECASE,
 )
+
+#: A piece starting with one of these continues the previous sentence.
+_CONTINUES = frozenset(",;:)]»”’")
 
 #: Characters at the end of a pysbd piece used to locate it in the original text.
 _TAIL = 16
@@ -141,8 +145,12 @@ def _repair(pieces: list[str]) -> list[str]:
         piece = raw.strip()
         if not piece:
             continue
-        if out and (piece[0].islower() or _TITLE_ABBREVIATION.search(out[-1])):
-            out[-1] = f"{out[-1]} {piece}"
+        if out and (
+            piece[0].islower() or piece[0] in _CONTINUES or _TITLE_ABBREVIATION.search(out[-1])
+        ):
+            # "EE.UU. | , instó…": a piece starting with a comma continues the sentence.
+            glue = "" if piece[0] in _CONTINUES else " "
+            out[-1] = f"{out[-1]}{glue}{piece}"
         else:
             out.append(piece)
     return out

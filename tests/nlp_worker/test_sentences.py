@@ -123,3 +123,15 @@ def test_pysbd_only_sees_a_bounded_prefix(monkeypatch: pytest.MonkeyPatch) -> No
     text = "Primera frase corta aquí. Segunda frase del texto.\n" * 10
     out = split_sentences(text, "es")
     assert out == ["Primera frase corta aquí.", "Segunda frase del texto."] * 10
+
+
+def test_a_piece_starting_with_a_comma_continues_the_sentence() -> None:
+    # Seen in the demo corpus: pysbd ends a sentence at "EE.UU." before the comma.
+    text = (
+        "El Dr. Anthony Fauci, el principal experto de EE.UU., instó el domingo a vacunarse. "
+        "Otra frase."
+    )
+    assert split_sentences(text, "es") == [
+        "El Dr. Anthony Fauci, el principal experto de EE.UU., instó el domingo a vacunarse.",
+        "Otra frase.",
+    ]
