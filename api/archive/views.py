@@ -6,7 +6,7 @@ import calendar
 import hashlib
 import logging
 import re
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -423,15 +423,28 @@ def _table(periods: list[date], rows: list[dict[str, Any]]) -> dict[tuple[date, 
 MAX_COUNTRIES = 8
 
 
+def _auto_interval(engine: Any, filters: Filters) -> str:
+    """The default interval for a span: about 10-100 periods per chart (days for a month or two,
+    weeks up to about a year, months beyond), so a chart stays readable and the page fast."""
+    snap = engine.snapshot()
+    dates = snap.docs["date"][snap.live & (snap.docs["date"] > 0)]
+    if not len(dates):
+        return "week"
+    start = filters.date_from or datetime.fromtimestamp(int(dates.min()), UTC).date()
+    end = filters.date_to or datetime.fromtimestamp(int(dates.max()), UTC).date()
+    days = (end - start).days
+    return "day" if days <= 62 else "week" if days <= 400 else "month"
+
+
 @bp.get("/estadisticas")
 def stats() -> Any:
     params = data.parse_params(request.args)
-    interval = request.args.get("interval") or "week"
+    engine = services().engine
+    query = params.query
+    interval = request.args.get("interval") or _auto_interval(engine, query.filters)
     if interval not in data.INTERVALS:
         params.errors["interval"] = _("Intervalo desconocido.")
         interval = "week"
-    engine = services().engine
-    query = params.query
     try:
         totals = engine.counts(query, interval)
         by_topic = engine.counts(query, interval, "topic")

@@ -455,48 +455,57 @@ class SearchEngine:
         dates = d["date"][pos]
         known = dates != NO_DATE
         pos, dates = pos[known], dates[known]
-        days = (dates // 86_400).astype("datetime64[D]")
-        if interval == "week":
-            periods = days - ((days.astype(np.int64) + 3) % 7).astype("timedelta64[D]")
-        elif interval == "month":
-            periods = days.astype("datetime64[M]").astype("datetime64[D]")
-        elif interval == "year":
-            periods = days.astype("datetime64[Y]").astype("datetime64[D]")
-        else:
-            periods = days
-        keys: np.ndarray
+        if not len(dates):
+            return []
+        # Counting is bincount over (day, key) cells: no sorting of the hits. Calendar periods
+        # are computed for the distinct days only.
+        days = dates // 86_400
+        first_day = int(days.min())
+        n_days = int(days.max()) - first_day + 1
+        day_index = days - first_day
+        names = topic_ids()
         if by == "topic":
             masks = d["topics"][pos]
-            parts_p, parts_k = [], []
-            for bit, _topic_id in enumerate(topic_ids()):
-                has = (masks >> np.uint32(bit)) & np.uint32(1) == 1
-                parts_p.append(periods[has])
+            key_values: list[Any] = list(names)
+            parts_d, parts_k = [], []
+            for bit in range(len(names)):
+                has = ((masks >> np.uint32(bit)) & np.uint32(1)) == 1
+                parts_d.append(day_index[has])
                 parts_k.append(np.full(int(has.sum()), bit, dtype=np.int64))
-            periods = np.concatenate(parts_p) if parts_p else periods[:0]
-            keys = np.concatenate(parts_k) if parts_k else np.zeros(0, np.int64)
-        elif by == "source":
-            keys = d["source"][pos].astype(np.int64)
-        elif by in ("country", "language"):
-            keys = d[by][pos].astype(np.int64)
+            day_index = np.concatenate(parts_d)
+            key_index = np.concatenate(parts_k)
+        elif by is not None:
+            raw = d[by][pos].astype(np.int64)
+            uniq_keys, key_index = np.unique(raw, return_inverse=True)
+            if by == "source":
+                key_values = [None if k < 0 else int(k) for k in uniq_keys.tolist()]
+            else:
+                key_values = [decode(k) for k in uniq_keys.tolist()]
         else:
-            keys = np.zeros(len(pos), dtype=np.int64)
-        if not len(keys):
-            return []
-        pairs = np.stack([periods.astype(np.int64), keys], axis=1)
-        uniq, n = np.unique(pairs, axis=0, return_counts=True)
+            key_values = [None]
+            key_index = np.zeros(len(day_index), dtype=np.int64)
+        width = len(key_values)
+        cells = np.bincount(day_index * width + key_index, minlength=n_days * width)
+        per_day = cells.reshape(n_days, width)
+        calendar_days = np.arange(first_day, first_day + n_days).astype("datetime64[D]")
+        if interval == "week":
+            period_of_day = calendar_days - (
+                (np.arange(first_day, first_day + n_days) + 3) % 7
+            ).astype("timedelta64[D]")
+        elif interval == "month":
+            period_of_day = calendar_days.astype("datetime64[M]").astype("datetime64[D]")
+        elif interval == "year":
+            period_of_day = calendar_days.astype("datetime64[Y]").astype("datetime64[D]")
+        else:
+            period_of_day = calendar_days
+        periods, period_index = np.unique(period_of_day, return_inverse=True)
+        table = np.zeros((len(periods), width), dtype=np.int64)
+        np.add.at(table, period_index, per_day)
         out = []
-        names = topic_ids()
-        for (period, key), count in zip(uniq.tolist(), n.tolist(), strict=True):
-            row: dict[str, Any] = {
-                "period": str(np.datetime64(period, "D")),
-                "count": int(count),
-            }
-            if by == "topic":
-                row["key"] = names[key]
-            elif by == "source":
-                row["key"] = None if key < 0 else int(key)
-            elif by is not None:
-                row["key"] = decode(key)
+        for p_i, k_i in zip(*np.nonzero(table), strict=True):
+            row: dict[str, Any] = {"period": str(periods[p_i]), "count": int(table[p_i, k_i])}
+            if by is not None:
+                row["key"] = key_values[k_i]
             out.append(row)
         return out
 
