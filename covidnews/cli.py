@@ -32,6 +32,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "classify": ("nlp_worker.commands:classify", "Covid relevance and topics for JSONL articles."),
     "serve": ("covidnews.commands.serve:serve", "Serve the search API (gunicorn)."),
     "apikey": ("covidnews.commands.apikey:apikey", "Create, list or revoke API keys."),
+    "models": (
+        "covidnews.commands.models:models",
+        "Pull Hugging Face models (ml backends) or list the models dir.",
+    ),
     "bot": ("bot.commands:bot", "Post stories to X, Mastodon, Bluesky (run-once, digest, outbox)."),
     "train-classifier": (
         "nlp_worker.commands:train_classifier",
