@@ -51,6 +51,13 @@ RATE_LIMITED = Counter(
     ["client"],
 )
 
+SEARCH_SECONDS = Histogram(
+    "covidnews_search_seconds",
+    "Time the search engine takes to answer /api/v1/search (parsing to page), by mode.",
+    ["mode"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+
 _REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}")
 
 

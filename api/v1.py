@@ -23,6 +23,7 @@ from flask import Response, request, stream_with_context, url_for
 from sqlalchemy import func, select
 
 from api.errors import ApiProblem, bad_param
+from api.ops import SEARCH_SECONDS
 from api.services import services
 from covidnews.schema import Source
 from covidnews.search.analysis import MAX_QUERY_CHARS, QueryError
@@ -355,7 +356,8 @@ def search(args: dict[str, Any]) -> Any:
     """Every hit exactly once across pages: follow `next` until it is null. Results are ordered by
     score (or date with `sort=newest`), then id, both descending."""
     query = query_from(args)
-    page = _run(services().engine.search, query, args["per_page"], args.get("cursor"))
+    with SEARCH_SECONDS.labels(query.mode).time():
+        page = _run(services().engine.search, query, args["per_page"], args.get("cursor"))
     body = {
         "total": page.total,
         "next": page.next_cursor,

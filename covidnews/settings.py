@@ -58,6 +58,18 @@ class Settings(BaseSettings):
         description="Redis for shared crawl state and rate limits (optional).",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="Log lines as text, or one JSON object per line (with task_id / request_id "
+        "when a Celery task or an API request is being handled).",
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Serve Prometheus metrics on this port from crawl processes and Celery "
+        "workers (unset: not served; the API serves /metrics itself).",
+    )
     ingest_batch_size: int = Field(
         default=500, ge=1, le=50_000, description="Rows per ingest transaction."
     )
@@ -308,6 +320,16 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_format(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("metrics_port", mode="before")
+    @classmethod
+    def _empty_port(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("data_dir")
     @classmethod

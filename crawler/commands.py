@@ -83,6 +83,15 @@ def crawl(
 
     settings = load()
     registry = _registry(settings, sources_file)
+    if settings.metrics_port is not None:
+        from covidnews.metrics import serve_metrics
+
+        try:
+            serve_metrics(settings)  # while the crawl runs (COVIDNEWS_METRICS_PORT)
+        except OSError as exc:
+            raise CommandError(
+                f"cannot serve metrics on port {settings.metrics_port}: {exc}", EXIT_SETTINGS
+            ) from None
     since_dt = None
     if since:
         try:

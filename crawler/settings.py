@@ -54,7 +54,8 @@ def scrapy_settings(settings: Settings, overrides: dict[str, Any] | None = None)
             "crawler.pipelines.store.StorePipeline": 400,
             "crawler.pipelines.handoff.HandoffPipeline": 500,
         },
-        "EXTENSIONS": {"crawler.live.LiveStats": 500},
+        "EXTENSIONS": {"crawler.live.LiveStats": 500, "crawler.metrics.CrawlMetrics": 510},
+        "COVIDNEWS_METRICS": settings.metrics_port is not None,
         "COVIDNEWS_ALLOW_PRIVATE": list(settings.crawl_allow_private),
         "FEED_EXPORT_ENCODING": "utf-8",
     }

@@ -6,6 +6,10 @@ dies, so a SIGKILLed worker's batch is redelivered; tasks are idempotent, so red
 duplicates anything. Models load once per worker process, with thread caps so a 2-core machine
 is not oversubscribed (``COVIDNEWS_NLP_THREADS``).
 
+Operations: with ``COVIDNEWS_METRICS_PORT`` a worker serves Prometheus metrics (task durations and
+failures, articles per stage, queue depths; see :mod:`covidnews.metrics`);
+``COVIDNEWS_LOG_FORMAT=json`` makes its log lines JSON objects carrying the ``task_id``.
+
 Run: ``celery -A nlp_worker.celery_app worker -Q nlp -c 2`` and
 ``celery -A nlp_worker.celery_app worker -Q index -c 1``.
 
@@ -21,7 +25,16 @@ from typing import Any
 
 from celery import Celery
 from celery.schedules import crontab
-from celery.signals import worker_process_init, worker_ready
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    celeryd_init,
+    task_failure,
+    task_postrun,
+    task_prerun,
+    worker_process_init,
+    worker_ready,
+)
 
 from covidnews.settings import get_settings
 
@@ -95,3 +108,46 @@ def _catch_up(sender: Any = None, **_: Any) -> None:
     queues = {q.name for q in getattr(getattr(sender, "task_consumer", None), "queues", [])}
     if INDEX_QUEUE in queues:
         sender.app.send_task("nlp_worker.tasks.index_batch", args=[None], queue=INDEX_QUEUE)
+
+
+# Operations: metrics and logs ----------------------------------------------------------------
+
+
+@celeryd_init.connect
+def _serve_metrics(**_: Any) -> None:
+    """The worker's main process, before its pool starts: the metrics exporter."""
+    from covidnews.metrics import start_worker_metrics
+
+    start_worker_metrics(get_settings(), [NLP_QUEUE, INDEX_QUEUE, BOT_QUEUE])
+
+
+@task_prerun.connect
+def _task_started(task_id: str | None = None, **_: Any) -> None:
+    from covidnews.metrics import task_started
+
+    task_started(task_id)
+
+
+@task_postrun.connect
+def _task_finished(task_id: str | None = None, task: Any = None, **_: Any) -> None:
+    from covidnews.metrics import task_finished
+
+    task_finished(task_id, str(getattr(task, "name", "?")))
+
+
+@task_failure.connect
+def _task_failed(sender: Any = None, **_: Any) -> None:
+    from covidnews.metrics import task_failed
+
+    task_failed(str(getattr(sender, "name", "?")))
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _log_format(logger: Any = None, **_: Any) -> None:
+    """Celery's handlers in our format (text or JSON lines), with the running task's id."""
+    from covidnews.logging import setup_logging
+
+    settings = get_settings()
+    if logger is not None and settings.log_format == "json":  # text: Celery's own format
+        setup_logging(None, "json", logger=logger, reformat=True)

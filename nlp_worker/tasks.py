@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from covidnews.index import sync_index
+from covidnews.metrics import record_batch, record_indexed
 from covidnews.search.documents import sync_search
 from covidnews.settings import get_settings
 from covidnews.store import Store
@@ -49,6 +50,14 @@ def process_batch(self: Any, article_ids: list[int]) -> dict[str, int]:
     store = _store()
     ids = claim(store, article_ids)
     report = run_batch(store, ids, _backends(), max_attempts=settings.nlp_max_attempts)
+    record_batch(report)
+    log.info(
+        "batch of %d: %d done, %d failed, %d to retry",
+        len(ids),
+        len(report.done),
+        len(report.failed),
+        len(report.retry),
+    )
     if report.done:
         index_batch.delay(report.done)
     if report.retry:
@@ -72,6 +81,7 @@ def index_batch(self: Any, article_ids: list[int] | None) -> dict[str, int]:
         article_ids=article_ids,
     )
     documents = sync_search(_store(), settings.search_dir, article_ids)
+    record_indexed(documents)
     return {"vectors": vectors, "documents": documents}
 
 

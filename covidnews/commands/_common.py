@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import sys
 from typing import TYPE_CHECKING
 
 import click
@@ -32,13 +30,9 @@ def load() -> Settings:
         settings = load_settings()
     except SettingsError as exc:
         raise CommandError(str(exc), EXIT_SETTINGS) from None
-    logging.basicConfig(
-        level=settings.log_level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    if settings.log_level != "DEBUG":
-        logging.getLogger("alembic").setLevel(logging.WARNING)
+    from covidnews.logging import setup_from_settings
+
+    setup_from_settings(settings)  # text or JSON lines on stderr (COVIDNEWS_LOG_FORMAT)
     return settings
 
 

@@ -84,8 +84,13 @@ def serve(
     client addresses are read from X-Forwarded-For.
     """
     settings = load()
-    for handler in logging.getLogger().handlers:
-        handler.setFormatter(logging.Formatter(LOG_FORMAT, defaults={"request_id": "-"}))
+    if settings.log_format == "json":
+        from covidnews.logging import setup_logging
+
+        setup_logging(settings.log_level, "json", reformat=True)
+    else:
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(logging.Formatter(LOG_FORMAT, defaults={"request_id": "-"}))
     store = open_store(settings)  # a clean error (exit 3) now rather than 503s later
     store.close()
 
@@ -150,8 +155,10 @@ def serve(
         "child_exit": child_exit,
         "control_socket_disable": True,
     }
+    owner = os.getpid()
     try:
         Server(options).run()
     finally:
-        if made_dir is not None:
+        # Workers are forks that leave through here too: only the master cleans up.
+        if made_dir is not None and os.getpid() == owner:
             shutil.rmtree(made_dir, ignore_errors=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from covidnews.metrics import record_article_stored
+
 
 class StorePipeline:
     def __init__(self, crawler: Any) -> None:
@@ -22,5 +24,7 @@ class StorePipeline:
         stats.inc_value(
             "covidnews/articles/stored" if result.inserted else "covidnews/articles/unchanged"
         )
+        if result.inserted and self.crawler.settings.getbool("COVIDNEWS_METRICS"):
+            record_article_stored(len(result.inserted))
         spider.frontier.mark_fetched([*item["fetched_urls"], record.url], item["status"])
         return item

@@ -78,7 +78,10 @@ class NewsSpider(scrapy.Spider):
         if resumed:
             log.info("resuming %d queued article pages", len(resumed))
         for found in resumed:
-            yield self._article_request(found)
+            # Past the run's duplicate filter: a crawler killed while holding these pages (taken
+            # from the shared queue, never fetched) already marked them seen for this run id, so
+            # a restart under the same run id would skip them. The store says they are due.
+            yield self._article_request(found).replace(dont_filter=True)
         for entry in self.entries:
             for url in entry.feeds:
                 yield self._listing_request(url, entry, "feed", self.parse_feed)

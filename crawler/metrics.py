@@ -1,0 +1,27 @@
+"""Prometheus counters of a crawl (see :mod:`covidnews.metrics`): responses by source and status.
+
+Enabled (``COVIDNEWS_METRICS`` Scrapy setting) when ``COVIDNEWS_METRICS_PORT`` is set;
+``covidnews crawl`` then serves them on that port while it runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scrapy import signals
+from scrapy.exceptions import NotConfigured
+
+from covidnews.metrics import record_page
+
+
+class CrawlMetrics:
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> CrawlMetrics:
+        if not crawler.settings.getbool("COVIDNEWS_METRICS"):
+            raise NotConfigured
+        ext = cls()
+        crawler.signals.connect(ext.response_received, signal=signals.response_received)
+        return ext
+
+    def response_received(self, response: Any, request: Any, spider: Any = None) -> None:
+        record_page(request.meta.get("source"), response.status)
