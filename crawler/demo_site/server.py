@@ -758,16 +758,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 2
     site.verbose = args.log
-    if args.registry_out:
-        write_registry(site.port, args.registry_out)
-        print(f"registry written to {args.registry_out}")
-    print(f"demo news site on http://{args.host}:{site.port}/ (Ctrl-C to stop)")
-    for slug, outlet in OUTLETS.items():
-        print(f"  {outlet.name:<20} {outlet.country}  {site.base_url(slug)}/")
-    for fault, urls in site.fault_urls().items():
-        print(f"  fault {fault}: {', '.join(urls)}")
-    sys.stdout.flush()
-    try:
+    try:  # Ctrl-C at any moment from here on stops the site cleanly
+        if args.registry_out:
+            write_registry(site.port, args.registry_out)
+            print(f"registry written to {args.registry_out}")
+        print(f"demo news site on http://{args.host}:{site.port}/ (Ctrl-C to stop)")
+        for slug, outlet in OUTLETS.items():
+            print(f"  {outlet.name:<20} {outlet.country}  {site.base_url(slug)}/")
+        for fault, urls in site.fault_urls().items():
+            print(f"  fault {fault}: {', '.join(urls)}")
+        sys.stdout.flush()
         threading.Event().wait()
     except KeyboardInterrupt:
         pass
