@@ -11,6 +11,7 @@ import argparse
 import copy
 import hashlib
 import json
+import signal
 import struct
 import sys
 import threading
@@ -758,6 +759,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 2
     site.verbose = args.log
+    # Ctrl-C stops the site even when started from a process that ignores SIGINT (an ignored
+    # signal is inherited across exec: seen when launched from a test runner).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:  # Ctrl-C at any moment from here on stops the site cleanly
         if args.registry_out:
             write_registry(site.port, args.registry_out)

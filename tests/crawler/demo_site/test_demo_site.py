@@ -690,7 +690,7 @@ def test_main_serves_until_interrupted(tmp_path: Path) -> None:
         doc = yaml.safe_load(out.read_text(encoding="utf-8"))
         assert doc["sources"][0]["homepage"] == f"http://elfaro.localhost:{port}/"
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=10) == 0
+        assert proc.wait(timeout=60) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
