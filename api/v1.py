@@ -15,7 +15,6 @@ from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-import numpy as np
 from apiflask import APIBlueprint, Schema
 from apiflask.fields import Boolean, Date, Dict, Float, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range, Regexp
@@ -435,12 +434,15 @@ def similar(article_id: int, args: dict[str, Any]) -> Any:
 @bp.output(SourcesOut)
 @bp.doc(summary="Sources (outlets and agencies) with their number of indexed articles")
 def sources() -> Any:
-    snap = services().engine.snapshot()
-    ids, counts = np.unique(snap.docs["source"][snap.live], return_counts=True)
-    per_source = dict(zip(ids.tolist(), counts.tolist(), strict=True))
+    return {"sources": sources_with_counts()}
+
+
+def sources_with_counts() -> list[dict[str, Any]]:
+    """Every source with its number of indexed articles (also the archive's source list)."""
+    per_source = services().engine.source_counts()
     with services().store.session() as s:
         rows = s.scalars(select(Source).order_by(func.lower(Source.name))).all()
-        out = [
+        return [
             {
                 "id": r.id,
                 "slug": r.slug,
@@ -453,28 +455,19 @@ def sources() -> Any:
             }
             for r in rows
         ]
-    return {"sources": out}
 
 
 @bp.get("/topics")
 @bp.output(TopicsOut)
 @bp.doc(summary="The 11 topics (Spanish and English names) with article counts")
 def topics_list() -> Any:
-    snap = services().engine.snapshot()
-    mask = snap.live & (snap.docs["covid"] == 1)
-    bits = snap.docs["topics"][mask]
-    out = []
-    for n, t in enumerate(topics()):
-        out.append(
-            {
-                "id": t.id,
-                "es": t.es,
-                "en": t.en,
-                "about": t.about,
-                "articles": int(((bits >> n) & 1).sum()),
-            }
-        )
-    return {"topics": out}
+    counts = services().engine.topic_counts()
+    return {
+        "topics": [
+            {"id": t.id, "es": t.es, "en": t.en, "about": t.about, "articles": counts[t.id]}
+            for t in topics()
+        ]
+    }
 
 
 @bp.get("/stats")

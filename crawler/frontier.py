@@ -152,30 +152,11 @@ def sync_sources(store: Store, entries: Iterable[Any]) -> dict[str, int]:
     ids: dict[str, int] = {}
     entries = list(entries)
     with store.session() as s:
-        # Several crawlers of one run start together: create missing rows with ON CONFLICT DO
-        # NOTHING (a concurrent insert wins quietly), then update every row in place.
-        known = set(s.scalars(select(Source.slug)))
-        now = utcnow()
-        new = {
-            slugify(e.name): {
-                "name": e.name,
-                "slug": slugify(e.name),
-                "kind": e.kind,
-                "domains": [],
-                "feeds": [],
-                "sitemaps": [],
-                "weight": 1.0,
-                "extra": {},
-                "created_at": now,
-                "updated_at": now,
-            }
-            for e in entries
-            if slugify(e.name) not in known
-        }
-        if new:
-            s.execute(
-                store._insert(Source.__table__).values(list(new.values())).on_conflict_do_nothing()
-            )
+        # Several crawlers of one run start together: the store creates missing rows with ON
+        # CONFLICT DO NOTHING (a concurrent insert wins quietly); every row is then updated.
+        store._ensure_sources(
+            s, {slugify(e.name): (e.name, "", e.country, e.language) for e in entries}
+        )
         existing = {src.slug: src for src in s.scalars(select(Source))}
         for entry in entries:
             slug = slugify(entry.name)

@@ -8,9 +8,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from collections import defaultdict
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -104,3 +114,60 @@ def copy_store(src_url: str, dst_url: str) -> None:
                 )
     src.dispose()
     dst.dispose()
+
+
+@contextlib.contextmanager
+def serve_copy(corpus: Any, root: Path, workers: int) -> Iterator[tuple[str, Path]]:
+    """`covidnews serve` (gunicorn) on a copy of a processed corpus (a test may change the
+    copy's index); yields (base URL, the copy's data dir). Stopped with SIGTERM; its stderr must
+    hold no traceback."""
+    data_dir = root / "var"
+    shutil.copytree(corpus.settings.data_dir, data_dir)
+    db = root / "covidnews.db"
+    shutil.copy(corpus.url.removeprefix("sqlite:///"), db)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COVIDNEWS_")}
+    env.update(
+        COVIDNEWS_DATA_DIR=str(data_dir),
+        COVIDNEWS_DATABASE_URL=f"sqlite:///{db}",
+        COVIDNEWS_API_RATE_LIMIT_ANONYMOUS="100000",
+        TMPDIR=str(root),
+    )
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "covidnews",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(base + "/readyz", timeout=5):
+                    break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
+                time.sleep(0.5)
+        yield base, data_dir
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    assert "Traceback" not in (proc.stderr.read() if proc.stderr else "")

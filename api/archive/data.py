@@ -13,7 +13,7 @@ import numpy as np
 from flask_babel import get_locale  # type: ignore[import-untyped]
 from flask_babel import gettext as _
 from markupsafe import Markup, escape
-from sqlalchemy import func, select
+from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
 from api.errors import ApiProblem
@@ -111,23 +111,9 @@ def source_by_slug(slug: str) -> SourceView | None:
 
 def sources_with_counts() -> list[dict[str, Any]]:
     """Every source (as ``/api/v1/sources``) with its number of indexed articles."""
-    snap = services().engine.snapshot()
-    ids, counts = np.unique(snap.docs["source"][snap.live], return_counts=True)
-    per_source = dict(zip(ids.tolist(), counts.tolist(), strict=True))
-    with services().store.session() as s:
-        rows = s.scalars(select(Source).order_by(func.lower(Source.name))).all()
-        return [
-            {
-                "slug": r.slug,
-                "name": r.name,
-                "country": r.country,
-                "language": r.language,
-                "kind": r.kind,
-                "homepage": r.homepage,
-                "articles": int(per_source.get(r.id, 0)),
-            }
-            for r in rows
-        ]
+    from api.v1 import sources_with_counts as v1_sources
+
+    return v1_sources()
 
 
 def source_slugs() -> dict[int, str]:
@@ -137,9 +123,8 @@ def source_slugs() -> dict[int, str]:
 
 def topic_counts() -> dict[str, int]:
     """Covid articles per topic in the index."""
-    snap = services().engine.snapshot()
-    bits = snap.docs["topics"][snap.live & (snap.docs["covid"] == 1)]
-    return {t: int(((bits >> n) & 1).sum()) for n, t in enumerate(topic_ids())}
+    counts: dict[str, int] = services().engine.topic_counts()
+    return counts
 
 
 def countries_in_index() -> list[str]:

@@ -23,7 +23,7 @@ import functools
 import hashlib
 import json
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -238,19 +238,11 @@ class SearchEngine:
         empty = np.zeros(0, dtype=np.int64), np.zeros(0)
         if self.vectors is None or self._embed_query is None or not q.strip():
             return empty
-        faiss_index, rows, matrix = self.vectors.state(snap)
+        faiss_index, _, matrix = self.vectors.state(snap)
         if faiss_index is None or not matrix.shape[0]:
             return empty
-        qv = self._embed_query(q)
-        mask = mask & (rows >= 0)
-        candidates = np.flatnonzero(mask)
         k = self.max_semantic_hits
-        if len(candidates) <= EXACT_CANDIDATES:
-            pos, scores = candidates, (matrix[rows[candidates]] @ qv).astype(np.float64)
-        elif self.vectors.exact:
-            pos, scores = candidates, (matrix @ qv)[rows[candidates]].astype(np.float64)
-        else:
-            pos, scores = self._knn(snap, faiss_index, qv, mask, k)
+        pos, scores = self._nearest(snap, self._embed_query(q), mask, k)
         keep = scores >= self.semantic_min_score
         pos, scores = pos[keep], scores[keep]
         if len(pos) > k:
@@ -258,6 +250,21 @@ class SearchEngine:
             top = np.lexsort((-ids, -scores))[:k]
             pos, scores = pos[top], scores[top]
         return pos, scores
+
+    def _nearest(
+        self, snap: Snapshot, qv: np.ndarray, mask: np.ndarray, k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(positions, cosine) of candidates (``mask``, with a vector) near ``qv``: all of them
+        when exact search is cheap, else at least the k nearest through the HNSW graph."""
+        assert self.vectors is not None
+        faiss_index, rows, matrix = self.vectors.state(snap)
+        mask = mask & (rows >= 0)
+        candidates = np.flatnonzero(mask)
+        if len(candidates) <= EXACT_CANDIDATES:
+            return candidates, (matrix[rows[candidates]] @ qv).astype(np.float64)
+        if self.vectors.exact:
+            return candidates, (matrix @ qv)[rows[candidates]].astype(np.float64)
+        return self._knn(snap, faiss_index, qv, mask, k)
 
     def _knn(
         self, snap: Snapshot, faiss_index: Any, qv: np.ndarray, mask: np.ndarray, k: int
@@ -417,26 +424,31 @@ class SearchEngine:
 
     # Similar articles and counts -------------------------------------------------------------
 
+    def source_counts(self) -> dict[int, int]:
+        """Indexed articles per source id (every article, Covid or not)."""
+        snap = self.snapshot()
+        ids, counts = np.unique(snap.docs["source"][snap.live], return_counts=True)
+        return dict(zip(ids.tolist(), counts.tolist(), strict=True))
+
+    def topic_counts(self) -> dict[str, int]:
+        """Indexed Covid articles per topic id."""
+        snap = self.snapshot()
+        bits = snap.docs["topics"][snap.live & (snap.docs["covid"] == 1)]
+        return {t: int(((bits >> n) & 1).sum()) for n, t in enumerate(topic_ids())}
+
     def similar(self, article_id: int, k: int = 10, filters: Filters | None = None) -> list[Hit]:
         """The k articles nearest to this one (other copies of its story excluded)."""
         snap = self.snapshot()
         pos = int(snap.positions_of([article_id])[0])
         if pos < 0 or self.vectors is None:
             return []
-        faiss_index, rows, matrix = self.vectors.state(snap)
+        _, rows, matrix = self.vectors.state(snap)
         if rows[pos] < 0:
             return []
-        mask = self.filter_mask(snap, filters or Filters(covid=None)) & (rows >= 0)
+        mask = self.filter_mask(snap, filters or Filters(covid=None))
         mask[snap.story_members(int(snap.docs["story"][pos]))] = False
         mask[pos] = False
-        qv = matrix[rows[pos]]
-        candidates = np.flatnonzero(mask)
-        if len(candidates) <= EXACT_CANDIDATES:
-            cpos, sims = candidates, (matrix[rows[candidates]] @ qv).astype(np.float64)
-        elif self.vectors.exact:
-            cpos, sims = candidates, (matrix @ qv)[rows[candidates]].astype(np.float64)
-        else:
-            cpos, sims = self._knn(snap, faiss_index, qv, mask, k)
+        cpos, sims = self._nearest(snap, matrix[rows[pos]], mask, k)
         ids = snap.docs["ids"][cpos]
         top = np.lexsort((-ids, -sims))[:k]
         return [
@@ -508,7 +520,3 @@ class SearchEngine:
                 row["key"] = key_values[k_i]
             out.append(row)
         return out
-
-
-def dates_of(hits: Sequence[Hit]) -> list[datetime | None]:
-    return [None if h.date is None else datetime.fromtimestamp(h.date, UTC) for h in hits]

@@ -14,12 +14,6 @@ this test looks for.
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,8 +23,8 @@ import pytest
 
 from covidnews.search.results import load_articles
 from covidnews.store import Store
-from tests.api.test_serve import _free_port
 from tests.conftest import ROOT, Corpus
+from tests.corpus import serve_copy
 
 pytestmark = pytest.mark.slow
 
@@ -52,46 +46,8 @@ document.addEventListener("securitypolicyviolation", (e) => {
 @pytest.fixture(scope="module")
 def server(corpus: Corpus, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`covidnews serve --workers 1` on a copy of the corpus; yields its base URL."""
-    root = tmp_path_factory.mktemp("browser")
-    data_dir = root / "var"
-    shutil.copytree(corpus.settings.data_dir, data_dir)  # type: ignore[attr-defined]
-    db = root / "covidnews.db"
-    shutil.copy(corpus.url.removeprefix("sqlite:///"), db)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COVIDNEWS_")}
-    env.update(
-        COVIDNEWS_DATA_DIR=str(data_dir),
-        COVIDNEWS_DATABASE_URL=f"sqlite:///{db}",
-        COVIDNEWS_API_RATE_LIMIT_ANONYMOUS="100000",
-        TMPDIR=str(root),
-    )
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "covidnews", "serve", "--port", str(port), "--workers", "1"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/readyz", timeout=5):
-                    break
-            except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
-                time.sleep(0.5)
+    with serve_copy(corpus, tmp_path_factory.mktemp("browser"), workers=1) as (base, _):
         yield base
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    assert "Traceback" not in (proc.stderr.read() if proc.stderr else "")
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import shutil
-import signal
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -23,9 +17,8 @@ from flask.testing import FlaskClient
 
 from api import create_app
 from covidnews.search.keyword import KeywordIndex
-from tests.api.test_serve import _free_port
-from tests.conftest import ROOT, Corpus
-from tests.corpus import COPIED, ENGLISH_DOCS
+from tests.conftest import Corpus
+from tests.corpus import COPIED, ENGLISH_DOCS, serve_copy
 
 MASKS_ES = "https://www.bbc.com/mundo/Noticia-53999415"  # "Mascarillas 'egoístas'…" (Spanish)
 
@@ -281,36 +274,7 @@ def test_served_instance_answers_like_the_test_client(
     """`covidnews serve` (gunicorn, 2 workers) on the corpus: the same answers over real HTTP,
     the index reloaded by each worker when the writer publishes a new version."""
     # A copy of the corpus: this test publishes a new index version.
-    data_dir = tmp_path / "var"
-    shutil.copytree(corpus.settings.data_dir, data_dir)
-    db = tmp_path / "covidnews.db"
-    shutil.copy(corpus.url.removeprefix("sqlite:///"), db)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COVIDNEWS_")}
-    env.update(
-        COVIDNEWS_DATA_DIR=str(data_dir),
-        COVIDNEWS_DATABASE_URL=f"sqlite:///{db}",
-        COVIDNEWS_API_RATE_LIMIT_ANONYMOUS="100000",
-        TMPDIR=str(tmp_path),
-    )
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "covidnews", "serve", "--port", str(port), "--workers", "2"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/readyz", timeout=5):
-                    break
-            except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
-                time.sleep(0.5)
+    with serve_copy(corpus, tmp_path, workers=2) as (base, data_dir):
         for params in [
             {"q": "vacunas", "mode": "hybrid"},
             {"q": "face masks", "mode": "semantic", "per_page": 3},
@@ -335,11 +299,3 @@ def test_served_instance_answers_like_the_test_client(
             urllib.request.urlopen(f"{base}/api/v1/search?per_page=1000", timeout=30)
         assert bad.value.code == 400
         assert json.load(bad.value)["param"] == "per_page"
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    assert "Traceback" not in (proc.stderr.read() if proc.stderr else "")
