@@ -25,9 +25,10 @@ from api.errors import ApiProblem, bad_param
 from api.ops import SEARCH_SECONDS
 from api.services import services
 from covidnews.schema import Source
-from covidnews.search.analysis import MAX_QUERY_CHARS, QueryError
+from covidnews.search.analysis import MAX_CLAUSES, MAX_PASSAGE_CHARS, MAX_QUERY_CHARS, QueryError
 from covidnews.search.engine import CursorError, Filters, Hit, Query
-from covidnews.search.results import ArticleView, load_articles, snippet
+from covidnews.search.results import ArticleView, excerpt, load_articles
+from covidnews.search.snippets import SNIPPET_CHARS
 from covidnews.taxonomy import topic_ids, topics
 
 bp = APIBlueprint("v1", __name__, url_prefix="/api/v1", tag="Search")
@@ -41,11 +42,14 @@ EXPORT_CHUNK = 500
 class FilterArgs(Schema):
     q = String(
         load_default="",
-        validate=Length(max=MAX_QUERY_CHARS),
+        validate=Length(max=MAX_PASSAGE_CHARS),
         metadata={
             "description": 'Words (all required), "a phrase", -excluded. Accents and case do '
             "not matter; Spanish and English word forms match (vacuna/vacunas/vacunación). "
-            "Empty: every article under the filters."
+            "Empty: every article under the filters. Keyword mode takes up to "
+            f"{MAX_QUERY_CHARS} characters and {MAX_CLAUSES} words or phrases; semantic and "
+            f"hybrid modes also take a passage (a paragraph or claim, up to {MAX_PASSAGE_CHARS} "
+            "characters) and find its coverage in either language."
         },
     )
     mode = String(
@@ -301,16 +305,26 @@ def _copy_out(view: ArticleView) -> dict[str, Any]:
     }
 
 
-def results_out(hits: list[Hit], words: frozenset[str]) -> list[dict[str, Any]]:
-    """Result objects of hits, in their order (four queries per page, whatever its size)."""
+def results_out(
+    hits: list[Hit], snippets: dict[int, tuple[str, str | None]] | None = None
+) -> list[dict[str, Any]]:
+    """Result objects of hits, in their order (four queries per page, whatever its size).
+    ``snippets`` (from the engine) by article id; other results show the opening of their
+    summary or text; None: no snippets (exports)."""
     copies = {c for h in hits for c in h.copies}
-    views = load_articles(services().store, [h.article_id for h in hits] + sorted(copies))
+    ids = [h.article_id for h in hits]
+    views = load_articles(services().store, ids, with_text=2 * SNIPPET_CHARS)
+    if copies:
+        views.update(load_articles(services().store, sorted(copies), with_text=False))
     out = []
     for h in hits:
         view = views.get(h.article_id)
         if view is None:  # deleted from the store after the index was written
             continue
-        text, lang = snippet(view, words)
+        if snippets is None:
+            text, lang = "", None
+        else:
+            text, lang = snippets.get(h.article_id) or excerpt(view)
         out.append(
             {
                 "id": view.id,
@@ -355,12 +369,13 @@ def search(args: dict[str, Any]) -> Any:
     """Every hit exactly once across pages: follow `next` until it is null. Results are ordered by
     score (or date with `sort=newest`), then id, both descending."""
     query = query_from(args)
+    engine = services().engine
     with SEARCH_SECONDS.labels(query.mode).time():
-        page = _run(services().engine.search, query, args["per_page"], args.get("cursor"))
+        page = _run(engine.search, query, args["per_page"], args.get("cursor"))
     body = {
         "total": page.total,
         "next": page.next_cursor,
-        "results": results_out(page.hits, page.parsed.highlight),
+        "results": results_out(page.hits, engine.snippets(page)),
     }
     headers = {}
     if page.next_cursor:
@@ -379,9 +394,8 @@ def article(article_id: int) -> Any:
     view = views.get(article_id)
     if view is None:
         raise ApiProblem(404, f"no article {article_id}")
-    snap = services().engine.snapshot()
-    members = snap.story_members(view.story_id)
-    copy_ids = [int(i) for i in snap.docs["ids"][members] if int(i) != article_id]
+    members = services().engine.story_members(view.story_id)
+    copy_ids = [i for i in members if i != article_id]
     copies = load_articles(services().store, copy_ids, with_text=False)
     return {
         **{
@@ -421,13 +435,13 @@ def article(article_id: int) -> Any:
 @bp.doc(summary="Articles most similar in meaning (any language), other copies excluded")
 def similar(article_id: int, args: dict[str, Any]) -> Any:
     engine = services().engine
-    if int(engine.snapshot().positions_of([article_id])[0]) < 0:
+    if not engine.is_indexed(article_id):
         if not load_articles(services().store, [article_id], with_text=False):
             raise ApiProblem(404, f"no article {article_id}")
         return {"results": []}  # stored but not processed yet
     covid = {"true": True, "false": False, "all": None}[args["covid"]]
     hits = engine.similar(article_id, args["k"], Filters(covid=covid))
-    return {"results": results_out(hits, frozenset())}
+    return {"results": results_out(hits, {})}
 
 
 @bp.get("/sources")
@@ -488,7 +502,7 @@ def stats(args: dict[str, Any]) -> Any:
             b["key"] = None
     # Topics overlap (an article has 1-3), so the total is counted, not summed.
     total = (
-        len(_run(services().engine.rank, query))
+        _run(services().engine.total, query)
         if args.get("by") == "topic"
         else sum(b["count"] for b in buckets)
     )
@@ -566,7 +580,7 @@ def export(args: dict[str, Any]) -> Any:
             writer.writeheader()
             yield buf.getvalue()
         for hits in chunks:
-            rows = results_out(hits, frozenset())
+            rows = results_out(hits, None)
             if fmt == "csv":
                 buf = io.StringIO()
                 writer = csv.DictWriter(buf, fieldnames=EXPORT_FIELDS)

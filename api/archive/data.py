@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-import numpy as np
 from flask_babel import get_locale  # type: ignore[import-untyped]
 from flask_babel import gettext as _
 from markupsafe import Markup, escape
@@ -19,9 +18,9 @@ from werkzeug.datastructures import MultiDict
 from api.errors import ApiProblem
 from api.services import services
 from covidnews.schema import Source
-from covidnews.search.analysis import MAX_QUERY_CHARS, QueryError
+from covidnews.search.analysis import MAX_PASSAGE_CHARS, QueryError
 from covidnews.search.engine import CursorError, Filters, Query
-from covidnews.search.results import ArticleView, SourceView, load_articles, snippet
+from covidnews.search.results import ArticleView, SourceView, excerpt, load_articles
 from covidnews.taxonomy import topic, topic_ids, topics
 
 MODES = ("hybrid", "keyword", "semantic")
@@ -54,8 +53,9 @@ class Listing:
 
 
 def safe_snippet(text: str) -> Markup:
-    """A snippet of :func:`covidnews.search.results.snippet` as markup, only after checking it is
-    escaped text with nothing but ``<mark>``/``</mark>`` tags; otherwise plain escaped text."""
+    """A snippet of the engine (or :func:`covidnews.search.results.excerpt`) as markup, only
+    after checking it is escaped text with nothing but ``<mark>``/``</mark>`` tags; otherwise
+    plain escaped text."""
     rest = _MARK.sub("", text)
     if any(c in rest for c in "<>\"'"):
         return Markup(escape(rest))
@@ -69,8 +69,9 @@ def listing(query: Query, per_page: int, cursor: str | None, *, snippets: bool =
     except (QueryError, CursorError) as exc:
         raise BadQuery(str(exc)) from None
     copy_ids = sorted({c for h in page.hits for c in h.copies})
-    views = load_articles(svc.store, [h.article_id for h in page.hits])
+    views = load_articles(svc.store, [h.article_id for h in page.hits], with_text=False)
     copies = load_articles(svc.store, copy_ids, with_text=False)
+    marked = svc.engine.snippets(page) if snippets else {}
     stories = []
     for h in page.hits:
         view = views.get(h.article_id)
@@ -78,7 +79,7 @@ def listing(query: Query, per_page: int, cursor: str | None, *, snippets: bool =
             continue
         story = Story(view, [copies[c] for c in h.copies if c in copies])
         if snippets:
-            text, _lang = snippet(view, page.parsed.highlight)
+            text, _lang = marked.get(h.article_id) or excerpt(view)
             story.snippet = safe_snippet(text)
         stories.append(story)
     return Listing(stories, page.total, page.next_cursor)
@@ -86,9 +87,7 @@ def listing(query: Query, per_page: int, cursor: str | None, *, snippets: bool =
 
 def story_copies(view: ArticleView) -> list[ArticleView]:
     """The other stored copies of this article's story (in the index), oldest first."""
-    snap = services().engine.snapshot()
-    members = snap.story_members(view.story_id)
-    ids = [int(i) for i in snap.docs["ids"][members] if int(i) != view.id]
+    ids = [i for i in services().engine.story_members(view.story_id) if i != view.id]
     found = load_articles(services().store, ids, with_text=False)
     return sorted(found.values(), key=lambda v: (v.published_at is None, v.published_at, v.id))
 
@@ -129,14 +128,8 @@ def topic_counts() -> dict[str, int]:
 
 def countries_in_index() -> list[str]:
     """Countries with Covid articles, most articles first (for filter menus)."""
-    from covidnews.search.keyword import decode
-
-    snap = services().engine.snapshot()
-    codes, counts = np.unique(
-        snap.docs["country"][snap.live & (snap.docs["covid"] == 1)], return_counts=True
-    )
-    pairs = sorted(zip(counts.tolist(), codes.tolist(), strict=True), reverse=True)
-    return [c for _n, code in pairs if (c := decode(int(code)))]
+    countries: list[str] = services().engine.countries()
+    return countries
 
 
 # Names in the interface language -----------------------------------------------------------
@@ -219,11 +212,11 @@ def parse_params(args: MultiDict[str, str] | Mapping[str, Any]) -> Params:
 
     errors: dict[str, str] = {}
     q = (get("q") or "").strip()
-    if len(q) > MAX_QUERY_CHARS:
+    if len(q) > MAX_PASSAGE_CHARS:
         errors["q"] = _(
-            "La consulta es demasiado larga (máximo %(n)d caracteres).", n=MAX_QUERY_CHARS
+            "La consulta es demasiado larga (máximo %(n)d caracteres).", n=MAX_PASSAGE_CHARS
         )
-        q = q[:MAX_QUERY_CHARS]
+        q = q[:MAX_PASSAGE_CHARS]
     mode = get("mode") or "hybrid"
     if mode not in MODES:
         errors["mode"] = _("Modo de búsqueda desconocido.")
@@ -297,12 +290,12 @@ def home(
     stories, grouped by topic in memory, then one read of the store."""
     svc = services()
     page = svc.engine.search(Query(sort="newest"), window, None)
-    snap = svc.engine.snapshot()
-    bits = snap.docs["topics"][np.maximum(snap.positions_of([h.article_id for h in page.hits]), 0)]
+    masks = svc.engine.topic_masks([h.article_id for h in page.hits])
+    bits = [masks.get(h.article_id, 0) for h in page.hits]
     picked_latest = page.hits[:latest]
     by_topic: dict[str, list[int]] = {}
     for n, topic_id in enumerate(topic_ids()):
-        rows = [i for i, b in enumerate(bits.tolist()) if (b >> n) & 1][:per_topic]
+        rows = [i for i, b in enumerate(bits) if (b >> n) & 1][:per_topic]
         if rows:
             by_topic[topic_id] = rows
     wanted = {h.article_id for h in picked_latest}

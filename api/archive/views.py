@@ -426,12 +426,11 @@ MAX_COUNTRIES = 8
 def _auto_interval(engine: Any, filters: Filters) -> str:
     """The default interval for a span: about 10-100 periods per chart (days for a month or two,
     weeks up to about a year, months beyond), so a chart stays readable and the page fast."""
-    snap = engine.snapshot()
-    dates = snap.docs["date"][snap.live & (snap.docs["date"] > 0)]
-    if not len(dates):
+    span = engine.date_span()
+    if span is None:
         return "week"
-    start = filters.date_from or datetime.fromtimestamp(int(dates.min()), UTC).date()
-    end = filters.date_to or datetime.fromtimestamp(int(dates.max()), UTC).date()
+    start = filters.date_from or datetime.fromtimestamp(span[0], UTC).date()
+    end = filters.date_to or datetime.fromtimestamp(span[1], UTC).date()
     days = (end - start).days
     return "day" if days <= 62 else "week" if days <= 400 else "month"
 

@@ -1,36 +1,35 @@
-"""Text analysis for keyword search: folding, tokens, stems, stopwords, and the query language.
-
-Indexing and querying go through the same functions, so a query matches exactly the forms the
-index holds:
-
-- **fold**: Unicode NFKD, combining marks removed, case-folded — ``Vacunación`` and ``vacunacion``
-  are one token, so are ``Año`` and ``ano`` (accent-less queries from any keyboard match);
-- **tokens**: runs of letters and digits (``covid-19`` is ``covid`` + ``19``);
-- **stems**: Snowball Spanish for Spanish text, Snowball English for English text, none for other
-  languages (their folded tokens are indexed as they are). A query word can be in either
-  language, so it is looked up as its folded form, its Spanish stem and its English stem
-  (``vacunas`` → ``vacunas``, ``vacun``, ``vacuna``).
+"""The query language of keyword search, and how a parsed query becomes a tantivy query.
 
 Query language (``parse_query``): words are all required (AND); ``"…"`` is a phrase (words
-adjacent, in order; a stopword inside a phrase holds its place but matches any word, so
-``"ciudad de méxico"`` also matches "Ciudad en México" — the price of not walking the
-positions of "de" in every document); ``-word`` and ``-"…"`` exclude; a word that splits
-into several tokens (``covid-19``) is a phrase. Stopwords are dropped from plain words unless
-nothing else is left.
+adjacent, in order); ``-word`` and ``-"…"`` exclude; a word that splits into several tokens
+(``covid-19``) is a phrase. Stopwords are dropped from plain words unless nothing else is left.
+Accents and case never matter.
+
+A query of more than :data:`MAX_QUERY_CHARS` characters or :data:`MAX_CLAUSES` words is a
+**passage** (a paragraph or a claim pasted to find its coverage): semantic and hybrid modes take
+it whole, up to :data:`MAX_PASSAGE_CHARS`; keyword mode refuses it with a clear error.
+
+Compiling (``text_query``): each word is looked up in every language field through that field's
+own analysis — its Spanish stem in ``*_es``, its English stem in ``*_en``, its folded form in
+``*_fold`` and ``*_xx`` — so ``vacunas`` matches "vacunación" in Spanish text and ``vaccines``
+matches "vaccination" in English text, titles weigh double, and scores are tantivy's BM25.
 """
 
 from __future__ import annotations
 
 import re
-import threading
 import unicodedata
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-#: Languages with a stemmer. Text in any other language is indexed folded but not stemmed.
-STEMMERS = {"es": "spanish", "en": "english"}
+import tantivy
+
+from covidnews.search.keyword import ANALYZERS, SCHEMA, TEXT_FIELDS, TITLE_BOOST
+
 MAX_QUERY_CHARS = 500
 MAX_CLAUSES = 32
+MAX_PASSAGE_CHARS = 2000
+#: Terms the keyword side of a passage search keeps (its most informative ones).
+PASSAGE_TERMS = 25
 
 _TOKEN = re.compile(r"[^\W_]+")
 _MARKS = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]+")
@@ -56,7 +55,7 @@ STOPWORDS = frozenset(
 
 
 def fold(text: str) -> str:
-    """Accent- and case-folded text (the form every token is indexed and searched in)."""
+    """Accent- and case-folded text."""
     return _MARKS.sub("", unicodedata.normalize("NFKD", text)).casefold()
 
 
@@ -65,82 +64,53 @@ def tokens(text: str) -> list[str]:
     return _TOKEN.findall(fold(text))
 
 
-class _Stemmers(threading.local):
-    """PyStemmer objects are not thread-safe: one set per thread."""
-
-    def __init__(self) -> None:
-        import Stemmer
-
-        self.by_language = {lang: Stemmer.Stemmer(algo) for lang, algo in STEMMERS.items()}
-
-
-_stemmers = _Stemmers()
-
-
-def stem_language(language: str | None) -> str | None:
-    """The stemmer language used for text in ``language`` (None: not stemmed)."""
-    if not language:
-        return None
-    base = language.lower().split("-")[0].split("_")[0]
-    return base if base in STEMMERS else None
-
-
-def stems(words: list[str], language: str | None) -> list[str]:
-    """Stems of folded tokens in one language (unchanged for languages without a stemmer)."""
-    lang = stem_language(language)
-    if lang is None:
-        return words
-    return list(_stemmers.by_language[lang].stemWords(words))
-
-
-def analyze(text: str, language: str | None) -> list[str]:
-    """The index terms of a text, in order (one per token: stemmed in its language)."""
-    return stems(tokens(text), language)
-
-
-def variants(token: str) -> tuple[str, ...]:
-    """Index terms a folded query token may appear as: itself, its Spanish and English stems."""
-    out = [token]
-    for lang in STEMMERS:
-        stem = _stemmers.by_language[lang].stemWord(token)
-        if stem not in out:
-            out.append(stem)
-    return tuple(out)
-
-
 @dataclass(frozen=True)
 class Clause:
-    """A required or excluded word or phrase: for each position, the terms it may match."""
+    """A required or excluded word or phrase (``text`` as typed, ``tokens`` folded)."""
 
-    words: tuple[tuple[str, ...], ...]
+    tokens: tuple[str, ...]
     text: str
     negated: bool = False
 
     @property
     def is_phrase(self) -> bool:
-        return len(self.words) > 1
+        return len(self.tokens) > 1
 
 
 @dataclass(frozen=True)
 class ParsedQuery:
     required: tuple[Clause, ...] = ()
     excluded: tuple[Clause, ...] = ()
-    #: Folded tokens of the required clauses (for highlighting).
-    highlight: frozenset[str] = field(default_factory=frozenset)
+    text: str = ""
 
     @property
     def is_empty(self) -> bool:
         return not self.required and not self.excluded
 
+    @property
+    def is_passage(self) -> bool:
+        """Too long for a keyword query: searched as a passage (semantic/hybrid only)."""
+        return (
+            len(self.text) > MAX_QUERY_CHARS
+            or len(self.required) + len(self.excluded) > MAX_CLAUSES
+        )
+
 
 class QueryError(ValueError):
-    """The query cannot be parsed (too long, too many clauses)."""
+    """The query cannot be used (too long, or a passage in keyword mode)."""
+
+
+def keyword_limit_error() -> QueryError:
+    return QueryError(
+        f"keyword mode takes up to {MAX_QUERY_CHARS} characters and {MAX_CLAUSES} words or "
+        'phrases; to search by a passage (up to 2000 characters) use mode "hybrid" or "semantic"'
+    )
 
 
 def parse_query(q: str) -> ParsedQuery:
     """Parse a user query (see the module docstring for the language)."""
-    if len(q) > MAX_QUERY_CHARS:
-        raise QueryError(f"the query is longer than {MAX_QUERY_CHARS} characters")
+    if len(q) > MAX_PASSAGE_CHARS:
+        raise QueryError(f"the query is longer than {MAX_PASSAGE_CHARS} characters")
     required: list[Clause] = []
     stop_only: list[Clause] = []
     excluded: list[Clause] = []
@@ -151,7 +121,7 @@ def parse_query(q: str) -> ParsedQuery:
         toks = tokens(raw)
         if not toks:
             continue
-        clause = Clause(tuple(variants(t) for t in toks), raw, negated)
+        clause = Clause(tuple(toks), raw, negated)
         if negated:
             excluded.append(clause)
         elif not quoted and len(toks) == 1 and toks[0] in STOPWORDS:
@@ -163,21 +133,64 @@ def parse_query(q: str) -> ParsedQuery:
     # The same clause twice adds nothing.
     required = list(dict.fromkeys(required))
     excluded = list(dict.fromkeys(excluded))
-    if len(required) + len(excluded) > MAX_CLAUSES:
-        raise QueryError(f"the query has more than {MAX_CLAUSES} words or phrases")
-    highlight = frozenset(w[0] for c in required for w in c.words)
-    return ParsedQuery(tuple(required), tuple(excluded), highlight)
+    return ParsedQuery(tuple(required), tuple(excluded), q.strip())
 
 
-def highlight_spans(text: str, words: frozenset[str]) -> Iterator[tuple[int, int]]:
-    """(start, end) of the tokens of ``text`` that match a query word (folded or same stem)."""
-    if not words:
-        return
-    wanted = {v for w in words for v in variants(w)}
-    matches = list(_TOKEN.finditer(text))
-    folded = [fold(m.group()) for m in matches]
-    # Stems in bulk (one C call per language), not per token.
-    stemmed = [_stemmers.by_language[lang].stemWords(folded) for lang in STEMMERS]
-    for i, match in enumerate(matches):
-        if folded[i] in wanted or any(st[i] in wanted for st in stemmed):
-            yield match.start(), match.end()
+# Compiling to tantivy ----------------------------------------------------------------------
+
+
+def _field_query(name: str, terms: list[str]) -> tantivy.Query | None:
+    if not terms:
+        return None
+    if len(terms) == 1:
+        query = tantivy.Query.term_query(SCHEMA, name, terms[0])
+    else:
+        words: list[str | tuple[int, str]] = list(terms)
+        query = tantivy.Query.phrase_query(SCHEMA, name, words)
+    if name.startswith("title_"):
+        query = tantivy.Query.boost_query(query, TITLE_BOOST)
+    return query
+
+
+def clause_query(clause: Clause) -> tantivy.Query:
+    """A word or phrase in any language field, each through its own analysis."""
+    text = " ".join(clause.tokens)
+    analysed = {name: ANALYZERS[name].analyze(text) for name in ANALYZERS}
+    parts = [
+        q for name, analyzer in TEXT_FIELDS.items() if (q := _field_query(name, analysed[analyzer]))
+    ]
+    return tantivy.Query.boolean_query([(tantivy.Occur.Should, q) for q in parts])
+
+
+def excluded_query(parsed: ParsedQuery) -> tantivy.Query | None:
+    """Documents matching any excluded clause (None: no exclusions)."""
+    if not parsed.excluded:
+        return None
+    return tantivy.Query.boolean_query(
+        [(tantivy.Occur.Should, clause_query(c)) for c in parsed.excluded]
+    )
+
+
+def text_query(parsed: ParsedQuery) -> tantivy.Query | None:
+    """Every required clause (AND), none of the excluded ones; None for an empty query."""
+    if parsed.is_empty:
+        return None
+    parts = [(tantivy.Occur.Must, clause_query(c)) for c in parsed.required]
+    if not parts:
+        parts = [(tantivy.Occur.Must, tantivy.Query.all_query())]
+    parts += [(tantivy.Occur.MustNot, clause_query(c)) for c in parsed.excluded]
+    return tantivy.Query.boolean_query(parts)
+
+
+def passage_query(passage: str, min_doc_frequency: int = 2) -> tantivy.Query:
+    """The keyword side of a passage: its most informative terms (tf-idf, as Lucene's
+    ``more_like_this``) in the Spanish, English and folded fields, any of them matching."""
+    return tantivy.Query.more_like_this_document_fields_query(
+        SCHEMA,
+        {"body_es": [passage], "body_en": [passage], "body_xx": [passage]},
+        min_doc_frequency=min_doc_frequency,
+        min_term_frequency=1,
+        max_query_terms=PASSAGE_TERMS,
+        min_word_length=3,
+        stop_words=sorted(STOPWORDS),
+    )

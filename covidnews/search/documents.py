@@ -1,10 +1,10 @@
 """What the keyword index holds of an article, read from the store; and keeping the index in step.
 
 Only processed articles (state ``done``) are indexed: their Covid flag, topics and translations
-are known. Indexed fields, in order (a phrase never spans two): the title (twice: a title word
-weighs double), the summary and the body in the article's language, then the title, summary and
-body of each translation in its language — which is what makes keyword search cross-lingual.
-The date is the publication time, else the time the article was fetched.
+are known. Indexed: the title and body in the article's language, and the title and body (its
+summary when the text was not translated) of each translation in its language — which is what
+makes keyword search cross-lingual. The summary is extractive (sentences of the body), so it
+adds no words. The date is the publication time, else the time the article was fetched.
 """
 
 from __future__ import annotations
@@ -55,15 +55,10 @@ def search_docs(store: Store, article_ids: Iterable[int]) -> list[SearchDoc]:
             ):
                 topics[article_id].append(topic)
             for a, source_country in rows:
-                fields: list[tuple[str, str | None]] = [
-                    (a.title, a.language),
-                    (a.title, a.language),
-                    (a.summary or "", a.language),
-                    (a.text, a.language),
+                texts: list[tuple[str, str, str | None]] = [(a.title, a.text, a.language)]
+                texts += [
+                    (t.title, t.text or t.summary or "", t.language) for t in translations[a.id]
                 ]
-                for t in translations[a.id]:
-                    fields += [(t.title, t.language), (t.summary or "", t.language)]
-                    fields.append((t.text or "", t.language))
                 when = a.published_at or a.fetched_at
                 docs.append(
                     SearchDoc(
@@ -76,7 +71,7 @@ def search_docs(store: Store, article_ids: Iterable[int]) -> list[SearchDoc]:
                         topics=tuple(topics[a.id]),
                         is_covid=a.is_covid,
                         story_id=a.duplicate_of or a.id,
-                        fields=fields,
+                        texts=texts,
                     )
                 )
     return docs

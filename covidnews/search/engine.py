@@ -1,19 +1,23 @@
 """The search engine the API and the archive query.
 
-- **keyword**: BM25 over the keyword index (original text and its translations, so an English
-  query finds a Spanish article through its English translation); every word or phrase is
-  required, ``-`` excludes;
+- **keyword**: tantivy's BM25 over the keyword index (original text and its translations, so an
+  English query finds a Spanish article through its English translation); every word or phrase
+  is required, ``-`` excludes;
 - **semantic**: the query's embedding against the article vectors (the same model as the
-  index): up to ``max_semantic_hits`` nearest articles with cosine ≥ ``semantic_min_score``. Exact
-  (a matrix product over the candidates) when filters leave few candidates or the index is
-  small; the HNSW graph with an id selector otherwise;
-- **hybrid** (default): reciprocal-rank fusion, ``Σ 1 / (60 + rank)`` over the two rankings.
+  index): up to ``max_semantic_hits`` nearest articles with cosine ≥ ``semantic_min_score``;
+- **hybrid** (default): reciprocal-rank fusion, ``Σ 1 / (60 + rank)`` over the keyword ranking's
+  first ``max_semantic_hits`` and the semantic hits (a rank window, as Elasticsearch's RRF); the
+  keyword hits past the window follow in keyword order.
 
-Filters work on per-document arrays held in memory, so every combination costs a few vector
-operations. Results are totally ordered — by score (or date for ``sort=newest``), then article
-id, descending — so a cursor is simply the last result's key: walking every page yields each
-hit exactly once, at any depth. Syndicated copies (same ``story``) collapse into the best-ranked
-copy, the others listed with it.
+A query longer than a keyword query (a pasted paragraph or claim, up to 2,000 characters) is a
+**passage**: embedded whole, its keyword side is its most informative terms (``more_like_this``).
+
+Filters are tantivy queries on fast fields. Results are totally ordered — by score (or date for
+``sort=newest``), then article id, descending — so a cursor is the last result's key: walking
+every page yields each hit exactly once, at any depth. A page is cut from an exact prefix of the
+ranking fetched from the top (tantivy's top-k collectors, ties at the boundary resolved), so
+syndicated copies (same ``story``) collapse into the best-ranked copy, the others listed with it.
+Totals and counts come from tantivy counts and aggregations, corrected for copies.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import functools
 import hashlib
 import json
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -30,10 +35,28 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import tantivy
 
 from covidnews.index import VectorIndex, _faiss
-from covidnews.search.analysis import ParsedQuery, parse_query
-from covidnews.search.keyword import NO_DATE, KeywordReader, Snapshot, code, decode, topic_mask
+from covidnews.search import snippets as snippet_mod
+from covidnews.search.analysis import (
+    ParsedQuery,
+    QueryError,
+    excluded_query,
+    keyword_limit_error,
+    parse_query,
+    passage_query,
+    text_query,
+)
+from covidnews.search.keyword import (
+    NO_DATE,
+    SCHEMA,
+    KeywordReader,
+    code,
+    decode,
+    fast_values,
+    id_set,
+)
 from covidnews.taxonomy import topic_ids
 
 Mode = Literal["keyword", "semantic", "hybrid"]
@@ -41,7 +64,12 @@ Sort = Literal["relevance", "newest"]
 Interval = Literal["day", "week", "month", "year"]
 GroupBy = Literal["topic", "source", "country", "language"]
 RRF_K = 60
-EXACT_CANDIDATES = 5_000  # up to this many candidates, semantic search is an exact product
+SELECTIVE_EXACT = 50_000  # filtered semantic search is an exact product up to this many
+TERMS_SIZE = 65_000
+Q = tantivy.Query
+MUST, SHOULD, MUST_NOT = tantivy.Occur.Must, tantivy.Occur.Should, tantivy.Occur.MustNot
+
+__all__ = ["CursorError", "Filters", "Hit", "Page", "Query", "QueryError", "SearchEngine"]
 
 
 class CursorError(ValueError):
@@ -88,62 +116,385 @@ class Page:
     total: int
     next_cursor: str | None
     parsed: ParsedQuery
-
-
-@dataclass
-class Ranking:
-    """Every hit of a query, not yet ordered: positions and their sort keys."""
-
-    snapshot: Snapshot
-    positions: np.ndarray
-    keys: np.ndarray  # float64 (score) or int64 (date)
-    ids: np.ndarray
-    parsed: ParsedQuery
-
-    def __len__(self) -> int:
-        return int(self.positions.shape[0])
+    #: For snippets: the searcher the page came from, the text query and hit addresses.
+    view: View | None = None
+    text_query: Any = None
+    addrs: dict[int, Any] = field(default_factory=dict)
 
 
 def _day_start(d: date) -> int:
     return int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp())
 
 
+def _and(*parts: Any) -> Any:
+    """Every one of these queries (None parts ignored; all documents if none is left)."""
+    kept = [p for p in parts if p is not None]
+    if not kept:
+        return Q.all_query()
+    if len(kept) == 1:
+        return kept[0]
+    return Q.boolean_query([(MUST, p) for p in kept])
+
+
+def filter_query(f: Filters) -> Any:
+    """The filters as one tantivy query that does not score (None: no filter)."""
+    parts = []
+    if f.covid is not None:
+        parts.append(Q.term_query(SCHEMA, "covid", 1 if f.covid else 0))
+    if f.date_from is not None or f.date_to is not None:
+        lower = _day_start(f.date_from) if f.date_from is not None else NO_DATE + 1
+        upper = _day_start(f.date_to) + 86_399 if f.date_to is not None else None
+        parts.append(Q.range_query(SCHEMA, "date", tantivy.FieldType.Integer, lower, upper))
+    if f.sources:
+        parts.append(Q.term_set_query(SCHEMA, "source", [int(s) for s in f.sources]))
+    if f.countries:
+        parts.append(Q.term_set_query(SCHEMA, "country", [code(c) for c in f.countries]))
+    if f.languages:
+        parts.append(Q.term_set_query(SCHEMA, "language", [code(c) for c in f.languages]))
+    if f.topics:
+        names = topic_ids()
+        wanted = [names.index(t) for t in f.topics if t in names]
+        parts.append(Q.term_set_query(SCHEMA, "topics", wanted) if wanted else Q.empty_query())
+    if not parts:
+        return None
+    return Q.const_score_query(_and(*parts), 0.0)
+
+
+# The index as one request sees it ----------------------------------------------------------
+
+
+@dataclass
+class Docs:
+    """Some documents' article ids, stories, dates and addresses, in matching order."""
+
+    ids: np.ndarray
+    stories: np.ndarray
+    dates: np.ndarray
+    addrs: list[Any]
+
+    @classmethod
+    def empty(cls) -> Docs:
+        z = np.zeros(0, dtype=np.int64)
+        return cls(z, z, z, [])
+
+
+class View:
+    """One searcher of the keyword index (an immutable commit) with the lookups search needs."""
+
+    def __init__(self, searcher: tantivy.Searcher | None, generation: int) -> None:
+        self.searcher = searcher
+        self.generation = generation
+
+    @property
+    def size(self) -> int:
+        return int(self.searcher.num_docs) if self.searcher is not None else 0
+
+    def count(self, query: Any) -> int:
+        if self.searcher is None:
+            return 0
+        result: Any = self.searcher.search(query, 1, count=True)
+        return int(result.count)
+
+    def top(self, query: Any, limit: int, by_date: bool = False) -> tuple[np.ndarray, list[Any]]:
+        """(keys, addresses) of the first ``limit`` hits by score, or by date."""
+        if self.searcher is None or limit <= 0:
+            return np.zeros(0), []
+        hits = self.searcher.search(
+            query, limit, count=False, order_by_field="date" if by_date else None
+        ).hits
+        keys = np.fromiter((h[0] for h in hits), dtype=np.float64, count=len(hits))
+        return keys, [h[1] for h in hits]
+
+    def docs(self, addrs: list[Any]) -> Docs:
+        s = self.searcher
+        if s is None or not addrs:
+            return Docs.empty()
+        return Docs(
+            fast_values(s, "id", addrs, np.int64),
+            fast_values(s, "story", addrs, np.int64),
+            fast_values(s, "date", addrs, np.int64),
+            addrs,
+        )
+
+    def matching(self, query: Any, among: np.ndarray | None = None) -> Docs:
+        """Every document matching ``query`` (only among these article ids, if given)."""
+        if self.searcher is None:
+            return Docs.empty()
+        if among is not None:
+            if not len(among):
+                return Docs.empty()
+            query = _and(query, id_set(among.tolist()))
+        n = self.count(query)
+        return self.docs(self.top(query, n)[1]) if n else Docs.empty()
+
+    def column(self, name: str, addrs: list[Any], dtype: Any = np.int64) -> np.ndarray:
+        if self.searcher is None:
+            return np.zeros(0, dtype=dtype)
+        return fast_values(self.searcher, name, addrs, dtype)
+
+    def aggregate(self, query: Any, agg: dict[str, Any]) -> dict[str, Any]:
+        if self.searcher is None:
+            return {}
+        result: dict[str, Any] = self.searcher.aggregate(query, agg)
+        return result
+
+    def terms(self, query: Any, name: str) -> dict[int, int]:
+        """Documents per value of a fast field."""
+        out = self.aggregate(query, {"t": {"terms": {"field": name, "size": TERMS_SIZE}}})
+        buckets = out.get("t", {}).get("buckets", [])
+        return {int(b["key"]): int(b["doc_count"]) for b in buckets}
+
+
+# Rankings: exact prefixes, fetched from the top ---------------------------------------------
+
+
+@dataclass
+class Prefix:
+    """The first hits of a ranking in order (key desc, id desc)."""
+
+    keys: np.ndarray
+    docs: Docs
+    complete: bool  # every hit of the ranking is here
+
+    def __len__(self) -> int:
+        return int(self.keys.shape[0])
+
+    def head(self, n: int) -> Prefix:
+        d = self.docs
+        return Prefix(
+            self.keys[:n],
+            Docs(d.ids[:n], d.stories[:n], d.dates[:n], d.addrs[:n]),
+            self.complete and n >= len(self),
+        )
+
+
+def _ordered(keys: np.ndarray, docs: Docs, complete: bool) -> Prefix:
+    order = np.lexsort((-docs.ids, -keys))
+    return Prefix(
+        keys[order],
+        Docs(
+            docs.ids[order],
+            docs.stories[order],
+            docs.dates[order],
+            [docs.addrs[i] for i in order.tolist()],
+        ),
+        complete,
+    )
+
+
+class KeywordRanking:
+    """Hits of a tantivy query by score (or date), fetched as an exact prefix on demand.
+
+    Tantivy's top-k breaks ties by document address; our order breaks them by article id. So
+    only hits whose key is above the lowest key fetched are certain; the ties at that key are
+    fetched whole (by date) or the fetch grows (by score)."""
+
+    def __init__(self, view: View, query: Any, by_date: bool, cap: int | None = None) -> None:
+        self.view, self.query, self.by_date, self.cap = view, query, by_date, cap
+        self._prefix: Prefix | None = None
+        self._count: int | None = None
+
+    def take(self, need: int) -> Prefix:
+        if self.cap is not None:
+            need = min(need, self.cap)
+        p = self._prefix
+        if p is not None and (p.complete or len(p) >= need):
+            return p
+        if self._count is None:
+            self._count = self.view.count(self.query)
+        limit = max(need + need // 2 + 8, 64)
+        while True:
+            limit = min(limit, self._count + 1)
+            keys, addrs = self.view.top(self.query, limit, self.by_date)
+            docs = self.view.docs(addrs)
+            if self.by_date:
+                docs.dates = keys.astype(np.int64)
+            if len(addrs) < limit:
+                p = _ordered(keys, docs, True)
+                break
+            boundary = keys.min()
+            sure = np.flatnonzero(keys > boundary)
+            if self.by_date:
+                ties = _and(
+                    self.query,
+                    Q.range_query(
+                        SCHEMA, "date", tantivy.FieldType.Integer, int(boundary), int(boundary)
+                    ),
+                )
+                tied = self.view.matching(ties)
+                keys = np.concatenate([keys[sure], tied.dates.astype(np.float64)])
+                docs = Docs(
+                    np.concatenate([docs.ids[sure], tied.ids]),
+                    np.concatenate([docs.stories[sure], tied.stories]),
+                    np.concatenate([docs.dates[sure], tied.dates]),
+                    [addrs[i] for i in sure.tolist()] + tied.addrs,
+                )
+                if len(keys) >= need:
+                    p = _ordered(keys, docs, False)
+                    break
+            elif len(sure) >= need:
+                p = _ordered(
+                    keys[sure],
+                    Docs(
+                        docs.ids[sure],
+                        docs.stories[sure],
+                        docs.dates[sure],
+                        [addrs[i] for i in sure.tolist()],
+                    ),
+                    False,
+                )
+                break
+            limit *= 4
+        if self.cap is not None and len(p) >= self.cap:
+            p = p.head(self.cap)
+            p.complete = True
+        self._prefix = p
+        return p
+
+
+class FixedRanking:
+    """A ranking known whole (semantic hits)."""
+
+    def __init__(self, prefix: Prefix) -> None:
+        self.prefix = prefix
+
+    def take(self, need: int) -> Prefix:
+        return self.prefix
+
+
+class HybridRanking:
+    """Reciprocal-rank fusion of the keyword ranking's first ``window`` hits and the semantic
+    hits; keyword hits past the window follow in keyword order (their fused score, one
+    ranking's ``1 / (61 + rank)``, is below every fused score of the window)."""
+
+    def __init__(self, keyword: KeywordRanking | None, semantic: Prefix, window: int) -> None:
+        self.keyword, self.semantic, self.window = keyword, semantic, window
+        self._fused: Prefix | None = None
+
+    def fused(self) -> Prefix:
+        if self._fused is not None:
+            return self._fused
+        kw = self.keyword.take(self.window).head(self.window) if self.keyword else None
+        parts_ids, parts_keys = [], []
+        frames = [self.semantic] + ([kw] if kw is not None else [])
+        for p in frames:
+            parts_ids.append(p.docs.ids)
+            parts_keys.append(1.0 / (RRF_K + 1.0 + np.arange(len(p))))
+        ids = np.concatenate(parts_ids) if parts_ids else np.zeros(0, np.int64)
+        contrib = np.concatenate(parts_keys) if parts_keys else np.zeros(0)
+        uniq, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+        fused = np.bincount(inverse, weights=contrib, minlength=len(uniq))
+        docs = _concat_docs([f.docs for f in frames])
+        keep = first
+        self._fused = _ordered(
+            fused,
+            Docs(
+                docs.ids[keep],
+                docs.stories[keep],
+                docs.dates[keep],
+                [docs.addrs[i] for i in keep.tolist()],
+            ),
+            kw is None or kw.complete,
+        )
+        return self._fused
+
+    def take(self, need: int) -> Prefix:
+        window = self.fused()
+        if window.complete or len(window) >= need or self.keyword is None:
+            return window
+        sem_ids = self.semantic.docs.ids
+        kw = self.keyword.take(self.window + (need - len(window)) + len(sem_ids))
+        beyond = np.arange(self.window, len(kw))
+        beyond = beyond[~np.isin(kw.docs.ids[beyond], sem_ids)]
+        keys = 1.0 / (RRF_K + 1.0 + beyond.astype(np.float64))
+        d = kw.docs
+        more = Docs(d.ids[beyond], d.stories[beyond], d.dates[beyond], [d.addrs[i] for i in beyond])
+        return Prefix(
+            np.concatenate([window.keys, keys]), _concat_docs([window.docs, more]), kw.complete
+        )
+
+
+def _concat_docs(parts: list[Docs]) -> Docs:
+    if not parts:
+        return Docs.empty()
+    return Docs(
+        np.concatenate([p.ids for p in parts]),
+        np.concatenate([p.stories for p in parts]),
+        np.concatenate([p.dates for p in parts]),
+        [a for p in parts for a in p.addrs],
+    )
+
+
+def _first_of_story(stories: np.ndarray) -> np.ndarray:
+    """Indices of each story's first occurrence, in order."""
+    if not len(stories):
+        return np.zeros(0, dtype=np.int64)
+    _, first = np.unique(stories, return_index=True)
+    return np.sort(first)
+
+
+# Vectors -----------------------------------------------------------------------------------
+
+
+@dataclass
+class VectorState:
+    faiss_index: Any
+    ids: np.ndarray  # article ids, sorted
+    rows: np.ndarray  # their rows in ``matrix``
+    matrix: np.ndarray
+    row_ids: np.ndarray  # article id of each row
+    exact: bool  # a flat index (exact search) rather than an HNSW graph
+
+    @property
+    def size(self) -> int:
+        return int(self.matrix.shape[0])
+
+    def rows_of(self, article_ids: np.ndarray) -> np.ndarray:
+        if not len(self.ids) or not len(article_ids):
+            return np.full(len(article_ids), -1, dtype=np.int64)
+        at = np.clip(np.searchsorted(self.ids, article_ids), 0, len(self.ids) - 1)
+        return np.where(self.ids[at] == article_ids, self.rows[at], -1)
+
+
 class VectorSide:
-    """The article vectors of the current FAISS index, aligned with keyword-index positions."""
+    """The article vectors of the current FAISS index, by article id."""
 
     def __init__(self, index: VectorIndex) -> None:
         self.index = index
         self._lock = threading.Lock()
-        self._key: tuple[int, int] | None = None
-        self._rows: np.ndarray = np.zeros(0, dtype=np.int64)
-        self._matrix: np.ndarray = np.zeros((0, 1), dtype=np.float32)
-        self._faiss: Any = None
-        self.exact = True  # a flat index (exact search) rather than an HNSW graph
+        self._key: int | None = None
+        z = np.zeros(0, np.int64)
+        self._state = VectorState(None, z, z, np.zeros((0, 1), np.float32), z, True)
 
-    def state(self, snap: Snapshot) -> tuple[Any, np.ndarray, np.ndarray]:
-        """(faiss index, row of each snapshot position or -1, vectors by row)."""
+    def state(self) -> VectorState:
         faiss_index = self.index._refresh()
-        key = (snap.version, id(faiss_index))
+        key = id(faiss_index)
         if key != self._key:
             with self._lock:
                 if key != self._key:
-                    rows = np.full(snap.size, -1, dtype=np.int64)
-                    matrix = np.zeros((0, 1), dtype=np.float32)
+                    z = np.zeros(0, np.int64)
+                    state = VectorState(faiss_index, z, z, np.zeros((0, 1), np.float32), z, True)
                     if faiss_index is not None and faiss_index.ntotal:
                         faiss = _faiss()
                         ids = faiss.vector_to_array(faiss_index.id_map).astype(np.int64)
                         inner = faiss.downcast_index(faiss_index.index)
                         flat = faiss.downcast_index(getattr(inner, "storage", inner))
-                        self.exact = not hasattr(inner, "hnsw")
                         n, d = int(flat.ntotal), int(flat.d)
                         raw = faiss.rev_swig_ptr(flat.get_xb(), n * d)
-                        matrix = np.asarray(raw, dtype=np.float32).reshape(n, d)
-                        pos = snap.positions_of(ids)
-                        ok = pos >= 0
-                        rows[pos[ok]] = np.flatnonzero(ok)
-                    self._faiss, self._rows, self._matrix = faiss_index, rows, matrix
-                    self._key = key
-        return self._faiss, self._rows, self._matrix
+                        order = np.argsort(ids, kind="stable")
+                        state = VectorState(
+                            faiss_index,
+                            ids[order],
+                            order.astype(np.int64),
+                            np.asarray(raw, dtype=np.float32).reshape(n, d),
+                            ids,
+                            not hasattr(inner, "hnsw"),
+                        )
+                    self._state, self._key = state, key
+        return self._state
+
+
+# The engine --------------------------------------------------------------------------------
 
 
 class SearchEngine:
@@ -161,6 +512,8 @@ class SearchEngine:
         self._embed_query = embed_query
         self.semantic_min_score = semantic_min_score
         self.max_semantic_hits = max_semantic_hits
+        self._totals: OrderedDict[tuple[int, str], int] = OrderedDict()
+        self._totals_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Any, store: Any = None) -> SearchEngine:
@@ -189,334 +542,529 @@ class SearchEngine:
             max_semantic_hits=settings.search_semantic_max_hits,
         )
 
-    def snapshot(self) -> Snapshot:
-        return self.reader.snapshot()
+    def view(self) -> View:
+        searcher = self.reader.searcher()
+        return View(searcher, self.reader.generation)
 
-    # Filters ---------------------------------------------------------------------------------
+    # Semantic ----------------------------------------------------------------------------
 
-    def filter_mask(self, snap: Snapshot, f: Filters) -> np.ndarray:
-        d = snap.docs
-        mask = snap.live.copy()
-        if f.covid is not None:
-            mask &= d["covid"] == (1 if f.covid else 0)
-        if f.date_from is not None:
-            mask &= d["date"] >= _day_start(f.date_from)
-        if f.date_to is not None:
-            mask &= (d["date"] < _day_start(f.date_to) + 86_400) & (d["date"] != NO_DATE)
-        if f.sources:
-            mask &= np.isin(d["source"], np.asarray(f.sources, dtype=np.int32))
-        if f.countries:
-            mask &= np.isin(d["country"], np.asarray([code(c) for c in f.countries], np.uint32))
-        if f.languages:
-            mask &= np.isin(d["language"], np.asarray([code(c) for c in f.languages], np.uint32))
-        if f.topics:
-            mask &= (d["topics"] & np.uint32(topic_mask(f.topics))) != 0
-        return mask
+    def _nearest(self, st: VectorState, qv: np.ndarray, want: int) -> tuple[np.ndarray, np.ndarray]:
+        """(article ids, cosine) of the ``want`` nearest vectors of the whole index."""
+        if st.exact or want >= st.size:
+            sims = st.matrix @ qv
+            everything = np.arange(st.size)
+            top = np.argpartition(-sims, want - 1)[:want] if want < st.size else everything
+            return st.row_ids[top], sims[top].astype(np.float64)
+        scores, ids = st.faiss_index.search(qv.reshape(1, -1).astype(np.float32), want)
+        ok = ids[0] >= 0
+        return ids[0][ok].astype(np.int64), scores[0][ok].astype(np.float64)
 
-    # Scoring ---------------------------------------------------------------------------------
-
-    def _keyword(
-        self, snap: Snapshot, parsed: ParsedQuery, mask: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(positions, BM25 scores) of documents matching every required clause."""
-        mask = mask.copy()
-        scores = np.zeros(snap.size, dtype=np.float64)
-        for clause in parsed.required:
-            pos, tf = snap.match(clause)
-            matched = np.zeros(snap.size, dtype=bool)
-            matched[pos] = True
-            mask &= matched
-            scores[pos] += snap.bm25(pos, tf)
-        for clause in parsed.excluded:
-            pos, _ = snap.match(clause)
-            mask[pos] = False
-        hits = np.flatnonzero(mask)
-        return hits, scores[hits]
-
-    def _semantic(self, snap: Snapshot, q: str, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(positions, cosine) of the nearest documents at or above the minimum score."""
-        empty = np.zeros(0, dtype=np.int64), np.zeros(0)
-        if self.vectors is None or self._embed_query is None or not q.strip():
-            return empty
-        faiss_index, _, matrix = self.vectors.state(snap)
-        if faiss_index is None or not matrix.shape[0]:
-            return empty
-        k = self.max_semantic_hits
-        pos, scores = self._nearest(snap, self._embed_query(q), mask, k)
-        keep = scores >= self.semantic_min_score
-        pos, scores = pos[keep], scores[keep]
-        if len(pos) > k:
-            ids = snap.docs["ids"][pos]
-            top = np.lexsort((-ids, -scores))[:k]
-            pos, scores = pos[top], scores[top]
-        return pos, scores
-
-    def _nearest(
-        self, snap: Snapshot, qv: np.ndarray, mask: np.ndarray, k: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(positions, cosine) of candidates (``mask``, with a vector) near ``qv``: all of them
-        when exact search is cheap, else at least the k nearest through the HNSW graph."""
-        assert self.vectors is not None
-        faiss_index, rows, matrix = self.vectors.state(snap)
-        mask = mask & (rows >= 0)
-        candidates = np.flatnonzero(mask)
-        if len(candidates) <= EXACT_CANDIDATES:
-            return candidates, (matrix[rows[candidates]] @ qv).astype(np.float64)
-        if self.vectors.exact:
-            return candidates, (matrix @ qv)[rows[candidates]].astype(np.float64)
-        return self._knn(snap, faiss_index, qv, mask, k)
-
-    def _knn(
-        self, snap: Snapshot, faiss_index: Any, qv: np.ndarray, mask: np.ndarray, k: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        faiss = _faiss()
-        query = qv.reshape(1, -1).astype(np.float32)
-        want = min(k + k // 2, faiss_index.ntotal)
-        scores, ids = faiss_index.search(query, want)
-        pos = snap.positions_of(ids[0][ids[0] >= 0])
-        sims = scores[0][ids[0] >= 0].astype(np.float64)
-        ok = (pos >= 0) & mask[np.maximum(pos, 0)]
-        if ok.sum() >= k or (len(sims) and sims[-1] < self.semantic_min_score):
-            return pos[ok], sims[ok]
-        # Selective filters: search again among the candidates only.
-        allowed = snap.docs["ids"][np.flatnonzero(mask)]
-        params = faiss.SearchParametersHNSW(
-            sel=faiss.IDSelectorBatch(allowed), efSearch=max(k, 128)
-        )
-        scores, ids = faiss_index.search(query, min(k, len(allowed)), params=params)
-        got = ids[0] >= 0
-        pos = snap.positions_of(ids[0][got])
-        return pos, scores[0][got].astype(np.float64)
-
-    def rank(self, query: Query) -> Ranking:
-        """Every hit of a query with its sort key (unordered)."""
-        parsed = parse_query(query.q)
-        snap = self.snapshot()
-        mask = self.filter_mask(snap, query.filters)
-        ids_all = snap.docs["ids"]
-        if parsed.is_empty and (query.mode != "semantic" or not query.q.strip()):
-            # No words: every article under the filters (browsing), scored equally.
-            pos = np.flatnonzero(mask)
-            scores = np.zeros(len(pos))
-        elif query.mode == "keyword":
-            pos, scores = self._keyword(snap, parsed, mask)
-        elif query.mode == "semantic":
-            pos, scores = self._semantic(snap, query.q, mask)
+    def _semantic(
+        self, view: View, qv: np.ndarray, constraint: Any, k: int, min_score: float
+    ) -> Prefix:
+        """The k nearest indexed documents matching ``constraint`` with cosine ≥ min_score."""
+        if self.vectors is None or view.searcher is None:
+            return Prefix(np.zeros(0), Docs.empty(), True)
+        st = self.vectors.state()
+        if not st.size:
+            return Prefix(np.zeros(0), Docs.empty(), True)
+        want = min(st.size, k + k // 2)
+        ids, sims = self._nearest(st, qv, want)
+        exhausted = want >= st.size or (len(sims) > 0 and float(sims.min()) < min_score)
+        keep = sims >= min_score
+        ids, sims = ids[keep], sims[keep]
+        found = view.matching(constraint, among=ids)
+        if len(found.ids) < k and not exhausted:
+            # Selective filters: search again among the documents they allow.
+            allowed = view.matching(constraint)
+            rows = st.rows_of(allowed.ids)
+            if len(allowed.ids) <= SELECTIVE_EXACT or st.exact:
+                has = rows >= 0
+                ids = allowed.ids[has]
+                sims = (st.matrix[rows[has]] @ qv).astype(np.float64)
+            else:
+                faiss = _faiss()
+                params = faiss.SearchParametersHNSW(
+                    sel=faiss.IDSelectorBatch(allowed.ids), efSearch=max(k, 128)
+                )
+                scores, got = st.faiss_index.search(
+                    qv.reshape(1, -1).astype(np.float32), k, params=params
+                )
+                ok = got[0] >= 0
+                ids, sims = got[0][ok].astype(np.int64), scores[0][ok].astype(np.float64)
+            keep = sims >= min_score
+            ids, sims = ids[keep], sims[keep]
+            found = _reorder(allowed, ids)
         else:
-            kpos, kscores = (
-                self._keyword(snap, parsed, mask)
-                if not parsed.is_empty
-                else (np.zeros(0, np.int64), np.zeros(0))
+            found = _reorder(found, ids)
+            sims = sims[np.isin(ids, found.ids)]
+            ids = ids[np.isin(ids, found.ids)]
+        # ``found`` is now aligned with ``ids``.
+        order = np.lexsort((-ids, -sims))[:k]
+        d = found
+        return Prefix(
+            sims[order],
+            Docs(d.ids[order], d.stories[order], d.dates[order], [d.addrs[i] for i in order]),
+            True,
+        )
+
+    # Ranking -----------------------------------------------------------------------------
+
+    def _rankings(self, query: Query, view: View) -> tuple[Any, ParsedQuery, Any, dict[str, Any]]:
+        """(ranking, parsed query, text query for snippets, parts for totals and counts)."""
+        parsed = parse_query(query.q)
+        if query.mode == "keyword" and parsed.is_passage:
+            raise keyword_limit_error()
+        fq = filter_query(query.filters)
+        words = query.q.strip()
+        passage = parsed.is_passage
+        browse = not words or not parsed.required
+        newest = query.sort == "newest" or browse
+        tq = None if passage else text_query(parsed)
+        xq = excluded_query(parsed)
+        parts: dict[str, Any] = {}
+        if browse and (query.mode != "semantic" or not words):
+            # No words: every article under the filters (and exclusions), newest first.
+            kq = _and(fq, tq)
+            parts["keyword"] = kq
+            return KeywordRanking(view, kq, True), parsed, None, parts
+        constraint = _and(
+            fq, Q.boolean_query([(MUST, Q.all_query()), (MUST_NOT, xq)]) if xq else None
+        )
+        if query.mode == "keyword":
+            kq = _and(tq, fq)
+            parts["keyword"] = kq
+            return KeywordRanking(view, kq, newest), parsed, tq, parts
+        semantic = Prefix(np.zeros(0), Docs.empty(), True)
+        if self._embed_query is not None and words:
+            semantic = self._semantic(
+                view,
+                self._embed_query(words),
+                constraint,
+                self.max_semantic_hits,
+                self.semantic_min_score,
             )
-            spos, sscores = self._semantic(snap, query.q, mask)
-            if parsed.excluded and len(spos):
-                # Exclusions hold in every mode.
-                kept = np.ones(snap.size, dtype=bool)
-                for clause in parsed.excluded:
-                    kept[snap.match(clause)[0]] = False
-                spos, sscores = spos[kept[spos]], sscores[kept[spos]]
-            fused = np.zeros(snap.size, dtype=np.float64)
-            for p, s in ((kpos, kscores), (spos, sscores)):
-                if len(p):
-                    order = np.lexsort((-ids_all[p], -s))
-                    fused[p[order]] += 1.0 / (RRF_K + 1.0 + np.arange(len(p)))
-            hit = np.zeros(snap.size, dtype=bool)
-            hit[kpos] = True
-            hit[spos] = True
-            pos = np.flatnonzero(hit)
-            scores = fused[pos]
-        keys: np.ndarray = scores
-        if query.sort == "newest" or (parsed.is_empty and not query.q.strip()):
-            # Browsing (no words) is always newest first.
-            keys = snap.docs["date"][pos]
-        return Ranking(snap, pos, keys, ids_all[pos], parsed)
+        if query.mode == "semantic":
+            ranking: Any = FixedRanking(semantic)
+            parts["fixed"] = True
+            return _resorted(ranking, newest), parsed, tq, parts
+        window = self.max_semantic_hits
+        keyword: KeywordRanking | None = None
+        if passage:
+            pq = passage_query(words, min_doc_frequency=1 if view.size < 1000 else 2)
+            keyword = KeywordRanking(view, _and(pq, constraint), False, cap=window)
+            parts["fixed"] = True
+        elif tq is not None and parsed.required:
+            kq = _and(tq, fq)
+            keyword = KeywordRanking(view, kq, False)
+            parts["keyword"] = kq
+            parts["semantic"] = semantic
+        else:
+            parts["fixed"] = True
+        ranking = HybridRanking(keyword, semantic, window)
+        if parts.get("fixed"):
+            ranking = FixedRanking(ranking.take(2 * window + 1))
+        return _resorted(ranking, newest), parsed, tq, parts
 
-    # Ordering, collapse, cursor ------------------------------------------------------------
+    # Pages -------------------------------------------------------------------------------
 
-    def _collapse(self, r: Ranking) -> tuple[np.ndarray, np.ndarray]:
-        """Indices (into the ranking) of each story's best hit; and the story of every hit."""
-        stories = r.snapshot.docs["story"][r.positions]
-        # Only hits whose story has other copies need grouping; the rest stand alone.
-        grouped = np.flatnonzero(r.snapshot.shared[r.positions])
-        alone = np.flatnonzero(~r.snapshot.shared[r.positions])
-        if not len(grouped):
-            return alone, stories
-        order = grouped[np.lexsort((-r.ids[grouped], -r.keys[grouped], stories[grouped]))]
-        first = np.ones(len(order), dtype=bool)
-        first[1:] = stories[order][1:] != stories[order][:-1]
-        return np.concatenate([alone, order[first]]), stories
-
-    def _after(self, r: Ranking, idx: np.ndarray, cursor: tuple[float, int] | None) -> np.ndarray:
-        if cursor is None:
-            return idx
-        key, last_id = cursor
-        k, i = r.keys[idx], r.ids[idx]
-        kept: np.ndarray = idx[(k < key) | ((k == key) & (i < last_id))]
-        return kept
-
-    @staticmethod
-    def _top(r: Ranking, idx: np.ndarray, n: int) -> np.ndarray:
-        """The first n of these ranking indices in order (key desc, id desc)."""
-        if len(idx) > n * 4:
-            kth = np.partition(r.keys[idx], len(idx) - n)[len(idx) - n]
-            idx = idx[r.keys[idx] >= kth]
-        order = np.lexsort((-r.ids[idx], -r.keys[idx]))
-        return idx[order[:n]]
-
-    def encode_cursor(self, query: Query, key: float | int, article_id: int) -> str:
-        raw = json.dumps({"k": key, "i": article_id, "h": query.fingerprint()})
+    def encode_cursor(self, query: Query, key: float | int, article_id: int, n: int = 0) -> str:
+        raw = json.dumps({"k": key, "i": article_id, "h": query.fingerprint(), "n": n})
         return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
-    def decode_cursor(self, query: Query, cursor: str) -> tuple[float, int]:
+    def decode_cursor(self, query: Query, cursor: str) -> tuple[float, int, int]:
         try:
             raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
             key, article_id, fingerprint = raw["k"], int(raw["i"]), raw["h"]
-            if not isinstance(key, int | float):
+            hint = int(raw.get("n", 0))
+            if not isinstance(key, int | float) or isinstance(key, bool):
                 raise TypeError
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise CursorError("the cursor is not one this API returned") from exc
         if fingerprint != query.fingerprint():
             raise CursorError("the cursor belongs to a different query; keep the parameters")
-        return key, article_id
+        return key, article_id, max(0, min(hint, 10_000_000))
+
+    def _cut(
+        self,
+        ranking: Any,
+        collapse: bool,
+        count: int,
+        after: tuple[float, int, int] | None,
+    ) -> tuple[Prefix, np.ndarray, bool]:
+        """(prefix, indices of the next ``count`` results after the cursor, more follow)."""
+        need = count + 1 + (after[2] if after else 0)
+        need += need // 2
+        while True:
+            p = ranking.take(need)
+            idx = _first_of_story(p.docs.stories) if collapse else np.arange(len(p))
+            if after is not None:
+                key, last_id, _ = after
+                k, i = p.keys[idx], p.docs.ids[idx]
+                idx = idx[(k < key) | ((k == key) & (i < last_id))]
+            if len(idx) > count or p.complete:
+                return p, idx[:count], len(idx) > count
+            need = max(need * 2, len(p) * 2)
 
     def search(self, query: Query, per_page: int = 20, cursor: str | None = None) -> Page:
         after = self.decode_cursor(query, cursor) if cursor else None
-        r = self.rank(query)
-        if query.collapse and len(r):
-            idx, stories = self._collapse(r)
-        else:
-            idx, stories = np.arange(len(r)), None
-        total = len(idx)
-        page = self._top(r, self._after(r, idx, after), per_page + 1)
-        more = len(page) > per_page
-        page = page[:per_page]
-        hits = [self._hit(r, i, stories) for i in page.tolist()]
+        view = self.view()
+        ranking, parsed, tq, parts = self._rankings(query, view)
+        p, idx, more = self._cut(ranking, query.collapse, per_page, after)
+        hits = self._hits(view, p, idx, query.collapse)
         next_cursor = None
         if more and hits:
-            last = int(page[-1])
-            key = r.keys[last].item()
-            next_cursor = self.encode_cursor(query, key, int(r.ids[last]))
-        return Page(hits, total, next_cursor, r.parsed)
+            last = int(idx[-1])
+            key = p.keys[last].item()
+            if isinstance(key, float) and key.is_integer() and query.sort == "newest":
+                key = int(key)
+            next_cursor = self.encode_cursor(query, key, int(p.docs.ids[last]), last + 1)
+        total = self._total(query, view, ranking, parts)
+        addrs = {int(p.docs.ids[i]): p.docs.addrs[i] for i in idx.tolist()}
+        return Page(hits, total, next_cursor, parsed, view, tq, addrs)
 
-    def _hit(self, r: Ranking, i: int, stories: np.ndarray | None) -> Hit:
-        snap = r.snapshot
-        pos = int(r.positions[i])
-        article_id = int(r.ids[i])
-        copies: list[int] = []
-        if stories is not None:
-            members = snap.story_members(int(stories[i]))
-            if len(members) > 1:
-                copies = sorted(int(a) for a in snap.docs["ids"][members] if int(a) != article_id)
-        date_value = int(snap.docs["date"][pos])
-        score = float(r.keys[i]) if r.keys.dtype.kind == "f" else 0.0
-        return Hit(article_id, score, None if date_value == NO_DATE else date_value, copies)
+    def _hits(self, view: View, p: Prefix, idx: np.ndarray, collapse: bool) -> list[Hit]:
+        members: dict[int, list[int]] = {}
+        if collapse and len(idx):
+            stories = np.unique(p.docs.stories[idx])
+            m = view.matching(id_set(stories.tolist(), "story"))
+            for sid, aid in zip(m.stories.tolist(), m.ids.tolist(), strict=True):
+                members.setdefault(sid, []).append(aid)
+        out = []
+        for i in idx.tolist():
+            aid = int(p.docs.ids[i])
+            story = int(p.docs.stories[i])
+            copies = sorted(a for a in members.get(story, []) if a != aid)
+            d = int(p.docs.dates[i])
+            out.append(Hit(aid, float(p.keys[i]), None if d == NO_DATE else d, copies))
+        return out
 
     def iter_hits(self, query: Query, chunk: int = 500) -> Iterator[list[Hit]]:
         """Every hit of a query in order, in chunks (for exports: one ranking, bounded pages)."""
-        r = self.rank(query)
-        if query.collapse and len(r):
-            idx, stories = self._collapse(r)
-        else:
-            idx, stories = np.arange(len(r)), None
-        order = idx[np.lexsort((-r.ids[idx], -r.keys[idx]))]
-        for start in range(0, len(order), chunk):
-            yield [self._hit(r, int(i), stories) for i in order[start : start + chunk]]
+        view = self.view()
+        ranking, _, _, _ = self._rankings(query, view)
+        p = ranking.take(1 << 62)
+        idx = _first_of_story(p.docs.stories) if query.collapse else np.arange(len(p))
+        for start in range(0, len(idx), chunk):
+            yield self._hits(view, p, idx[start : start + chunk], query.collapse)
 
-    # Similar articles and counts -------------------------------------------------------------
+    def total(self, query: Query) -> int:
+        """The number of results of a query (stories, when copies collapse)."""
+        view = self.view()
+        ranking, _, _, parts = self._rankings(query, view)
+        return self._total(query, view, ranking, parts)
+
+    # Totals ------------------------------------------------------------------------------
+
+    def _total(self, query: Query, view: View, ranking: Any, parts: dict[str, Any]) -> int:
+        key = (view.generation, query.fingerprint())
+        with self._totals_lock:
+            if key in self._totals:
+                self._totals.move_to_end(key)
+                return self._totals[key]
+        if parts.get("fixed"):
+            p = ranking.take(1 << 30)
+            total = len(_first_of_story(p.docs.stories)) if query.collapse else len(p)
+        else:
+            kq = parts["keyword"]
+            total = self._keyword_total(view, kq, query.collapse)
+            sem: Prefix | None = parts.get("semantic")
+            if sem is not None and len(sem):
+                total += self._extra_semantic(view, kq, sem, query.collapse)
+        with self._totals_lock:
+            self._totals[key] = total
+            while len(self._totals) > 4096:
+                self._totals.popitem(last=False)
+        return total
+
+    def _keyword_total(self, view: View, kq: Any, collapse: bool) -> int:
+        n = view.count(kq)
+        if not collapse or not n:
+            return n
+        # Stories among the hits: every hit that is no copy is its own story; copies add their
+        # story unless its first copy is a hit too.
+        copies = view.matching(_and(kq, Q.term_query(SCHEMA, "copy", 1)))
+        if not len(copies.ids):
+            return n
+        stories = np.unique(copies.stories)
+        roots = view.count(_and(kq, id_set(stories.tolist())))
+        return n - len(copies.ids) + len(stories) - roots
+
+    def _extra_semantic(self, view: View, kq: Any, sem: Prefix, collapse: bool) -> int:
+        """Semantic hits (of a hybrid query) that add a result to the keyword hits."""
+        if not collapse:
+            return len(sem) - view.count(_and(kq, id_set(sem.docs.ids.tolist())))
+        stories = np.unique(sem.docs.stories)
+        covered = view.matching(_and(kq, id_set(stories.tolist(), "story")))
+        return len(np.setdiff1d(stories, covered.stories))
+
+    # Snippets ----------------------------------------------------------------------------
+
+    def snippets(self, page: Page) -> dict[int, tuple[str, str | None]]:
+        """Article id -> (HTML-escaped snippet with ``<mark>`` around matches, its language)
+        for the page's hits, from the field where the query matched most."""
+        if page.view is None or page.view.searcher is None or page.text_query is None:
+            return {}
+        return snippet_mod.snippets(page.view.searcher, page.text_query, page.addrs)
+
+    # Lookups for the API and the archive -------------------------------------------------
+
+    def is_indexed(self, article_id: int) -> bool:
+        return self.view().count(id_set([article_id])) > 0
+
+    def indexed_ids(self) -> np.ndarray:
+        """Article id of every indexed document (repeats would show a duplicate)."""
+        view = self.view()
+        return view.matching(Q.all_query()).ids
+
+    def story_members(self, story_id: int) -> list[int]:
+        """Article ids of every indexed copy of a story (itself included)."""
+        return sorted(self.view().matching(id_set([story_id], "story")).ids.tolist())
+
+    def topic_masks(self, article_ids: list[int]) -> dict[int, int]:
+        view = self.view()
+        if not article_ids:
+            return {}
+        n = view.count(id_set(article_ids))
+        _, addrs = view.top(id_set(article_ids), n)
+        ids = view.column("id", addrs).tolist()
+        masks = view.column("topic_mask", addrs, np.uint64).tolist()
+        return dict(zip(ids, (int(m) for m in masks), strict=True))
 
     def source_counts(self) -> dict[int, int]:
         """Indexed articles per source id (every article, Covid or not)."""
-        snap = self.snapshot()
-        ids, counts = np.unique(snap.docs["source"][snap.live], return_counts=True)
-        return dict(zip(ids.tolist(), counts.tolist(), strict=True))
+        return self.view().terms(Q.all_query(), "source")
 
     def topic_counts(self) -> dict[str, int]:
         """Indexed Covid articles per topic id."""
-        snap = self.snapshot()
-        bits = snap.docs["topics"][snap.live & (snap.docs["covid"] == 1)]
-        return {t: int(((bits >> n) & 1).sum()) for n, t in enumerate(topic_ids())}
+        counts = self.view().terms(Q.term_query(SCHEMA, "covid", 1), "topics")
+        return {t: counts.get(n, 0) for n, t in enumerate(topic_ids())}
+
+    def countries(self) -> list[str]:
+        """Countries with Covid articles, most articles first."""
+        counts = self.view().terms(Q.term_query(SCHEMA, "covid", 1), "country")
+        pairs = sorted(((n, c) for c, n in counts.items() if c), reverse=True)
+        return [c for _n, code_ in pairs if (c := decode(code_))]
+
+    def date_span(self) -> tuple[int, int] | None:
+        """(first, last) dates (epoch seconds) of the indexed articles."""
+        dated = Q.range_query(SCHEMA, "date", tantivy.FieldType.Integer, NO_DATE + 1, None)
+        stats = self.view().aggregate(dated, {"s": {"stats": {"field": "date"}}}).get("s", {})
+        if not stats.get("count"):
+            return None
+        return int(stats["min"]), int(stats["max"])
 
     def similar(self, article_id: int, k: int = 10, filters: Filters | None = None) -> list[Hit]:
         """The k articles nearest to this one (other copies of its story excluded)."""
-        snap = self.snapshot()
-        pos = int(snap.positions_of([article_id])[0])
-        if pos < 0 or self.vectors is None:
+        view = self.view()
+        if self.vectors is None or view.searcher is None:
             return []
-        _, rows, matrix = self.vectors.state(snap)
-        if rows[pos] < 0:
+        me = view.matching(id_set([article_id]))
+        st = self.vectors.state()
+        rows = st.rows_of(me.ids[:1])
+        if not len(me.ids) or rows[0] < 0:
             return []
-        mask = self.filter_mask(snap, filters or Filters(covid=None))
-        mask[snap.story_members(int(snap.docs["story"][pos]))] = False
-        mask[pos] = False
-        cpos, sims = self._nearest(snap, matrix[rows[pos]], mask, k)
-        ids = snap.docs["ids"][cpos]
-        top = np.lexsort((-ids, -sims))[:k]
+        story = int(me.stories[0])
+        not_story = Q.boolean_query(
+            [
+                (MUST, Q.all_query()),
+                (MUST_NOT, id_set([story], "story")),
+                (MUST_NOT, id_set([article_id])),
+            ]
+        )
+        constraint = _and(filter_query(filters or Filters(covid=None)), not_story)
+        p = self._semantic(view, st.matrix[rows[0]], constraint, k, -np.inf)
         return [
-            Hit(int(ids[i]), float(sims[i]), int(snap.docs["date"][cpos[i]])) for i in top.tolist()
+            Hit(int(a), float(s), None if int(d) == NO_DATE else int(d))
+            for a, s, d in zip(p.docs.ids, p.keys, p.docs.dates, strict=True)
         ]
+
+    # Counts ------------------------------------------------------------------------------
 
     def counts(
         self, query: Query, interval: Interval = "day", by: GroupBy | None = None
     ) -> list[dict[str, Any]]:
         """Number of hits per period (and per topic/source/country/language), oldest first.
-        Articles without a date are not counted."""
-        r = self.rank(query)
-        idx = self._collapse(r)[0] if query.collapse and len(r) else np.arange(len(r))
-        pos = r.positions[idx]
-        d = r.snapshot.docs
-        dates = d["date"][pos]
-        known = dates != NO_DATE
-        pos, dates = pos[known], dates[known]
-        if not len(dates):
-            return []
-        # Counting is bincount over (day, key) cells: no sorting of the hits. Calendar periods
-        # are computed for the distinct days only.
-        days = dates // 86_400
-        first_day = int(days.min())
-        n_days = int(days.max()) - first_day + 1
-        day_index = days - first_day
-        names = topic_ids()
-        if by == "topic":
-            masks = d["topics"][pos]
-            key_values: list[Any] = list(names)
-            parts_d, parts_k = [], []
-            for bit in range(len(names)):
-                has = ((masks >> np.uint32(bit)) & np.uint32(1)) == 1
-                parts_d.append(day_index[has])
-                parts_k.append(np.full(int(has.sum()), bit, dtype=np.int64))
-            day_index = np.concatenate(parts_d)
-            key_index = np.concatenate(parts_k)
-        elif by is not None:
-            raw = d[by][pos].astype(np.int64)
-            uniq_keys, key_index = np.unique(raw, return_inverse=True)
-            if by == "source":
-                key_values = [None if k < 0 else int(k) for k in uniq_keys.tolist()]
+        Articles without a date are not counted. A story counts once: on its first copy when
+        that is a hit, else on its best-ranked hit."""
+        view = self.view()
+        ranking, _, _, parts = self._rankings(query, view)
+        field_name = {"topic": "topics", None: None}.get(by, by)
+        cells: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (day, key, count)
+        if parts.get("fixed"):
+            p = ranking.take(1 << 30)
+            idx = _first_of_story(p.docs.stories) if query.collapse else np.arange(len(p))
+            cells.append(_cells_of(view, [p.docs.addrs[i] for i in idx.tolist()], by))
+        else:
+            kq = parts["keyword"]
+            dated = Q.range_query(SCHEMA, "date", tantivy.FieldType.Integer, NO_DATE + 1, None)
+            base = _and(kq, dated)
+            if query.collapse:
+                base = _and(base, Q.term_query(SCHEMA, "copy", 0))
+            cells.append(_aggregate_cells(view, base, field_name))
+            if query.collapse:
+                cells.append(self._copy_cells(view, kq, ranking, by))
+            sem: Prefix | None = parts.get("semantic")
+            if sem is not None and len(sem):
+                cells.append(self._semantic_cells(view, kq, sem, query.collapse, by))
+        return _periods(cells, interval, by)
+
+    def _copy_cells(self, view: View, kq: Any, ranking: Any, by: GroupBy | None) -> Any:
+        """Cells of stories that are hits only through copies (their first copy is no hit)."""
+        copies = view.matching(_and(kq, Q.term_query(SCHEMA, "copy", 1)))
+        if not len(copies.ids):
+            return _no_cells()
+        stories = np.unique(copies.stories)
+        roots = view.matching(_and(kq, id_set(stories.tolist())))
+        alone = ~np.isin(copies.stories, roots.ids)
+        if not alone.any():
+            return _no_cells()
+        pick = np.flatnonzero(alone)
+        # The best-ranked copy of each story: by the ranking's keys where it has them.
+        keys = copies.dates.astype(np.float64)
+        if not getattr(ranking, "by_date", True):
+            scores, addrs = view.top(_and(kq, Q.term_query(SCHEMA, "copy", 1)), len(copies.ids))
+            by_id = dict(zip(view.column("id", addrs).tolist(), scores.tolist(), strict=True))
+            keys = np.asarray([by_id.get(int(i), 0.0) for i in copies.ids])
+        order = pick[np.lexsort((-copies.ids[pick], -keys[pick], copies.stories[pick]))]
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = copies.stories[order][1:] != copies.stories[order][:-1]
+        return _cells_of(view, [copies.addrs[i] for i in order[first].tolist()], by)
+
+    def _semantic_cells(
+        self, view: View, kq: Any, sem: Prefix, collapse: bool, by: GroupBy | None
+    ) -> Any:
+        """Cells of the semantic hits of a hybrid query that are not keyword hits."""
+        if collapse:
+            covered = view.matching(_and(kq, id_set(np.unique(sem.docs.stories).tolist(), "story")))
+            fresh = ~np.isin(sem.docs.stories, covered.stories)
+            idx = np.flatnonzero(fresh)
+            idx = idx[_first_of_story(sem.docs.stories[idx])]
+        else:
+            hit = view.matching(_and(kq, id_set(sem.docs.ids.tolist())))
+            idx = np.flatnonzero(~np.isin(sem.docs.ids, hit.ids))
+        return _cells_of(view, [sem.docs.addrs[i] for i in idx.tolist()], by)
+
+
+def _reorder(docs: Docs, ids: np.ndarray) -> Docs:
+    """``docs`` restricted to and ordered as ``ids`` (ids missing from docs are dropped)."""
+    order = np.argsort(docs.ids, kind="stable")
+    srt = docs.ids[order]
+    at = np.clip(np.searchsorted(srt, ids), 0, max(len(srt) - 1, 0))
+    ok = (srt[at] == ids) if len(srt) else np.zeros(len(ids), dtype=bool)
+    pos = order[at[ok]]
+    return Docs(docs.ids[pos], docs.stories[pos], docs.dates[pos], [docs.addrs[i] for i in pos])
+
+
+def _resorted(ranking: Any, newest: bool) -> Any:
+    """A semantic or hybrid ranking re-ordered newest first for ``sort=newest``."""
+    if not newest:
+        return ranking
+    p = ranking.take(1 << 30)
+    keys = p.docs.dates.astype(np.float64)
+    return FixedRanking(_ordered(keys, p.docs, True))
+
+
+# Count cells -------------------------------------------------------------------------------
+
+
+def _no_cells() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    z = np.zeros(0, dtype=np.int64)
+    return z, z, z
+
+
+def _aggregate_cells(
+    view: View, query: Any, field_name: str | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(day, key, count) cells of the matching documents, aggregated by tantivy."""
+    agg: dict[str, Any] = {"histogram": {"field": "date", "interval": 86_400, "min_doc_count": 1}}
+    if field_name:
+        agg["aggs"] = {"k": {"terms": {"field": field_name, "size": TERMS_SIZE}}}
+    out = view.aggregate(query, {"d": agg})
+    days, keys, counts = [], [], []
+    for b in out.get("d", {}).get("buckets", []):
+        day = int(b["key"] // 86_400)
+        if field_name:
+            for kb in b["k"]["buckets"]:
+                days.append(day)
+                keys.append(int(kb["key"]))
+                counts.append(int(kb["doc_count"]))
+        else:
+            days.append(day)
+            keys.append(0)
+            counts.append(int(b["doc_count"]))
+    return (
+        np.asarray(days, dtype=np.int64),
+        np.asarray(keys, dtype=np.int64),
+        np.asarray(counts, dtype=np.int64),
+    )
+
+
+def _cells_of(
+    view: View, addrs: list[Any], by: GroupBy | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(day, key, 1) cells of these documents (undated ones left out)."""
+    if not addrs:
+        return _no_cells()
+    dates = view.column("date", addrs)
+    dated = dates != NO_DATE
+    days = dates // 86_400
+    if by == "topic":
+        masks = view.column("topic_mask", addrs, np.uint64)
+        d_parts, k_parts = [], []
+        for bit in range(len(topic_ids())):
+            has = (((masks >> np.uint64(bit)) & np.uint64(1)) == 1) & dated
+            d_parts.append(days[has])
+            k_parts.append(np.full(int(has.sum()), bit, dtype=np.int64))
+        day_arr, key_arr = np.concatenate(d_parts), np.concatenate(k_parts)
+    elif by is not None:
+        key_arr = view.column(by, addrs)[dated]
+        day_arr = days[dated]
+    else:
+        day_arr = days[dated]
+        key_arr = np.zeros(len(day_arr), dtype=np.int64)
+    return day_arr, key_arr, np.ones(len(day_arr), dtype=np.int64)
+
+
+def _periods(
+    cells: list[tuple[np.ndarray, np.ndarray, np.ndarray]], interval: Interval, by: GroupBy | None
+) -> list[dict[str, Any]]:
+    days = np.concatenate([c[0] for c in cells]) if cells else np.zeros(0, np.int64)
+    keys = np.concatenate([c[1] for c in cells]) if cells else np.zeros(0, np.int64)
+    counts = np.concatenate([c[2] for c in cells]) if cells else np.zeros(0, np.int64)
+    if not len(days):
+        return []
+    first_day = int(days.min())
+    n_days = int(days.max()) - first_day + 1
+    uniq_keys, key_index = np.unique(keys, return_inverse=True)
+    width = len(uniq_keys)
+    per_day = np.bincount(
+        (days - first_day) * width + key_index, weights=counts, minlength=n_days * width
+    ).reshape(n_days, width)
+    calendar = np.arange(first_day, first_day + n_days).astype("datetime64[D]")
+    if interval == "week":
+        offset = ((np.arange(first_day, first_day + n_days) + 3) % 7).astype("timedelta64[D]")
+        period_of_day = calendar - offset
+    elif interval == "month":
+        period_of_day = calendar.astype("datetime64[M]").astype("datetime64[D]")
+    elif interval == "year":
+        period_of_day = calendar.astype("datetime64[Y]").astype("datetime64[D]")
+    else:
+        period_of_day = calendar
+    periods, period_index = np.unique(period_of_day, return_inverse=True)
+    table = np.zeros((len(periods), width), dtype=np.int64)
+    np.add.at(table, period_index, per_day.astype(np.int64))
+    names = topic_ids()
+    out = []
+    for p_i, k_i in zip(*np.nonzero(table), strict=True):
+        row: dict[str, Any] = {"period": str(periods[p_i]), "count": int(table[p_i, k_i])}
+        if by is not None:
+            raw = int(uniq_keys[k_i])
+            if by == "topic":
+                row["key"] = names[raw]
+            elif by == "source":
+                row["key"] = None if raw < 0 else raw
             else:
-                key_values = [decode(k) for k in uniq_keys.tolist()]
-        else:
-            key_values = [None]
-            key_index = np.zeros(len(day_index), dtype=np.int64)
-        width = len(key_values)
-        cells = np.bincount(day_index * width + key_index, minlength=n_days * width)
-        per_day = cells.reshape(n_days, width)
-        calendar_days = np.arange(first_day, first_day + n_days).astype("datetime64[D]")
-        if interval == "week":
-            period_of_day = calendar_days - (
-                (np.arange(first_day, first_day + n_days) + 3) % 7
-            ).astype("timedelta64[D]")
-        elif interval == "month":
-            period_of_day = calendar_days.astype("datetime64[M]").astype("datetime64[D]")
-        elif interval == "year":
-            period_of_day = calendar_days.astype("datetime64[Y]").astype("datetime64[D]")
-        else:
-            period_of_day = calendar_days
-        periods, period_index = np.unique(period_of_day, return_inverse=True)
-        table = np.zeros((len(periods), width), dtype=np.int64)
-        np.add.at(table, period_index, per_day)
-        out = []
-        for p_i, k_i in zip(*np.nonzero(table), strict=True):
-            row: dict[str, Any] = {"period": str(periods[p_i]), "count": int(table[p_i, k_i])}
-            if by is not None:
-                row["key"] = key_values[k_i]
-            out.append(row)
-        return out
+                row["key"] = decode(raw)
+        out.append(row)
+    return out

@@ -1,5 +1,6 @@
 """Turning hits into what readers and researchers see: article rows from the store (a handful of
-queries per page, whatever its size) and highlighted, HTML-escaped snippets."""
+queries per page, whatever its size); highlighted snippets come from the engine
+(:mod:`covidnews.search.snippets`), this module gives the plain excerpt of other results."""
 
 from __future__ import annotations
 
@@ -9,13 +10,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, literal, select
+from sqlalchemy.orm import defer
 
 from covidnews.schema import Article, ArticleTopic, Source, Translation
-from covidnews.search.analysis import highlight_spans
+from covidnews.search.snippets import SNIPPET_CHARS
 from covidnews.store import Store
-
-SNIPPET_CHARS = 240
 
 
 @dataclass
@@ -62,20 +62,27 @@ class ArticleView:
 
 
 def load_articles(
-    store: Store, ids: Iterable[int], *, with_text: bool = True
+    store: Store, ids: Iterable[int], *, with_text: bool | int = True
 ) -> dict[int, ArticleView]:
-    """Article views by id (ids not in the store are absent)."""
+    """Article views by id (ids not in the store are absent). ``with_text``: the full texts
+    (True), none (False), or the first this many characters of the article's text (an int;
+    translations without text)."""
     wanted = sorted({int(i) for i in ids})
     if not wanted:
         return {}
     out: dict[int, ArticleView] = {}
+    full = with_text is True
+    head = (
+        func.substr(Article.text, 1, int(with_text))
+        if not isinstance(with_text, bool)
+        else literal("")
+    )
     with store.session() as s:
-        rows = s.execute(
-            select(Article, Source)
-            .outerjoin(Source, Source.id == Article.source_id)
-            .where(Article.id.in_(wanted))
-        ).all()
-        for a, src in rows:
+        query = select(Article, Source, head).outerjoin(Source, Source.id == Article.source_id)
+        if not full:
+            query = query.options(defer(Article.text))
+        rows = s.execute(query.where(Article.id.in_(wanted))).all()
+        for a, src, start in rows:
             source = (
                 SourceView(
                     src.id, src.slug, src.name, src.country, src.language, src.kind, src.homepage
@@ -87,7 +94,7 @@ def load_articles(
                 id=a.id,
                 url=a.url,
                 title=a.title,
-                text=a.text if with_text else "",
+                text=a.text if full else (start or ""),
                 summary=a.summary,
                 language=a.language,
                 country=a.country or (source.country if source else None),
@@ -109,66 +116,25 @@ def load_articles(
             .order_by(ArticleTopic.article_id, ArticleTopic.rank)
         ):
             topics[article_id].append((topic, float(score)))
-        for t in s.scalars(select(Translation).where(Translation.article_id.in_(wanted))):
+        tq = select(Translation).where(Translation.article_id.in_(wanted))
+        if not full:
+            tq = tq.options(defer(Translation.text))
+        for t in s.scalars(tq):
             if t.article_id in out:
                 out[t.article_id].translations[t.language] = TranslationView(
-                    t.language, t.title, t.summary, t.text if with_text else None, t.model
+                    t.language, t.title, t.summary, t.text if full else None, t.model
                 )
     for article_id, view in out.items():
         view.topics = topics.get(article_id, [])
     return out
 
 
-def _window(text: str, spans: list[tuple[int, int]], size: int) -> str:
-    """An HTML-escaped excerpt of about ``size`` characters around the first match, with every
-    match inside it wrapped in ``<mark>``."""
-    first = spans[0][0] if spans else 0
-    start = max(0, first - size // 3)
-    if start:
-        space = text.find(" ", start)
-        start = space + 1 if 0 <= space < first else start
-    end = min(len(text), start + size)
+def excerpt(view: ArticleView, size: int = SNIPPET_CHARS) -> tuple[str, str | None]:
+    """(HTML-escaped opening of the summary or text, its language): the snippet of a result no
+    query word matched (browsing, semantic hits)."""
+    text = view.summary or view.text or (view.title if not view.text else "")
+    end = min(len(text), size)
     if end < len(text):
-        space = text.rfind(" ", start, end)
-        if space > (spans[0][1] if spans else start):
-            end = space
-    parts = ["…" if start else ""]
-    cursor = start
-    for s, e in spans:
-        if s < start or e > end:
-            continue
-        parts += [html.escape(text[cursor:s]), "<mark>", html.escape(text[s:e]), "</mark>"]
-        cursor = e
-    parts.append(html.escape(text[cursor:end]))
-    parts.append("…" if end < len(text) else "")
-    return "".join(parts)
-
-
-def snippet(
-    view: ArticleView, words: frozenset[str], size: int = SNIPPET_CHARS
-) -> tuple[str, str | None]:
-    """(HTML-escaped snippet with ``<mark>`` around matched words, its language).
-
-    The original text is preferred; when the words only occur in a translation (a query in
-    another language), the snippet comes from the translation."""
-    candidates: list[tuple[str, str | None]] = [
-        (view.title, view.language),
-        (view.summary or "", view.language),
-        (view.text, view.language),
-    ]
-    for t in view.translations.values():
-        candidates += [
-            (t.title, t.language),
-            (t.summary or "", t.language),
-            (t.text or "", t.language),
-        ]
-    if words:
-        # Body text first (a snippet that repeats the title says little), then the others.
-        order = [2, 1, 0, *list(range(3, len(candidates)))]
-        for i in order:
-            text, language = candidates[i]
-            spans = list(highlight_spans(text, words)) if text else []
-            if spans:
-                return _window(text, spans, size), language
-    text = view.summary or view.text
-    return _window(text, [], size), view.language
+        space = text.rfind(" ", 0, end)
+        end = space if space > size // 2 else end
+    return html.escape(text[:end]) + ("…" if end < len(text) else ""), view.language

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -17,7 +18,7 @@ from flask.testing import FlaskClient
 
 from api import create_app
 from covidnews.search.keyword import KeywordIndex
-from tests.conftest import Corpus
+from tests.conftest import SHARED, Corpus
 from tests.corpus import COPIED, ENGLISH_DOCS, serve_copy
 
 MASKS_ES = "https://www.bbc.com/mundo/Noticia-53999415"  # "Mascarillas 'egoístas'…" (Spanish)
@@ -139,6 +140,44 @@ def test_english_query_finds_spanish_article_and_the_reverse(
     assert hit["translations"]["en"]["title"]
 
 
+def _tico_spanish(doc: str, chars: int) -> str:
+    """The Spanish (es-419) TICO-19 sentences of one English document, about ``chars`` long."""
+    out = ""
+    with open(SHARED / "tico19/tico19_dev.tsv", encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader(fh, delimiter="\t"):
+            if row["tuid"].split(":")[0] == doc and not row["tuid"].endswith(":1"):
+                if len(out) + len(row["es_419"]) > chars:
+                    break
+                out += row["es_419"] + " "
+    return out.strip()
+
+
+def test_a_spanish_passage_finds_the_english_article_it_was_translated_from(
+    client: FlaskClient, corpus: Corpus
+) -> None:
+    """A researcher pastes a paragraph: semantic and hybrid take it whole; keyword mode refuses
+    it with a 400 that says what to do."""
+    passage = _tico_spanish("Wikinews_4", 1500)
+    assert 1200 <= len(passage) <= 1500
+    toilet_paper = corpus.ids["https://en.example.org/wikinews_4"]
+    for mode in ["semantic", "hybrid"]:
+        results = get(client, "/api/v1/search", q=passage, mode=mode)["results"]
+        assert results[0]["id"] == toilet_paper, mode
+    r = client.get("/api/v1/search?" + urlencode({"q": passage, "mode": "keyword"}))
+    assert r.status_code == 400
+    problem = r.get_json()
+    assert "q" in problem["errors"] and "hybrid" in json.dumps(problem["errors"]["q"])
+
+
+def test_highlights_only_in_the_language_field_that_matched(client: FlaskClient) -> None:
+    """An English query matches a Spanish article through its English translation: the snippet
+    is the English text, and only English words are marked."""
+    hit = get(client, "/api/v1/search", q="face masks", mode="keyword")["results"][0]
+    assert hit["language"] == "es" and hit["snippet_language"] == "en"
+    marked = {m.lower() for m in re.findall(r"<mark>(.*?)</mark>", hit["snippet"])}
+    assert marked and marked <= {"face", "faces", "mask", "masks"}
+
+
 def test_phrase_and_exclusion(client: FlaskClient, corpus: Corpus) -> None:
     def ids(q: str) -> set[int]:
         return {
@@ -177,7 +216,8 @@ def test_snippets_are_escaped(client: FlaskClient) -> None:
         ({"source": "no-such-outlet"}, "source"),
         ({"covid": "maybe"}, "covid"),
         ({"cursor": "not-a-cursor"}, "cursor"),
-        ({"q": "x" * 501}, "q"),
+        ({"q": "x" * 2001}, "q"),
+        ({"q": "x" * 501, "mode": "keyword"}, "q"),
     ],
 )
 def test_bad_parameters_are_400_naming_the_parameter(

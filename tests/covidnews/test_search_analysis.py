@@ -1,19 +1,19 @@
-"""Text analysis and the query language of keyword search."""
+"""The query language of keyword search and the analysis of each language field."""
 
 from __future__ import annotations
 
 import pytest
 
 from covidnews.search.analysis import (
+    MAX_CLAUSES,
+    MAX_PASSAGE_CHARS,
     MAX_QUERY_CHARS,
     QueryError,
-    analyze,
     fold,
-    highlight_spans,
     parse_query,
     tokens,
-    variants,
 )
+from covidnews.search.keyword import ANALYZERS
 
 
 def test_fold_removes_accents_and_case() -> None:
@@ -21,17 +21,12 @@ def test_fold_removes_accents_and_case() -> None:
     assert tokens("¿Covid-19? ¡Sí!") == ["covid", "19", "si"]
 
 
-def test_spanish_stems_match_with_and_without_accents() -> None:
-    forms = ["vacuna", "vacunas", "vacunación", "vacunacion", "vacunados"]
-    assert {analyze(f, "es")[0] for f in forms} == {"vacun"}
-    assert analyze("vaccines vaccination vaccinated", "en") == ["vaccin"] * 3
-    # Unknown languages are folded, not stemmed.
-    assert analyze("Vacinação", "pt") == ["vacinacao"]
-
-
-def test_query_words_look_up_both_languages() -> None:
-    assert set(variants("vacunas")) == {"vacunas", "vacun", "vacuna"}
-    assert "vaccin" in variants("vaccines")
+def test_field_analyzers_fold_and_stem_per_language() -> None:
+    forms = ["vacuna", "vacunas", "vacunación", "vacunacion", "Vacunados"]
+    assert {ANALYZERS["es"].analyze(f)[0] for f in forms} == {"vacun"}
+    assert ANALYZERS["en"].analyze("vaccines vaccination vaccinated") == ["vaccin"] * 3
+    # The folded field keeps words whole: exact matches and languages without a stemmer.
+    assert ANALYZERS["fold"].analyze("Vacinação COVID-19") == ["vacinacao", "covid", "19"]
 
 
 def test_parse_query_phrases_exclusions_and_stopwords() -> None:
@@ -47,14 +42,9 @@ def test_parse_query_phrases_exclusions_and_stopwords() -> None:
     assert parse_query('"unclosed phrase').required[0].is_phrase
 
 
-def test_parse_query_limits() -> None:
+def test_long_queries_are_passages_up_to_a_limit() -> None:
+    assert not parse_query("vacunas " + "x" * (MAX_QUERY_CHARS - 8)).is_passage
+    assert parse_query("a" * (MAX_QUERY_CHARS + 1)).is_passage
+    assert parse_query(" ".join(f"w{i}" for i in range(MAX_CLAUSES + 1))).is_passage
     with pytest.raises(QueryError):
-        parse_query("a" * (MAX_QUERY_CHARS + 1))
-    with pytest.raises(QueryError):
-        parse_query(" ".join(f"w{i}" for i in range(40)))
-
-
-def test_highlight_spans_match_word_forms() -> None:
-    text = "La Vacunación avanza: más vacunas llegan."
-    words = parse_query("vacuna").highlight
-    assert [text[s:e] for s, e in highlight_spans(text, words)] == ["Vacunación", "vacunas"]
+        parse_query("a" * (MAX_PASSAGE_CHARS + 1))

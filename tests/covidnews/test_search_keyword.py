@@ -1,144 +1,250 @@
-"""The keyword index: segments, merges, replacement, deletion, readers reloading."""
+"""The keyword index (tantivy) and the engine over it: writes, replacement, deletion, readers
+reloading, exact cursors with ties and collapse, filters, counts and snippets — each checked
+against a brute-force answer computed here."""
 
 from __future__ import annotations
 
-import json
+import re
+from collections import Counter
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from covidnews.search.analysis import parse_query
+from covidnews.search.analysis import QueryError
 from covidnews.search.engine import Filters, Query, SearchEngine
-from covidnews.search.keyword import (
-    MAX_SEGMENTS,
-    KeywordIndex,
-    KeywordReader,
-    SearchDoc,
-)
+from covidnews.search.keyword import KeywordIndex, KeywordReader, SearchDoc
 
 WORDS = ["vacuna", "contagio", "hospital", "escuela", "mascarilla", "frontera", "economia"]
 WORDS += ["prueba"]
+BASE = 1_600_000_000
 
 
-def doc(i: int, title: str, text: str, *, lang: str = "es", story: int | None = None) -> SearchDoc:
+def doc(
+    i: int,
+    title: str,
+    text: str,
+    *,
+    lang: str = "es",
+    story: int | None = None,
+    when: int | None = None,
+    extra: list[tuple[str, str, str | None]] | None = None,
+) -> SearchDoc:
     return SearchDoc(
         article_id=i,
         stamp=float(i),
-        date=1_600_000_000 + i * 86_400,
+        date=BASE + i * 86_400 if when is None else when,
         source_id=i % 3,
         country=["MX", "ES", "CO"][i % 3],
         language=lang,
         topics=(("vaccines",) if "vacuna" in text else ("cases",)),
-        is_covid=True,
+        is_covid=i % 5 != 0,
         story_id=story or i,
-        fields=[(title, lang), (title, lang), ("", lang), (text, lang)],
+        texts=[(title, text, lang), *(extra or [])],
     )
 
 
-def synthetic(n: int, seed: int = 1) -> list[SearchDoc]:
+def synthetic(n: int, seed: int = 1, start: int = 1) -> list[SearchDoc]:
     rng = np.random.default_rng(seed)
     return [
-        doc(i, f"Nota {i}", " ".join(rng.choice(WORDS, size=12).tolist())) for i in range(1, n + 1)
+        doc(i, f"Nota {i}", " ".join(rng.choice(WORDS, size=12).tolist()))
+        for i in range(start, start + n)
     ]
 
 
-def hits(engine: SearchEngine, q: str, **kw: object) -> list[tuple[int, float]]:
-    out, cursor = [], None
-    query = Query(q=q, mode="keyword", filters=Filters(covid=None), **kw)  # type: ignore[arg-type]
+def walk(engine: SearchEngine, query: Query, per_page: int = 7) -> tuple[list, int]:
+    out, cursor, totals = [], None, set()
     while True:
-        page = engine.search(query, per_page=7, cursor=cursor)
-        out += [(h.article_id, round(h.score, 9)) for h in page.hits]
+        page = engine.search(query, per_page=per_page, cursor=cursor)
+        out += [(h.article_id, h.score, h.copies) for h in page.hits]
+        totals.add(page.total)
         cursor = page.next_cursor
         if cursor is None:
-            return out
+            assert len(totals) == 1
+            return out, totals.pop()
 
 
-def test_many_small_writes_merge_and_equal_one_rebuild(tmp_path: Path) -> None:
+def kw(q: str = "", **kwargs: object) -> Query:
+    return Query(q=q, mode="keyword", filters=Filters(covid=None), **kwargs)  # type: ignore[arg-type]
+
+
+def test_batches_equal_one_rebuild_and_replace_and_delete(tmp_path: Path) -> None:
     docs = synthetic(120)
     incremental = KeywordIndex(tmp_path / "inc")
     for start in range(0, len(docs), 5):
         incremental.write(docs[start : start + 5])
-    manifest = json.loads((tmp_path / "inc/manifest.json").read_text())
-    assert len(manifest["segments"]) <= MAX_SEGMENTS  # merged as it grew
-    assert sum(s["docs"] for s in manifest["segments"]) == 120
     KeywordIndex(tmp_path / "one").rebuild([docs])
     a, b = SearchEngine(tmp_path / "inc"), SearchEngine(tmp_path / "one")
-    for q in ["vacuna", "hospital escuela", '"vacuna contagio"', "prueba -frontera", ""]:
-        assert hits(a, q) == hits(b, q), q
-        assert len(hits(a, q)) == len({i for i, _ in hits(a, q)})  # no repeats
+    queries = ["vacuna", "hospital escuela", '"vacuna contagio"', "economia -prueba", ""]
+    for q in queries:
+        got_a, total_a = walk(a, kw(q))
+        got_b, total_b = walk(b, kw(q))
+        assert [i for i, _, _ in got_a] == [i for i, _, _ in got_b]
+        assert np.allclose([s for _, s, _ in got_a], [s for _, s, _ in got_b], rtol=1e-5)
+        assert total_a == total_b == len(got_a)
+    # A batch written again replaces its documents: the same hits, each once.
+    incremental.write(docs[:10])
+    for q in queries:
+        assert [i for i, _, _ in walk(a, kw(q))[0]] == [i for i, _, _ in walk(b, kw(q))[0]]
+    assert sorted(a.indexed_ids().tolist()) == list(range(1, 121))  # each article once
+
+    ix = KeywordIndex(tmp_path / "one")
+    ix.write([doc(2, "Vacunas", "llega vacuna")], delete=[3])
+    assert 3 not in b.indexed_ids().tolist() and len(b.indexed_ids()) == 119
+    assert [i for i, _, _ in walk(b, kw("llega"))[0]] == [2]
+    assert ix.stamps([2, 3]) == {2: 2.0}
 
 
-def test_phrase_requires_adjacent_words_in_one_field(tmp_path: Path) -> None:
-    ix = KeywordIndex(tmp_path)
-    ix.write(
-        [
-            doc(1, "Salud", "El ministerio de salud informó"),
-            doc(2, "Ministerio", "de salud pública no se habló"),  # phrase across title/body
-            doc(3, "Otro", "salud del ministerio"),
-        ]
-    )
-    engine = SearchEngine(tmp_path)
-    assert [i for i, _ in hits(engine, '"ministerio de salud"')] == [1]
-    assert {i for i, _ in hits(engine, "ministerio salud")} == {1, 2, 3}
-    assert [i for i, _ in hits(engine, "ministerio salud -informó")] == [3, 2]
-
-
-def test_rewritten_article_replaces_its_old_version_and_deletes(tmp_path: Path) -> None:
-    ix = KeywordIndex(tmp_path)
-    ix.write([doc(1, "Escuelas cerradas", "cierran escuelas"), doc(2, "Vacunas", "llega vacuna")])
-    engine = SearchEngine(tmp_path)
-    assert [i for i, _ in hits(engine, "cierran")] == [1]
-    ix.write([doc(1, "Escuelas abiertas", "abren escuelas")])
-    assert hits(engine, "cierran") == []
-    assert [i for i, _ in hits(engine, "abren")] == [1]
-    assert engine.snapshot().n_live == 2
-    ix.write([], delete=[2])
-    assert hits(engine, "vacuna") == []
-    assert sorted(ix.stamps()) == [1]
-    # Written again after its deletion, it is back.
-    ix.write([doc(2, "Vacunas", "llega vacuna")])
-    assert [i for i, _ in hits(engine, "vacuna")] == [2]
-
-
-def test_reader_keeps_its_snapshot_while_the_writer_publishes(tmp_path: Path) -> None:
+def test_reader_keeps_its_searcher_while_the_writer_commits(tmp_path: Path) -> None:
     ix = KeywordIndex(tmp_path)
     ix.write(synthetic(30))
     reader = KeywordReader(tmp_path)
-    old = reader.snapshot()
-    for k in range(MAX_SEGMENTS + 3):  # forces merges that delete old segment directories
-        ix.write(synthetic(5, seed=k + 10))
-    # The old snapshot still answers (its files stay mapped) and the reader moved on.
-    pos, _ = old.match(parse_query("vacuna").required[0])
-    assert len(pos) > 0
-    assert reader.snapshot().version > old.version
+    old = reader.searcher()
+    assert old is not None
+    generation = reader.generation
+    for k in range(12):  # many commits: tantivy merges and deletes old segment files
+        ix.write(synthetic(5, seed=k + 10, start=100 + 5 * k))
+    assert old.num_docs == 30  # the old commit still answers
+    new = reader.searcher()
+    assert new is not None and new.num_docs == 90 and reader.generation > generation
 
 
-def test_filters_and_counts(tmp_path: Path) -> None:
-    KeywordIndex(tmp_path).write(synthetic(60))
+def test_exact_order_with_ties_and_collapse(tmp_path: Path) -> None:
+    """Identical texts score the same: pages still follow (score desc, id desc) exactly, and a
+    story appears once, at its best-ranked copy, whatever the page size."""
+    same = "brote de contagio en la escuela"
+    docs = [doc(i, "Nota", same, story=(i if i % 4 else i - 1)) for i in range(1, 81)]
+    docs += [doc(100 + i, "Otra", "contagio " + "escuela " * (i % 3)) for i in range(40)]
+    KeywordIndex(tmp_path).write(docs)
     engine = SearchEngine(tmp_path)
-    everything = hits(engine, "")
-    assert len(everything) == 60
-    mx = engine.search(
-        Query(mode="keyword", filters=Filters(covid=None, countries=("MX",))), per_page=100
+    flat, total = walk(engine, kw("contagio", collapse=False), per_page=9)
+    assert total == len(flat) == 120
+    keys = [(-s, -i) for i, s, _ in flat]
+    assert keys == sorted(keys)
+    for per_page in (1, 5, 13, 100):
+        got, total = walk(engine, kw("contagio"), per_page=per_page)
+        # Brute force: the first hit of each story in the flat order.
+        story = {d.article_id: d.story_id for d in docs}
+        expected, seen = [], set()
+        for i, _, _ in flat:
+            if story[i] not in seen:
+                seen.add(story[i])
+                expected.append(i)
+        assert [i for i, _, _ in got] == expected and total == len(expected)
+    copies = {i: c for i, _, c in got}
+    assert copies[4] == [3] or copies.get(3) == [4]
+
+
+def test_newest_first_and_same_second_ties(tmp_path: Path) -> None:
+    docs = [doc(i, "Nota", "vacuna", when=BASE + (i // 10) * 60) for i in range(1, 55)]
+    KeywordIndex(tmp_path).write(docs)
+    engine = SearchEngine(tmp_path)
+    got, total = walk(engine, kw("", sort="newest"), per_page=4)
+    expected = sorted(docs, key=lambda d: (d.date, d.article_id), reverse=True)
+    assert [i for i, _, _ in got] == [d.article_id for d in expected] and total == 54
+    got, _ = walk(engine, kw("vacuna", sort="newest"), per_page=6)
+    assert [i for i, _, _ in got] == [d.article_id for d in expected]
+
+
+def test_filters_totals_and_counts_match_brute_force(tmp_path: Path) -> None:
+    docs = synthetic(90)
+    docs += [
+        doc(200 + i, "Copia", "vacuna " + docs[i].texts[0][1], story=docs[i].article_id)
+        for i in range(5)
+    ]
+    KeywordIndex(tmp_path).write(docs)
+    engine = SearchEngine(tmp_path)
+
+    def matches(d: SearchDoc, f: Filters, word: str | None) -> bool:
+        day = datetime.fromtimestamp(d.date or 0, UTC).date()
+        return (
+            (f.covid is None or d.is_covid == f.covid)
+            and (not f.countries or d.country in f.countries)
+            and (not f.sources or d.source_id in f.sources)
+            and (not f.topics or bool(set(d.topics) & set(f.topics)))
+            and (f.date_from is None or day >= f.date_from)
+            and (f.date_to is None or day <= f.date_to)
+            and (word is None or word in re.findall(r"\w+", d.texts[0][1]))
+        )
+
+    cases = [
+        Filters(covid=None, countries=("MX",)),
+        Filters(covid=True, topics=("vaccines",)),
+        Filters(covid=None, sources=(1,), date_from=date(2020, 10, 1), date_to=date(2020, 11, 15)),
+        Filters(covid=False),
+    ]
+    for f in cases:
+        for word in (None, "hospital"):
+            query = Query(q=word or "", mode="keyword", filters=f)
+            hits = [d for d in docs if matches(d, f, word)]
+            stories = {d.story_id for d in hits}
+            got, total = walk(engine, query, per_page=11)
+            assert total == len(got) == len(stories), (f, word)
+            flat = engine.search(Query(q=word or "", mode="keyword", filters=f, collapse=False))
+            assert flat.total == len(hits)
+            rows = engine.counts(Query(q=word or "", mode="keyword", filters=f), "month")
+            assert sum(r["count"] for r in rows) == len(stories)
+            by_country = engine.counts(
+                Query(q=word or "", mode="keyword", filters=f, collapse=False), "year", "country"
+            )
+            want = Counter((d.country or "").lower() for d in hits)
+            got_c = Counter()
+            for r in by_country:
+                got_c[r["key"]] += r["count"]
+            assert got_c == want
+    topics = engine.topic_counts()
+    assert topics["vaccines"] == sum(1 for d in docs if d.is_covid and "vaccines" in d.topics)
+    assert sum(engine.source_counts().values()) == len(docs)
+    assert engine.story_members(docs[0].article_id) == [docs[0].article_id, 200]
+
+
+def test_highlights_only_where_the_field_matched(tmp_path: Path) -> None:
+    """ "side" has the Spanish stem of "sido": the Spanish text is not where the query matched."""
+    KeywordIndex(tmp_path).write(
+        [
+            doc(
+                1,
+                "Efectos de la vacuna",
+                "Los efectos secundarios de la vacuna han sido leves, según el ministerio.",
+                extra=[
+                    ("Vaccine effects", "Vaccine side effects were mild, the ministry said.", "en")
+                ],
+            ),
+            doc(2, "Otra nota", "La situación ha sido difícil <b>en</b> la frontera."),
+        ]
     )
-    assert mx.total == 20 and all(h.article_id % 3 == 0 for h in mx.hits)
-    rows = engine.counts(Query(mode="keyword", filters=Filters(covid=None)), "month")
-    assert sum(r["count"] for r in rows) == 60
-    by_topic = engine.counts(Query(mode="keyword", filters=Filters(covid=None)), "year", "topic")
-    assert {r["key"] for r in by_topic} <= {"vaccines", "cases"}
+    engine = SearchEngine(tmp_path)
+    page = engine.search(kw("vaccine side effects"))
+    assert [h.article_id for h in page.hits] == [1]
+    text, lang = engine.snippets(page)[1]
+    assert lang == "en"
+    assert re.findall(r"<mark>(.*?)</mark>", text) == ["Vaccine", "side", "effects"]
+    assert "sido" not in text
+    page = engine.search(kw("sido frontera"))
+    text, lang = engine.snippets(page)[2]
+    assert lang == "es" and "<mark>frontera</mark>" in text and "&lt;b&gt;" in text
+    assert "<b>" not in text  # stored text is escaped, only <mark> is markup
 
 
-def test_a_corrupt_or_missing_segment_keeps_the_current_snapshot(tmp_path: Path) -> None:
-    ix = KeywordIndex(tmp_path)
-    ix.write(synthetic(10))
-    reader = KeywordReader(tmp_path)
-    assert reader.snapshot().n_live == 10
-    manifest = json.loads((tmp_path / "manifest.json").read_text())
-    manifest["segments"].append({"name": "seg-missing", "gen": 99, "docs": 1})
-    manifest["version"] += 1
-    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
-    assert reader.snapshot().n_live == 10  # not a crash, not an empty index
+def test_phrases_exclusions_accents_and_limits(tmp_path: Path) -> None:
+    KeywordIndex(tmp_path).write(
+        [
+            doc(1, "Vacunación en la Ciudad de México", "Avanza la campaña."),
+            doc(2, "Ciudad en México", "Otra ciudad, otra campaña de vacunacion."),
+            doc(3, "Madrid", "La ciudad de Madrid y México firman un acuerdo."),
+        ]
+    )
+    engine = SearchEngine(tmp_path)
+    assert [h.article_id for h in engine.search(kw('"ciudad de mexico"')).hits] == [1]
+    assert {h.article_id for h in engine.search(kw("vacunacion")).hits} == {1, 2}
+    assert {h.article_id for h in engine.search(kw("VACUNACIÓN -otra")).hits} == {1}
+    with pytest.raises(QueryError, match="keyword mode"):
+        engine.search(kw(" ".join(f"palabra{i}" for i in range(40))))
+    with pytest.raises(QueryError, match="keyword mode"):
+        engine.search(kw("x" * 600))
+    with pytest.raises(QueryError):
+        engine.search(Query(q="x" * 2001, mode="hybrid"))
 
 
 @pytest.mark.parametrize("n", [0, 1])
@@ -146,5 +252,8 @@ def test_empty_and_tiny_indexes(tmp_path: Path, n: int) -> None:
     if n:
         KeywordIndex(tmp_path).write(synthetic(n))
     engine = SearchEngine(tmp_path)
-    page = engine.search(Query(q="vacuna hospital", mode="hybrid", filters=Filters(covid=None)))
-    assert page.total <= n and page.next_cursor is None
+    for mode in ("keyword", "hybrid", "semantic"):
+        page = engine.search(Query(q="vacuna hospital", mode=mode, filters=Filters(covid=None)))  # type: ignore[arg-type]
+        assert page.total <= n and page.next_cursor is None
+    assert engine.counts(kw("")) == ([] if not n else engine.counts(kw("")))
+    assert engine.date_span() is None if not n else engine.date_span() is not None
