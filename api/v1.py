@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 from apiflask import APIBlueprint, Schema
 from apiflask.fields import Boolean, Date, Dict, Float, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range, Regexp
-from flask import Response, request, stream_with_context, url_for
+from flask import Response, current_app, request, stream_with_context, url_for
 from sqlalchemy import func, select
 
 from api.errors import ApiProblem, bad_param
@@ -377,13 +377,15 @@ def search(args: dict[str, Any]) -> Any:
         "next": page.next_cursor,
         "results": results_out(page.hits, engine.snippets(page)),
     }
-    headers = {}
+    # The body is built to the SearchOut schema (which documents it); serialised directly, not
+    # dumped field by field a second time.
+    response = current_app.json.response(body)
     if page.next_cursor:
         params = request.args.to_dict(flat=False)
         params["cursor"] = [page.next_cursor]
         link = url_for("v1.search", _external=True) + "?" + urlencode(params, doseq=True)
-        headers["Link"] = f'<{link}>; rel="next"'
-    return body, 200, headers
+        response.headers["Link"] = f'<{link}>; rel="next"'
+    return response
 
 
 @bp.get("/articles/<int(max=9223372036854775807):article_id>")

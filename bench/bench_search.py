@@ -69,6 +69,7 @@ if TYPE_CHECKING:
     from covidnews.search.engine import Mode
 
 CORPUS_VERSION = 1
+KEYWORD_ENGINE = "tantivy-v1"  # the keyword index layout (covidnews.search.keyword.LAYOUT)
 SEED = 7
 ENGLISH_SHARE = 20  # one article in 20 is English
 COPY_SHARE = 20  # one article in 20 is a syndicated copy of an earlier one
@@ -149,6 +150,50 @@ def en_passages() -> list[str]:
             chunk = " ".join(sentences[i : i + 4])
             if len(chunk) >= 150:
                 out.append(chunk)
+    return out
+
+
+def passages(count: int, chars: int = 1500) -> list[str]:
+    """Spanish passages of about ``chars`` characters: runs of transcript paragraphs (a
+    researcher pasting a paragraph or a claim), taken from the end of the paragraph list."""
+    paragraphs = es_paragraphs()[::-1]
+    out, current = [], ""
+    for p in paragraphs:
+        current = (current + " " + p).strip()
+        if len(current) >= chars:
+            out.append(current[:chars].rsplit(" ", 1)[0])
+            current = ""
+            if len(out) == count:
+                break
+    return out
+
+
+def measure_passages(engine: Any, source_ids: dict[str, int], n: int = 8) -> dict[str, Any]:
+    """Search by passage (semantic and hybrid): the embedding of the passage on its own, then
+    the engine with the embedding cached."""
+    from covidnews.search.engine import Filters, Query
+
+    texts = passages(n)
+    embed: Any = engine._embed_query
+    embed_samples = []
+    for text in texts:
+        with Timer() as t:
+            embed(text)
+        embed_samples.append(t.seconds)
+    out: dict[str, Any] = {
+        "passages": len(texts),
+        "median_chars": int(np.median([len(t) for t in texts])),
+        "embed_passage": stats_ms(embed_samples),
+    }
+    for mode in ("semantic", "hybrid"):
+        samples, totals = [], []
+        for _ in range(5):
+            for text in texts:
+                with Timer() as t:
+                    page = engine.search(Query(text, mode, Filters()), PER_PAGE)
+                samples.append(t.seconds)
+                totals.append(page.total)
+        out[f"engine_{mode}"] = {**stats_ms(samples), "median_total_hits": int(np.median(totals))}
     return out
 
 
@@ -287,7 +332,6 @@ def build_corpus(
     from covidnews.index import VectorIndex
     from covidnews.ingest import ingest_path
     from covidnews.schema import Article
-    from covidnews.search.documents import rebuild_search
     from covidnews.store import Store
 
     shutil.rmtree(data_dir, ignore_errors=True)
@@ -337,11 +381,7 @@ def build_corpus(
             ],
         )
     out["process_sql_seconds"] = round(t.seconds, 1)
-    with Timer() as t:
-        indexed = rebuild_search(store, settings.search_dir)
-    if indexed != n:
-        raise RuntimeError(f"keyword index holds {indexed} of {n} articles")
-    out["keyword_index_seconds"] = round(t.seconds, 1)
+    out.update(build_keyword_index(data_dir, n))
     rng = np.random.default_rng(SEED)
     matrix = np.empty((n, vectors.shape[1]), dtype=np.float32)
     for i, m in enumerate(meta):
@@ -369,12 +409,42 @@ def build_corpus(
     return out
 
 
+def build_keyword_index(data_dir: Path, n: int) -> dict[str, Any]:
+    """The keyword index of a stored corpus, as ``covidnews reindex`` builds it; its rate."""
+    from covidnews.search.documents import rebuild_search
+    from covidnews.store import Store
+
+    settings = _settings(data_dir)
+    store = Store(settings.db_url)
+    with Timer() as t:
+        indexed = rebuild_search(store, settings.search_dir)
+    store.close()
+    if indexed != n:
+        raise RuntimeError(f"keyword index holds {indexed} of {n} articles")
+    return {
+        "keyword_index_engine": KEYWORD_ENGINE,
+        "keyword_index_seconds": round(t.seconds, 1),
+        "keyword_index_docs_per_s": round(n / t.seconds, 1),
+    }
+
+
 def ensure_corpus(root: Path, n: int, args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
-    """The data dir of an ``n``-article deployment (built, or reused from the cache)."""
+    """The data dir of an ``n``-article deployment (built, or reused from the cache). A cached
+    corpus whose keyword index is of another engine (layout) gets this engine's index."""
     data_dir = root / f"search-{n}-v{CORPUS_VERSION}-e{args.embed}-s{args.noise}"
     done = data_dir / "bench-built.json"
     if done.exists():
-        return data_dir, {**json.loads(done.read_text()), "cached": True}
+        info = json.loads(done.read_text())
+        if info.get("keyword_index_engine") != KEYWORD_ENGINE:
+            previous = {
+                k: info.pop(k)
+                for k in ("keyword_index_engine", "keyword_index_seconds")
+                if k in info
+            }
+            info.update(build_keyword_index(data_dir, n))
+            info["previous_keyword_index"] = previous
+            done.write_text(json.dumps(info))
+        return data_dir, {**info, "cached": True}
     leads, es, en = lead_texts(args.embed)
     vectors, model_id, embed_seconds = lead_vectors(leads, root)
     with Timer() as t:
@@ -469,6 +539,7 @@ def measure_latency(data_dir: Path, n_queries: int) -> dict[str, Any]:
             },
         }
     out["engine"] = engine_out
+    out["passage"] = measure_passages(engine, source_ids)
 
     app = create_app({"SETTINGS": settings, "RATELIMIT_ENABLED": False})
     app.extensions["covidnews"]._engine = engine  # the same engine, its embedding cache warm
@@ -531,7 +602,7 @@ def child_memory(data_dir: Path) -> dict[str, Any]:
     raw = manifest["count"] * manifest["dims"] * 4
     faiss_file = settings.index_dir / manifest["file"]
     out.update(
-        keyword_index_mb=dir_mb(settings.search_dir),
+        keyword_index_mb=dir_mb(settings.search_dir / KEYWORD_ENGINE),
         keyword_index_rss_mb=round(
             out["rss_after_keyword_query_mb"] - out["rss_after_imports_mb"], 1
         ),
@@ -863,7 +934,7 @@ def main() -> None:
             result["export"] = {
                 fmt: run_child("export", data_dir, "--format", fmt) for fmt in ("jsonl", "csv")
             }
-            if not args.skip_server and n == max(sizes):
+            if not args.skip_server:
                 result["server"] = measure_server(data_dir, args.load_seconds, args.connections)
             results.append(result)
         print(

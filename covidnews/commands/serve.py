@@ -23,6 +23,14 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"
 ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s'
 
 
+def cpu_count() -> int:
+    """CPU cores this process may run on (its affinity mask, e.g. a container's CPU set)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def _bind(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -39,9 +47,9 @@ def _bind(host: str, port: int) -> str:
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Worker processes (each shares the preloaded models copy-on-write).",
+    default=None,
+    help="Worker processes (each shares the preloaded models copy-on-write). "
+    "Default: one per CPU core this process may use.",
 )
 @click.option(
     "--threads",
@@ -70,7 +78,7 @@ def _bind(host: str, port: int) -> str:
 def serve(
     host: str,
     port: int,
-    workers: int,
+    workers: int | None,
     threads: int,
     timeout: int,
     graceful_timeout: int,
@@ -84,6 +92,9 @@ def serve(
     client addresses are read from X-Forwarded-For.
     """
     settings = load()
+    if workers is None:
+        # Searching is CPU work under the GIL: one process per core uses the machine.
+        workers = cpu_count()
     if settings.log_format == "json":
         from covidnews.logging import setup_logging
 

@@ -522,13 +522,26 @@ class SearchEngine:
         from nlp_worker.backends.embed import get_embedder
 
         # One request, one core: FAISS's default of every core per query is 10-30× slower under
-        # concurrent requests on a small machine (bench/bench_index.py).
+        # concurrent requests on a small machine (bench/bench_index.py); the same holds for the
+        # BLAS threads of numpy's vector products. Request threads and worker processes are the
+        # parallelism.
         _faiss().omp_set_num_threads(1)
+        try:
+            from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+            threadpool_limits(1, user_api="blas")
+        except ImportError:  # pragma: no cover - scikit-learn (nlp extra) brings it
+            pass
 
         options: dict[str, Any] = {}
         if settings.embedding_model:
             options["model"] = settings.embedding_model
-        embedder = get_embedder(settings.embedder, **options)
+        try:
+            # One thread per query encoding: request threads and workers are the parallelism
+            # (several encoder threads per request compete with them on a small machine).
+            embedder = get_embedder(settings.embedder, threads=1, **options)
+        except TypeError:  # a backend without a thread setting
+            embedder = get_embedder(settings.embedder, **options)
 
         @functools.lru_cache(maxsize=2048)
         def embed(q: str) -> np.ndarray:

@@ -5,13 +5,12 @@ queries per page, whatever its size); highlighted snippets come from the engine
 from __future__ import annotations
 
 import html
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, literal, select
-from sqlalchemy.orm import defer
+from sqlalchemy import bindparam, func, literal, select
 
 from covidnews.schema import Article, ArticleTopic, Source, Translation
 from covidnews.search.snippets import SNIPPET_CHARS
@@ -61,6 +60,66 @@ class ArticleView:
     translations: dict[str, TranslationView] = field(default_factory=dict)
 
 
+def _statements(full: bool, head: int | None) -> tuple[Any, Any, Any]:
+    """The three queries of :func:`load_articles`, built once per text mode (the article ids are
+    an expanding parameter), so a page of results costs no statement construction."""
+    key = (full, head)
+    cached = _STATEMENTS.get(key)
+    if cached is not None:
+        return cached
+    ids: Any = bindparam("ids", expanding=True)
+    text_col: Any = (
+        Article.text if full else func.substr(Article.text, 1, head) if head else literal("")
+    )
+    a_cols = [
+        Article.id,
+        Article.url,
+        Article.title,
+        text_col,
+        Article.summary,
+        Article.language,
+        Article.country,
+        Article.published_at,
+        Article.modified_at,
+        Article.fetched_at,
+        Article.authors,
+        Article.section,
+        Article.image_url,
+        Article.is_covid,
+        Article.covid_score,
+        Article.duplicate_of,
+        Source.id,
+        Source.slug,
+        Source.name,
+        Source.country,
+        Source.language,
+        Source.kind,
+        Source.homepage,
+    ]
+    articles = (
+        select(*a_cols).outerjoin(Source, Source.id == Article.source_id).where(Article.id.in_(ids))
+    )
+    topics = (
+        select(ArticleTopic.article_id, ArticleTopic.topic, ArticleTopic.score)
+        .where(ArticleTopic.article_id.in_(ids))
+        .order_by(ArticleTopic.article_id, ArticleTopic.rank)
+    )
+    t_text: Any = Translation.text if full else literal(None)
+    translations = select(
+        Translation.article_id,
+        Translation.language,
+        Translation.title,
+        Translation.summary,
+        t_text,
+        Translation.model,
+    ).where(Translation.article_id.in_(ids))
+    _STATEMENTS[key] = (articles, topics, translations)
+    return articles, topics, translations
+
+
+_STATEMENTS: dict[tuple[bool, int | None], tuple[Any, Any, Any]] = {}
+
+
 def load_articles(
     store: Store, ids: Iterable[int], *, with_text: bool | int = True
 ) -> dict[int, ArticleView]:
@@ -72,60 +131,45 @@ def load_articles(
         return {}
     out: dict[int, ArticleView] = {}
     full = with_text is True
-    head = (
-        func.substr(Article.text, 1, int(with_text))
-        if not isinstance(with_text, bool)
-        else literal("")
-    )
-    with store.session() as s:
-        query = select(Article, Source, head).outerjoin(Source, Source.id == Article.source_id)
-        if not full:
-            query = query.options(defer(Article.text))
-        rows = s.execute(query.where(Article.id.in_(wanted))).all()
-        for a, src, start in rows:
-            source = (
-                SourceView(
-                    src.id, src.slug, src.name, src.country, src.language, src.kind, src.homepage
-                )
-                if src is not None
-                else None
-            )
-            out[a.id] = ArticleView(
-                id=a.id,
-                url=a.url,
-                title=a.title,
-                text=a.text if full else (start or ""),
-                summary=a.summary,
-                language=a.language,
-                country=a.country or (source.country if source else None),
-                published_at=a.published_at,
-                modified_at=a.modified_at,
-                fetched_at=a.fetched_at,
-                authors=list(a.authors or []),
-                section=a.section,
-                image_url=a.image_url,
-                is_covid=a.is_covid,
-                covid_score=a.covid_score,
-                story_id=a.duplicate_of or a.id,
+    head = None if isinstance(with_text, bool) else int(with_text)
+    articles, topic_rows, translation_rows = _statements(full, head)
+    params = {"ids": wanted}
+    # Core rows, not ORM objects: a page of results is three cheap queries.
+    with store.engine.connect() as conn:
+        for row in conn.execute(articles, params):
+            (aid, url, title, text, summary, language, country, published, modified) = row[:9]
+            (fetched, authors, section, image, is_covid, score, duplicate_of) = row[9:16]
+            src = row[16:]
+            source = SourceView(*src) if src[0] is not None else None
+            out[aid] = ArticleView(
+                id=aid,
+                url=url,
+                title=title,
+                text=text or "",
+                summary=summary,
+                language=language,
+                country=country or (source.country if source else None),
+                published_at=published,
+                modified_at=modified,
+                fetched_at=fetched,
+                authors=list(authors or []),
+                section=section,
+                image_url=image,
+                is_covid=is_covid,
+                covid_score=score,
+                story_id=duplicate_of or aid,
                 source=source,
             )
-        topics: dict[int, list[tuple[str, float]]] = defaultdict(list)
-        for article_id, topic, score in s.execute(
-            select(ArticleTopic.article_id, ArticleTopic.topic, ArticleTopic.score)
-            .where(ArticleTopic.article_id.in_(wanted))
-            .order_by(ArticleTopic.article_id, ArticleTopic.rank)
+        for article_id, topic, score in conn.execute(topic_rows, params):
+            if article_id in out:
+                out[article_id].topics.append((topic, float(score)))
+        for article_id, lang, t_title, t_summary, t_text, model in conn.execute(
+            translation_rows, params
         ):
-            topics[article_id].append((topic, float(score)))
-        tq = select(Translation).where(Translation.article_id.in_(wanted))
-        if not full:
-            tq = tq.options(defer(Translation.text))
-        for t in s.scalars(tq):
-            if t.article_id in out:
-                out[t.article_id].translations[t.language] = TranslationView(
-                    t.language, t.title, t.summary, t.text if full else None, t.model
+            if article_id in out:
+                out[article_id].translations[lang] = TranslationView(
+                    lang, t_title, t_summary, t_text, model
                 )
-    for article_id, view in out.items():
-        view.topics = topics.get(article_id, [])
     return out
 
 
