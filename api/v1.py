@@ -313,9 +313,8 @@ def results_out(
     summary or text; None: no snippets (exports)."""
     copies = {c for h in hits for c in h.copies}
     ids = [h.article_id for h in hits]
-    views = load_articles(services().store, ids, with_text=2 * SNIPPET_CHARS)
-    if copies:
-        views.update(load_articles(services().store, sorted(copies), with_text=False))
+    # One read for the results and their copies (the copies' text openings are not shown).
+    views = load_articles(services().store, ids + sorted(copies), with_text=2 * SNIPPET_CHARS)
     out = []
     for h in hits:
         view = views.get(h.article_id)

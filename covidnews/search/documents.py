@@ -54,6 +54,11 @@ def search_docs(store: Store, article_ids: Iterable[int]) -> list[SearchDoc]:
                 .order_by(ArticleTopic.article_id, ArticleTopic.rank)
             ):
                 topics[article_id].append(topic)
+            has_copies = set(
+                s.scalars(
+                    select(Article.duplicate_of).where(Article.duplicate_of.in_(found)).distinct()
+                )
+            )
             for a, source_country in rows:
                 texts: list[tuple[str, str, str | None]] = [(a.title, a.text, a.language)]
                 texts += [
@@ -71,6 +76,7 @@ def search_docs(store: Store, article_ids: Iterable[int]) -> list[SearchDoc]:
                         topics=tuple(topics[a.id]),
                         is_covid=a.is_covid,
                         story_id=a.duplicate_of or a.id,
+                        has_copies=a.id in has_copies,
                         texts=texts,
                     )
                 )
@@ -116,7 +122,11 @@ def sync_search(store: Store, directory: Path, article_ids: Iterable[int] | None
     written = 0
     for chunk in _chunks(todo, BATCH):
         docs = search_docs(store, chunk)
-        index.write(docs)
+        # A story's first copy indexed before its copies is marked again as having copies
+        # (collapse reads that mark), though the article itself did not change.
+        roots = sorted({d.story_id for d in docs if d.story_id != d.article_id})
+        stale = set(index.unshared(roots)) - {d.article_id for d in docs}
+        index.write(docs + search_docs(store, sorted(stale)))
         written += len(docs)
     if gone:
         index.write([], delete=gone)

@@ -64,9 +64,10 @@ Sort = Literal["relevance", "newest"]
 Interval = Literal["day", "week", "month", "year"]
 GroupBy = Literal["topic", "source", "country", "language"]
 RRF_K = 60
-SELECTIVE_EXACT = 50_000  # filtered semantic search is an exact product up to this many
+EXACT_CANDIDATES = 5_000  # up to this many candidates, semantic search is an exact product
 TERMS_SIZE = 65_000
 Q = tantivy.Query
+SHARED = Q.term_query(SCHEMA, "shared", 1)
 MUST, SHOULD, MUST_NOT = tantivy.Occur.Must, tantivy.Occur.Should, tantivy.Occur.MustNot
 
 __all__ = ["CursorError", "Filters", "Hit", "Page", "Query", "QueryError", "SearchEngine"]
@@ -197,13 +198,21 @@ class View:
 
     def top(self, query: Any, limit: int, by_date: bool = False) -> tuple[np.ndarray, list[Any]]:
         """(keys, addresses) of the first ``limit`` hits by score, or by date."""
+        keys, addrs, _ = self.top_count(query, limit, by_date, count=False)
+        return keys, addrs
+
+    def top_count(
+        self, query: Any, limit: int, by_date: bool = False, count: bool = True
+    ) -> tuple[np.ndarray, list[Any], int]:
+        """(keys, addresses, number of hits) in one pass: the count comes with the top-k."""
         if self.searcher is None or limit <= 0:
-            return np.zeros(0), []
-        hits = self.searcher.search(
-            query, limit, count=False, order_by_field="date" if by_date else None
-        ).hits
+            return np.zeros(0), [], 0
+        result: Any = self.searcher.search(
+            query, limit, count=count, order_by_field="date" if by_date else None
+        )
+        hits = result.hits
         keys = np.fromiter((h[0] for h in hits), dtype=np.float64, count=len(hits))
-        return keys, [h[1] for h in hits]
+        return keys, [h[1] for h in hits], int(result.count) if count else len(hits)
 
     def docs(self, addrs: list[Any]) -> Docs:
         s = self.searcher
@@ -216,16 +225,20 @@ class View:
             addrs,
         )
 
-    def matching(self, query: Any, among: np.ndarray | None = None) -> Docs:
-        """Every document matching ``query`` (only among these article ids, if given)."""
+    def matching(self, query: Any, among: np.ndarray | None = None, at_most: int = 256) -> Docs:
+        """Every document matching ``query`` (only among these article ids, if given). One pass
+        when there are no more than ``at_most`` (a known bound saves a second pass)."""
         if self.searcher is None:
             return Docs.empty()
         if among is not None:
             if not len(among):
                 return Docs.empty()
-            query = _and(query, id_set(among.tolist()))
-        n = self.count(query)
-        return self.docs(self.top(query, n)[1]) if n else Docs.empty()
+            # No more hits than ids: one fetch, no count.
+            return self.docs(self.top(_and(query, id_set(among.tolist())), len(among))[1])
+        _, addrs, n = self.top_count(query, max(1, at_most))
+        if n > len(addrs):
+            addrs = self.top(query, n)[1]
+        return self.docs(addrs)
 
     def column(self, name: str, addrs: list[Any], dtype: Any = np.int64) -> np.ndarray:
         if self.searcher is None:
@@ -243,6 +256,78 @@ class View:
         out = self.aggregate(query, {"t": {"terms": {"field": name, "size": TERMS_SIZE}}})
         buckets = out.get("t", {}).get("buckets", [])
         return {int(b["key"]): int(b["doc_count"]) for b in buckets}
+
+
+class Columns:
+    """Every document's fast fields as arrays, read once per commit (lazily: the semantic side
+    filters its nearest vectors with them, as a few vector operations instead of a tantivy
+    query per candidate set; tantivy's id-set queries cost ~6 µs per id)."""
+
+    def __init__(self, view: View) -> None:
+        s = view.searcher
+        self.generation = view.generation
+        self.addrs: list[Any] = []
+        if s is not None and s.num_docs:
+            self.addrs = [a for _, a in s.search(Q.all_query(), s.num_docs, count=False).hits]
+        n = len(self.addrs)
+
+        def col(name: str, dtype: Any) -> np.ndarray:
+            if not n:
+                return np.zeros(0, dtype=dtype)
+            return np.asarray(s.fast_field_values(name, self.addrs), dtype=dtype)  # type: ignore[union-attr]
+
+        self.ids = col("id", np.int64)
+        self.date = col("date", np.int64)
+        self.source = col("source", np.int64)
+        self.country = col("country", np.uint64)
+        self.language = col("language", np.uint64)
+        self.topics = col("topic_mask", np.uint64)
+        self.covid = col("covid", np.int64)
+        self.story = col("story", np.int64)
+        self._order = np.argsort(self.ids, kind="stable")
+        self._sorted = self.ids[self._order]
+        self.rows_key: Any = None
+        self.rows = np.zeros(0, dtype=np.int64)  # FAISS row of each document (-1: none)
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+    def positions(self, article_ids: np.ndarray) -> np.ndarray:
+        """Positions of these article ids (-1 where not indexed)."""
+        ids = np.asarray(article_ids, dtype=np.int64)
+        if not len(self._sorted) or not len(ids):
+            return np.full(len(ids), -1, dtype=np.int64)
+        at = np.clip(np.searchsorted(self._sorted, ids), 0, len(self._sorted) - 1)
+        return np.where(self._sorted[at] == ids, self._order[at], -1)
+
+    def mask(self, f: Filters) -> np.ndarray:
+        """The documents these filters allow (the same meaning as :func:`filter_query`)."""
+        m = np.ones(len(self), dtype=bool)
+        if f.covid is not None:
+            m &= self.covid == (1 if f.covid else 0)
+        if f.date_from is not None:
+            m &= self.date >= _day_start(f.date_from)
+        if f.date_to is not None:
+            m &= (self.date <= _day_start(f.date_to) + 86_399) & (self.date != NO_DATE)
+        if f.sources:
+            m &= np.isin(self.source, np.asarray(f.sources, dtype=np.int64))
+        if f.countries:
+            m &= np.isin(self.country, np.asarray([code(c) for c in f.countries], np.uint64))
+        if f.languages:
+            m &= np.isin(self.language, np.asarray([code(c) for c in f.languages], np.uint64))
+        if f.topics:
+            names = topic_ids()
+            bits = sum(1 << names.index(t) for t in f.topics if t in names)
+            m &= (self.topics & np.uint64(bits)) != 0
+        return m
+
+    def docs(self, positions: np.ndarray) -> Docs:
+        return Docs(
+            self.ids[positions],
+            self.story[positions],
+            self.date[positions],
+            [self.addrs[i] for i in positions.tolist()],
+        )
 
 
 # Rankings: exact prefixes, fetched from the top ---------------------------------------------
@@ -300,12 +385,14 @@ class KeywordRanking:
         p = self._prefix
         if p is not None and (p.complete or len(p) >= need):
             return p
-        if self._count is None:
-            self._count = self.view.count(self.query)
         limit = max(need + need // 2 + 8, 64)
         while True:
-            limit = min(limit, self._count + 1)
-            keys, addrs = self.view.top(self.query, limit, self.by_date)
+            if self._count is None:
+                # The first fetch counts every hit too (one pass), which caps the next ones.
+                keys, addrs, self._count = self.view.top_count(self.query, limit, self.by_date)
+            else:
+                limit = min(limit, self._count + 1)
+                keys, addrs = self.view.top(self.query, limit, self.by_date)
             docs = self.view.docs(addrs)
             if self.by_date:
                 docs.dates = keys.astype(np.int64)
@@ -512,7 +599,9 @@ class SearchEngine:
         self._embed_query = embed_query
         self.semantic_min_score = semantic_min_score
         self.max_semantic_hits = max_semantic_hits
-        self._totals: OrderedDict[tuple[int, str], int] = OrderedDict()
+        self._cols: Columns | None = None
+        self._cols_lock = threading.Lock()
+        self._totals: OrderedDict[tuple[int, int | None, str], int] = OrderedDict()
         self._totals_lock = threading.Lock()
 
     @classmethod
@@ -572,54 +661,70 @@ class SearchEngine:
         ok = ids[0] >= 0
         return ids[0][ok].astype(np.int64), scores[0][ok].astype(np.float64)
 
+    def _columns(self, view: View) -> Columns:
+        cols = self._cols
+        if cols is None or cols.generation != view.generation:
+            with self._cols_lock:
+                cols = self._cols
+                if cols is None or cols.generation != view.generation:
+                    cols = self._cols = Columns(view)
+        return cols
+
     def _semantic(
-        self, view: View, qv: np.ndarray, constraint: Any, k: int, min_score: float
+        self, view: View, qv: np.ndarray, allowed: np.ndarray, k: int, min_score: float
     ) -> Prefix:
-        """The k nearest indexed documents matching ``constraint`` with cosine ≥ min_score."""
+        """The k nearest documents that ``allowed`` (a mask over the commit's columns) lets
+        through, with cosine ≥ min_score: exact over the candidates when they are few (or the
+        index is flat), else the HNSW graph — with an id selector when filters are selective."""
+        empty = Prefix(np.zeros(0), Docs.empty(), True)
         if self.vectors is None or view.searcher is None:
-            return Prefix(np.zeros(0), Docs.empty(), True)
+            return empty
         st = self.vectors.state()
         if not st.size:
-            return Prefix(np.zeros(0), Docs.empty(), True)
-        want = min(st.size, k + k // 2)
-        ids, sims = self._nearest(st, qv, want)
-        exhausted = want >= st.size or (len(sims) > 0 and float(sims.min()) < min_score)
-        keep = sims >= min_score
-        ids, sims = ids[keep], sims[keep]
-        found = view.matching(constraint, among=ids)
-        if len(found.ids) < k and not exhausted:
-            # Selective filters: search again among the documents they allow.
-            allowed = view.matching(constraint)
-            rows = st.rows_of(allowed.ids)
-            if len(allowed.ids) <= SELECTIVE_EXACT or st.exact:
-                has = rows >= 0
-                ids = allowed.ids[has]
-                sims = (st.matrix[rows[has]] @ qv).astype(np.float64)
+            return empty
+        cols = self._columns(view)
+        if cols.rows_key != id(st.faiss_index):
+            cols.rows, cols.rows_key = st.rows_of(cols.ids), id(st.faiss_index)
+        mask = allowed & (cols.rows >= 0)
+        candidates = np.flatnonzero(mask)
+        if len(candidates) <= EXACT_CANDIDATES or st.exact:
+            pos = candidates
+            sims = (st.matrix[cols.rows[candidates]] @ qv).astype(np.float64)
+        else:
+            query = qv.reshape(1, -1).astype(np.float32)
+            want = min(k + k // 2, st.size)
+            scores, got = st.faiss_index.search(query, want)
+            ok = got[0] >= 0
+            pos = cols.positions(got[0][ok])
+            sims = scores[0][ok].astype(np.float64)
+            keep = (pos >= 0) & mask[np.maximum(pos, 0)]
+            reached = len(sims) > 0 and float(sims[-1]) < min_score
+            if keep.sum() >= k or reached:
+                pos, sims = pos[keep], sims[keep]
             else:
+                # Selective filters: search again among the candidates only.
                 faiss = _faiss()
                 params = faiss.SearchParametersHNSW(
-                    sel=faiss.IDSelectorBatch(allowed.ids), efSearch=max(k, 128)
+                    sel=faiss.IDSelectorBatch(cols.ids[candidates]), efSearch=max(k, 128)
                 )
-                scores, got = st.faiss_index.search(
-                    qv.reshape(1, -1).astype(np.float32), k, params=params
-                )
+                scores, got = st.faiss_index.search(query, min(k, len(candidates)), params=params)
                 ok = got[0] >= 0
-                ids, sims = got[0][ok].astype(np.int64), scores[0][ok].astype(np.float64)
-            keep = sims >= min_score
-            ids, sims = ids[keep], sims[keep]
-            found = _reorder(allowed, ids)
-        else:
-            found = _reorder(found, ids)
-            sims = sims[np.isin(ids, found.ids)]
-            ids = ids[np.isin(ids, found.ids)]
-        # ``found`` is now aligned with ``ids``.
-        order = np.lexsort((-ids, -sims))[:k]
-        d = found
-        return Prefix(
-            sims[order],
-            Docs(d.ids[order], d.stories[order], d.dates[order], [d.addrs[i] for i in order]),
-            True,
-        )
+                pos = cols.positions(got[0][ok])
+                sims = scores[0][ok].astype(np.float64)
+                pos, sims = pos[pos >= 0], sims[pos >= 0]
+        keep = sims >= min_score
+        pos, sims = pos[keep], sims[keep]
+        order = np.lexsort((-cols.ids[pos], -sims))[:k]
+        return Prefix(sims[order], cols.docs(pos[order]), True)
+
+    def _allowed(self, view: View, filters: Filters, excluded: Any) -> np.ndarray:
+        """Mask over the commit's columns: the filters, minus the documents of exclusions."""
+        cols = self._columns(view)
+        mask = cols.mask(filters)
+        if excluded is not None:
+            gone = cols.positions(view.matching(excluded).ids)
+            mask[gone[gone >= 0]] = False
+        return mask
 
     # Ranking -----------------------------------------------------------------------------
 
@@ -640,20 +745,22 @@ class SearchEngine:
             # No words: every article under the filters (and exclusions), newest first.
             kq = _and(fq, tq)
             parts["keyword"] = kq
-            return KeywordRanking(view, kq, True), parsed, None, parts
+            parts["ranking"] = KeywordRanking(view, kq, True)
+            return parts["ranking"], parsed, None, parts
         constraint = _and(
             fq, Q.boolean_query([(MUST, Q.all_query()), (MUST_NOT, xq)]) if xq else None
         )
         if query.mode == "keyword":
             kq = _and(tq, fq)
             parts["keyword"] = kq
-            return KeywordRanking(view, kq, newest), parsed, tq, parts
+            parts["ranking"] = KeywordRanking(view, kq, newest)
+            return parts["ranking"], parsed, tq, parts
         semantic = Prefix(np.zeros(0), Docs.empty(), True)
         if self._embed_query is not None and words:
             semantic = self._semantic(
                 view,
                 self._embed_query(words),
-                constraint,
+                self._allowed(view, query.filters, xq),
                 self.max_semantic_hits,
                 self.semantic_min_score,
             )
@@ -671,6 +778,7 @@ class SearchEngine:
             kq = _and(tq, fq)
             keyword = KeywordRanking(view, kq, False)
             parts["keyword"] = kq
+            parts["ranking"] = keyword
             parts["semantic"] = semantic
         else:
             parts["fixed"] = True
@@ -770,7 +878,9 @@ class SearchEngine:
     # Totals ------------------------------------------------------------------------------
 
     def _total(self, query: Query, view: View, ranking: Any, parts: dict[str, Any]) -> int:
-        key = (view.generation, query.fingerprint())
+        # The keyword commit and the vector index version both decide a total.
+        vectors = self.vectors._key if self.vectors is not None else None
+        key = (view.generation, vectors, query.fingerprint())
         with self._totals_lock:
             if key in self._totals:
                 self._totals.move_to_end(key)
@@ -780,36 +890,56 @@ class SearchEngine:
             total = len(_first_of_story(p.docs.stories)) if query.collapse else len(p)
         else:
             kq = parts["keyword"]
-            total = self._keyword_total(view, kq, query.collapse)
+            known = getattr(parts.get("ranking"), "_count", None)
+            total = self._keyword_total(view, kq, query.collapse, known)
             sem: Prefix | None = parts.get("semantic")
             if sem is not None and len(sem):
-                total += self._extra_semantic(view, kq, sem, query.collapse)
+                total += self._extra_semantic(view, kq, sem, query.collapse, parts.get("ranking"))
         with self._totals_lock:
             self._totals[key] = total
             while len(self._totals) > 4096:
                 self._totals.popitem(last=False)
         return total
 
-    def _keyword_total(self, view: View, kq: Any, collapse: bool) -> int:
-        n = view.count(kq)
+    def _keyword_total(self, view: View, kq: Any, collapse: bool, known: int | None) -> int:
+        n = view.count(kq) if known is None else known
         if not collapse or not n:
             return n
-        # Stories among the hits: every hit that is no copy is its own story; copies add their
-        # story unless its first copy is a hit too.
-        copies = view.matching(_and(kq, Q.term_query(SCHEMA, "copy", 1)))
-        if not len(copies.ids):
-            return n
-        stories = np.unique(copies.stories)
-        roots = view.count(_and(kq, id_set(stories.tolist())))
-        return n - len(copies.ids) + len(stories) - roots
+        # Stories among the hits: a hit whose story has no other copy is a story of its own;
+        # among the others (one fetch of the "shared" hits), copies add their story unless its
+        # first copy is a hit too.
+        shared = view.matching(_and(kq, SHARED), at_most=n)
+        copy = shared.stories != shared.ids
+        stories = np.unique(shared.stories[copy])
+        roots = np.intersect1d(stories, shared.ids[~copy])
+        return n - int(copy.sum()) + len(stories) - len(roots)
 
-    def _extra_semantic(self, view: View, kq: Any, sem: Prefix, collapse: bool) -> int:
-        """Semantic hits (of a hybrid query) that add a result to the keyword hits."""
+    def _extra_semantic(
+        self, view: View, kq: Any, sem: Prefix, collapse: bool, ranking: Any
+    ) -> int:
+        """Semantic hits (of a hybrid query) that add a result to the keyword hits. Membership
+        in the keyword hits is known for the keyword prefix already fetched; tantivy is asked
+        only about the rest."""
+        fetched: Prefix | None = getattr(ranking, "_prefix", None)
+        known = fetched.docs.ids if fetched is not None else np.zeros(0, np.int64)
+        complete = fetched is not None and fetched.complete
+
+        def keyword_hits(ids: np.ndarray) -> np.ndarray:
+            ids = np.unique(ids)
+            hit = ids[np.isin(ids, known)]
+            rest = ids[~np.isin(ids, known)]
+            if len(rest) and not complete:
+                hit = np.concatenate([hit, view.matching(kq, among=rest).ids])
+            return hit
+
         if not collapse:
-            return len(sem) - view.count(_and(kq, id_set(sem.docs.ids.tolist())))
+            return len(sem) - len(keyword_hits(sem.docs.ids))
+        # A semantic hit's story is covered when any of its copies is a keyword hit.
+        cols = self._columns(view)
         stories = np.unique(sem.docs.stories)
-        covered = view.matching(_and(kq, id_set(stories.tolist(), "story")))
-        return len(np.setdiff1d(stories, covered.stories))
+        members = np.flatnonzero(np.isin(cols.story, stories))
+        covered = cols.story[cols.positions(keyword_hits(cols.ids[members]))]
+        return len(np.setdiff1d(stories, covered))
 
     # Snippets ----------------------------------------------------------------------------
 
@@ -838,8 +968,7 @@ class SearchEngine:
         view = self.view()
         if not article_ids:
             return {}
-        n = view.count(id_set(article_ids))
-        _, addrs = view.top(id_set(article_ids), n)
+        _, addrs = view.top(id_set(article_ids), len(set(article_ids)))
         ids = view.column("id", addrs).tolist()
         masks = view.column("topic_mask", addrs, np.uint64).tolist()
         return dict(zip(ids, (int(m) for m in masks), strict=True))
@@ -872,21 +1001,15 @@ class SearchEngine:
         view = self.view()
         if self.vectors is None or view.searcher is None:
             return []
-        me = view.matching(id_set([article_id]))
+        cols = self._columns(view)
+        me = cols.positions(np.asarray([article_id]))[0]
         st = self.vectors.state()
-        rows = st.rows_of(me.ids[:1])
-        if not len(me.ids) or rows[0] < 0:
+        rows = st.rows_of(np.asarray([article_id]))
+        if me < 0 or rows[0] < 0:
             return []
-        story = int(me.stories[0])
-        not_story = Q.boolean_query(
-            [
-                (MUST, Q.all_query()),
-                (MUST_NOT, id_set([story], "story")),
-                (MUST_NOT, id_set([article_id])),
-            ]
-        )
-        constraint = _and(filter_query(filters or Filters(covid=None)), not_story)
-        p = self._semantic(view, st.matrix[rows[0]], constraint, k, -np.inf)
+        allowed = cols.mask(filters or Filters(covid=None)) & (cols.story != cols.story[me])
+        allowed[me] = False
+        p = self._semantic(view, st.matrix[rows[0]], allowed, k, -np.inf)
         return [
             Hit(int(a), float(s), None if int(d) == NO_DATE else int(d))
             for a, s, d in zip(p.docs.ids, p.keys, p.docs.dates, strict=True)
@@ -923,26 +1046,21 @@ class SearchEngine:
         return _periods(cells, interval, by)
 
     def _copy_cells(self, view: View, kq: Any, ranking: Any, by: GroupBy | None) -> Any:
-        """Cells of stories that are hits only through copies (their first copy is no hit)."""
-        copies = view.matching(_and(kq, Q.term_query(SCHEMA, "copy", 1)))
-        if not len(copies.ids):
-            return _no_cells()
-        stories = np.unique(copies.stories)
-        roots = view.matching(_and(kq, id_set(stories.tolist())))
-        alone = ~np.isin(copies.stories, roots.ids)
+        """Cells of stories that are hits only through copies (their first copy is no hit), each
+        counted at its best-ranked copy."""
+        shared_q = _and(kq, SHARED)
+        n = view.count(shared_q)
+        keys, addrs = view.top(shared_q, n, getattr(ranking, "by_date", True))
+        d = view.docs(addrs)
+        copy = d.stories != d.ids
+        alone = copy & ~np.isin(d.stories, d.ids[~copy])
         if not alone.any():
             return _no_cells()
         pick = np.flatnonzero(alone)
-        # The best-ranked copy of each story: by the ranking's keys where it has them.
-        keys = copies.dates.astype(np.float64)
-        if not getattr(ranking, "by_date", True):
-            scores, addrs = view.top(_and(kq, Q.term_query(SCHEMA, "copy", 1)), len(copies.ids))
-            by_id = dict(zip(view.column("id", addrs).tolist(), scores.tolist(), strict=True))
-            keys = np.asarray([by_id.get(int(i), 0.0) for i in copies.ids])
-        order = pick[np.lexsort((-copies.ids[pick], -keys[pick], copies.stories[pick]))]
+        order = pick[np.lexsort((-d.ids[pick], -keys[pick], d.stories[pick]))]
         first = np.ones(len(order), dtype=bool)
-        first[1:] = copies.stories[order][1:] != copies.stories[order][:-1]
-        return _cells_of(view, [copies.addrs[i] for i in order[first].tolist()], by)
+        first[1:] = d.stories[order][1:] != d.stories[order][:-1]
+        return _cells_of(view, [addrs[i] for i in order[first].tolist()], by)
 
     def _semantic_cells(
         self, view: View, kq: Any, sem: Prefix, collapse: bool, by: GroupBy | None

@@ -44,6 +44,7 @@ STEMMED = {"es": "spanish", "en": "english"}
 TEXT_LANGS = ("es", "en", "xx")
 TITLE_BOOST = 2.0
 WRITER_HEAP = 64_000_000
+ID_SET_TERMS = 4096
 FAST = ("id", "stamp", "date", "source", "country", "language", "topic_mask", "covid", "story")
 
 
@@ -87,6 +88,9 @@ def build_schema() -> tantivy.Schema:
     sb.add_integer_field("covid", indexed=True, fast=True)
     sb.add_unsigned_field("story", indexed=True, fast=True)
     sb.add_unsigned_field("copy", indexed=True, fast=True)  # 1: a syndicated copy of its story
+    # 1: the story has other copies (a copy, or a first copy others point to): only these
+    # documents matter when a query's hits are collapsed into stories.
+    sb.add_unsigned_field("shared", indexed=True, fast=True)
     for name, analyzer in TEXT_FIELDS.items():
         # Stemmed and other-language fields are stored (snippets); *_fold repeat their text.
         sb.add_text_field(name, stored=not name.endswith("_fold"), tokenizer_name=analyzer)
@@ -138,6 +142,7 @@ class SearchDoc:
     topics: tuple[str, ...]
     is_covid: bool | None
     story_id: int  # the first stored copy of the story (itself when not a syndicated copy)
+    has_copies: bool = False  # other stored articles point to this one as their story
     #: (title, body, language) of the original, then of each translation.
     texts: list[tuple[str, str, str | None]] = field(default_factory=list)
 
@@ -157,6 +162,7 @@ class SearchDoc:
         doc.add_integer("covid", -1 if self.is_covid is None else int(self.is_covid))
         doc.add_unsigned("story", int(self.story_id))
         doc.add_unsigned("copy", int(self.story_id != self.article_id))
+        doc.add_unsigned("shared", int(self.story_id != self.article_id or self.has_copies))
         for title, body, language in self.texts:
             lang = text_lang(language)
             for part, text in (("title", title), ("body", body)):
@@ -184,7 +190,17 @@ def fast_values(searcher: tantivy.Searcher, name: str, addrs: list[Any], dtype: 
 
 
 def id_set(ids: Iterable[int], name: str = "id") -> tantivy.Query:
-    return tantivy.Query.term_set_query(SCHEMA, name, [int(i) for i in ids])
+    """Documents whose ``name`` (a u64 field) is one of these values.
+
+    Up to a few thousand values, a disjunction of term queries: measured 2.5× faster than
+    tantivy's term-set query, whose cost follows the field's dictionary (~7 ms for 1,000 of
+    100,000 ids) rather than the number of values."""
+    values = sorted({int(i) for i in ids})
+    if len(values) > ID_SET_TERMS:
+        return tantivy.Query.term_set_query(SCHEMA, name, values)
+    return tantivy.Query.boolean_query(
+        [(tantivy.Occur.Should, tantivy.Query.term_query(SCHEMA, name, v)) for v in values]
+    )
 
 
 # Writer ------------------------------------------------------------------------------------
@@ -260,6 +276,20 @@ class KeywordIndex:
         ids = fast_values(searcher, "id", addrs, np.int64).tolist()
         stamps = fast_values(searcher, "stamp", addrs, np.float64).tolist()
         return dict(zip(ids, stamps, strict=True))
+
+    def unshared(self, article_ids: Sequence[int]) -> list[int]:
+        """Which of these indexed articles are marked as having no copies."""
+        if not article_ids or not (self.path / "meta.json").exists():
+            return []
+        searcher = open_index(self.path).searcher()
+        query = tantivy.Query.boolean_query(
+            [
+                (tantivy.Occur.Must, id_set(article_ids)),
+                (tantivy.Occur.Must, tantivy.Query.term_query(SCHEMA, "shared", 0)),
+            ]
+        )
+        addrs = [a for _, a in searcher.search(query, len(set(article_ids)), count=False).hits]
+        return sorted(fast_values(searcher, "id", addrs, np.int64).tolist())
 
 
 # Reader ------------------------------------------------------------------------------------

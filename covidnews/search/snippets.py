@@ -69,6 +69,8 @@ def snippets(
         fields = sorted(FIELDS, key=lambda f: (f.startswith("title"), not f.endswith(own)))
         best: tuple[int, str, str] | None = None
         for name in fields:
+            if best is not None and name.startswith("title"):
+                break  # a body matched: bodies come first, a title adds nothing to show
             text = doc.get_first(name)
             if not text:
                 continue

@@ -11,10 +11,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import select, update
 
+from covidnews.ingest import ingest_path
+from covidnews.schema import Article
 from covidnews.search.analysis import QueryError
+from covidnews.search.documents import sync_search
 from covidnews.search.engine import Filters, Query, SearchEngine
 from covidnews.search.keyword import KeywordIndex, KeywordReader, SearchDoc
+from covidnews.store import Store
+from tests.corpus import write_jsonl
 
 WORDS = ["vacuna", "contagio", "hospital", "escuela", "mascarilla", "frontera", "economia"]
 WORDS += ["prueba"]
@@ -43,6 +49,14 @@ def doc(
         story_id=story or i,
         texts=[(title, text, lang), *(extra or [])],
     )
+
+
+def marked(docs: list[SearchDoc]) -> list[SearchDoc]:
+    """Mark the first copies others point to (what ``search_docs`` reads from the store)."""
+    roots = {d.story_id for d in docs if d.story_id != d.article_id}
+    for d in docs:
+        d.has_copies = d.article_id in roots
+    return docs
 
 
 def synthetic(n: int, seed: int = 1, start: int = 1) -> list[SearchDoc]:
@@ -116,7 +130,7 @@ def test_exact_order_with_ties_and_collapse(tmp_path: Path) -> None:
     same = "brote de contagio en la escuela"
     docs = [doc(i, "Nota", same, story=(i if i % 4 else i - 1)) for i in range(1, 81)]
     docs += [doc(100 + i, "Otra", "contagio " + "escuela " * (i % 3)) for i in range(40)]
-    KeywordIndex(tmp_path).write(docs)
+    KeywordIndex(tmp_path).write(marked(docs))
     engine = SearchEngine(tmp_path)
     flat, total = walk(engine, kw("contagio", collapse=False), per_page=9)
     assert total == len(flat) == 120
@@ -153,7 +167,7 @@ def test_filters_totals_and_counts_match_brute_force(tmp_path: Path) -> None:
         doc(200 + i, "Copia", "vacuna " + docs[i].texts[0][1], story=docs[i].article_id)
         for i in range(5)
     ]
-    KeywordIndex(tmp_path).write(docs)
+    KeywordIndex(tmp_path).write(marked(docs))
     engine = SearchEngine(tmp_path)
 
     def matches(d: SearchDoc, f: Filters, word: str | None) -> bool:
@@ -257,3 +271,31 @@ def test_empty_and_tiny_indexes(tmp_path: Path, n: int) -> None:
         assert page.total <= n and page.next_cursor is None
     assert engine.counts(kw("")) == ([] if not n else engine.counts(kw("")))
     assert engine.date_span() is None if not n else engine.date_span() is not None
+
+
+def test_a_first_copy_indexed_before_its_copies_is_marked_when_they_arrive(
+    store: Store, tmp_path: Path
+) -> None:
+    """Collapse reads the "shared" mark: indexing a copy re-marks its story's first copy, so
+    the total counts the story once (on SQLite and PostgreSQL)."""
+    rows = [
+        {"url": f"https://n{i}.example.org/nota", "title": "Vacunas", "text": "Llegan vacunas."}
+        for i in range(3)
+    ]
+    ingest_path(store, write_jsonl(rows, tmp_path / "rows.jsonl"))
+    with store.session() as s:
+        ids = sorted(s.scalars(select(Article.id)))
+        s.execute(update(Article).values(state="done", is_covid=True))
+        s.commit()
+    search_dir = tmp_path / "search"
+    assert sync_search(store, search_dir, ids[:1]) == 1  # the first copy, alone
+    with store.session() as s:
+        s.execute(update(Article).where(Article.id.in_(ids[1:])).values(duplicate_of=ids[0]))
+        s.commit()
+    assert sync_search(store, search_dir, ids[1:]) == 2  # its copies (the first one re-marked)
+    engine = SearchEngine(search_dir)
+    page = engine.search(kw("vacunas"))
+    assert page.total == 1 and len(page.hits) == 1
+    assert sorted([page.hits[0].article_id, *page.hits[0].copies]) == ids
+    assert sorted(engine.indexed_ids().tolist()) == ids  # each article once
+    assert sync_search(store, search_dir) == 0  # caught up: nothing to write
