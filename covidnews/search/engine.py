@@ -64,6 +64,7 @@ Sort = Literal["relevance", "newest"]
 Interval = Literal["day", "week", "month", "year"]
 GroupBy = Literal["topic", "source", "country", "language"]
 RRF_K = 60
+FIRST_FETCH_MAX = 10_000  # a first fetch larger than this counts the hits first
 EXACT_CANDIDATES = 5_000  # up to this many candidates, semantic search is an exact product
 TERMS_SIZE = 65_000
 Q = tantivy.Query
@@ -387,6 +388,8 @@ class KeywordRanking:
             return p
         limit = max(need + need // 2 + 8, 64)
         while True:
+            if self._count is None and limit > FIRST_FETCH_MAX:
+                self._count = self.view.count(self.query)  # a big fetch: never past the hits
             if self._count is None:
                 # The first fetch counts every hit too (one pass), which caps the next ones.
                 keys, addrs, self._count = self.view.top_count(self.query, limit, self.by_date)

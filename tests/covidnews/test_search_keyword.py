@@ -148,6 +148,12 @@ def test_exact_order_with_ties_and_collapse(tmp_path: Path) -> None:
         assert [i for i, _, _ in got] == expected and total == len(expected)
     copies = {i: c for i, _, c in got}
     assert copies[4] == [3] or copies.get(3) == [4]
+    # Exports: the same order in chunks, in one ranking.
+    for collapse in (True, False):
+        chunks = list(engine.iter_hits(kw("contagio", collapse=collapse), chunk=17))
+        exported = [h.article_id for c in chunks for h in c]
+        assert exported == [i for i, _, _ in walk(engine, kw("contagio", collapse=collapse))[0]]
+        assert all(len(c) <= 17 for c in chunks)
 
 
 def test_newest_first_and_same_second_ties(tmp_path: Path) -> None:
