@@ -168,6 +168,22 @@ def passages(count: int, chars: int = 1500) -> list[str]:
     return out
 
 
+def two_word_queries(n: int, seed: int) -> list[str]:
+    """``n`` distinct two-word queries of content words of the transcripts (words of 5+ letters
+    between the 100th and 3,000th most frequent)."""
+    counts: dict[str, int] = {}
+    for p in es_paragraphs():
+        for w in re.findall(r"[a-záéíóúñü]{5,}", p.lower()):
+            counts[w] = counts.get(w, 0) + 1
+    words = sorted(counts, key=lambda w: (-counts[w], w))[100:3000]
+    rng = random.Random(seed)
+    out: set[str] = set()
+    while len(out) < n:
+        a, b = rng.sample(words, 2)
+        out.add(f"{a} {b}")
+    return sorted(out, key=lambda _: rng.random())
+
+
 def measure_passages(engine: Any, source_ids: dict[str, int], n: int = 8) -> dict[str, Any]:
     """Search by passage (semantic and hybrid): the embedding of the passage on its own, then
     the engine with the embedding cached."""
@@ -884,6 +900,14 @@ def measure_server(data_dir: Path, seconds: float, connections: int) -> dict[str
                     for _ in range(2):
                         urllib.request.urlopen(base + path, timeout=60).read()
                 out[f"search_{mode}"] = load(base, paths, seconds, connections, tmp)
+            # Every request a query never seen (two words of the corpus): nothing cached, the
+            # query embedding included — what a crowd of new users costs.
+            for mode in ("keyword", "hybrid"):
+                paths = [
+                    "/api/v1/search?" + urlencode({"q": q, "mode": mode})
+                    for q in two_word_queries(4000, seed=1 if mode == "keyword" else 2)
+                ]
+                out[f"search_{mode}_unique"] = load(base, paths, seconds, connections, tmp)
         finally:
             stop(server)
     return out

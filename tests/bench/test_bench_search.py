@@ -58,7 +58,14 @@ def test_bench_search_prints_one_json_object(shared_data: object, tmp_path: Path
         assert 300 < export["rows"] < 400
         assert export["rows_per_s"] > 0 and export["rss_peak_during_mb"] > 0
     server = result["server"]
-    for name in ("bare_flask", "healthz", "search_keyword", "search_hybrid"):
+    for name in (
+        "bare_flask",
+        "healthz",
+        "search_keyword",
+        "search_hybrid",
+        "search_keyword_unique",
+        "search_hybrid_unique",
+    ):
         assert server[name]["requests_per_s"] > 0, name
         assert server[name]["errors"] == 0, name
 
