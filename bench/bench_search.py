@@ -9,7 +9,8 @@ directory (cached with ``--cache-dir``, so reruns skip it):
   flagged Covid, 5 % syndicated copies (same text and story, another outlet);
 - **store**: SQLite, articles written by ``covidnews.ingest.ingest_path``, then marked processed
   (state, Covid flag and score, summary, story) and given topics by SQL;
-- **keyword index**: ``covidnews.search.documents.rebuild_search`` (the ``covidnews reindex`` path);
+- **keyword index**: ``covidnews.search.documents.rebuild_search`` (the ``covidnews reindex`` path),
+  timed (documents/s); a cached corpus whose keyword index has another layout gets a new one;
 - **vector index**: ``VectorIndex.rebuild``. Only ``--embed`` distinct texts (article leads) are
   embedded with the real default embedder (E5, ``kind="passage"``); every article's vector is
   the vector of its lead plus Gaussian noise (``--noise`` per dimension), re-normalised, and a
@@ -24,10 +25,14 @@ Measured:
   ``embed_query_ms`` (cold calls of ``engine._embed_query``);
 - ``api``: the same queries through ``/api/v1/search`` of ``create_app`` (Flask test client):
   parsing, ranking, hydration from the store, snippets and JSON;
-- ``server`` (largest size; ``--skip-server`` skips it): requests/s and latency under
+- ``passage``: search by passage (8 Spanish passages of ~1,500 characters): the passage's
+  embedding on its own, then semantic and hybrid searches with it cached;
+- ``server`` (every size; ``--skip-server`` skips it): requests/s and latency under
   ``covidnews serve --workers 2`` (gunicorn gthread, 4 threads) loaded by ``wrk`` on loopback
   (a Python thread client if ``wrk`` is missing), next to a bare Flask "ok" app under the same
-  gunicorn setup in the same run, and ``/healthz`` of the real app;
+  gunicorn setup in the same run, and ``/healthz`` of the real app; the benchmark queries
+  (cycled: caches warm) and never-seen two-word queries (nothing cached, the query embedding
+  inside the request);
 - ``memory`` (fresh process): RSS after imports, after opening the engine and running a keyword
   query, after loading the query embedder, after a semantic query (FAISS index + vectors), next
   to the raw vector bytes; index sizes on disk;
