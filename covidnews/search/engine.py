@@ -850,7 +850,10 @@ class SearchEngine:
     def _hits(self, view: View, p: Prefix, idx: np.ndarray, collapse: bool) -> list[Hit]:
         members: dict[int, list[int]] = {}
         if collapse and len(idx):
-            stories = np.unique(p.docs.stories[idx])
+            # Only stories marked shared have other copies to list.
+            shared = view.column("shared", [p.docs.addrs[i] for i in idx.tolist()]) == 1
+            stories = np.unique(p.docs.stories[idx][shared])
+        if collapse and len(idx) and len(stories):
             m = view.matching(id_set(stories.tolist(), "story"))
             for sid, aid in zip(m.stories.tolist(), m.ids.tolist(), strict=True):
                 members.setdefault(sid, []).append(aid)
