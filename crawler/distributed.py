@@ -5,17 +5,22 @@ is over*: a process whose local work runs out would close while another is still
 :class:`SharedIdle` keeps every process of a run alive while any other one is still busy (a
 heartbeat key per process in Redis with a short expiry, so a killed process stops counting within
 seconds), and lets them all close once the queue is empty and nobody is busy.
+:class:`FetchClaims` makes sure an article page is fetched by one live process of a run: a
+process that starts late resumes the store's queued pages past the shared dupefilter (they may
+be held by a killed process), and without a claim it would fetch again the pages a live peer
+has just queued or is fetching.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import socket
 from typing import Any
 
 from scrapy import signals
-from scrapy.exceptions import DontCloseSpider, NotConfigured
+from scrapy.exceptions import DontCloseSpider, IgnoreRequest, NotConfigured
 from twisted.internet import task
 
 log = logging.getLogger(__name__)
@@ -80,3 +85,72 @@ class SharedIdle:
         if self.loop and self.loop.running:
             self.loop.stop()
         self.client.delete(self.me)
+
+
+ALIVE_TTL_SECONDS = 5
+CLAIM_TTL_SECONDS = 24 * 3600
+# Claim a page unless a live process (its alive key exists) holds it — this one included, but
+# for its own retries: a page can sit twice in the shared queue (queued, and resumed by a late
+# starter), and both copies may reach one process. Atomic.
+_CLAIM = """
+local owner = redis.call('GET', KEYS[1])
+if (not owner) or (owner == ARGV[1] and ARGV[3] == '1') or redis.call('EXISTS', owner) == 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[2]))
+  return 1
+end
+return 0
+"""
+
+
+class ClaimedElsewhere(IgnoreRequest):
+    """Another live process of this crawl is fetching (or has fetched) this page."""
+
+
+class FetchClaims:
+    """Downloader middleware (distributed crawls): before an article page is fetched, its claim
+    is taken in Redis — unless a live process of the run holds it. A killed process's claims are
+    taken over (its alive key expires within seconds), so what it held is still fetched."""
+
+    def __init__(self, crawler: Any, client: Any, prefix: str) -> None:
+        self.crawler = crawler
+        self.client = client
+        self.prefix = prefix
+        self.me = f"{prefix}:alive:{socket.gethostname()}:{os.getpid()}"
+        self.claim = client.register_script(_CLAIM)
+        self.loop: task.LoopingCall | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> FetchClaims:
+        url = crawler.settings.get("REDIS_URL")
+        prefix = crawler.settings.get("COVIDNEWS_RUN_PREFIX")
+        if not url or not prefix:
+            raise NotConfigured
+        import redis
+
+        mw = cls(crawler, redis.Redis.from_url(url), prefix)
+        crawler.signals.connect(mw.opened, signal=signals.spider_opened)
+        crawler.signals.connect(mw.closed, signal=signals.spider_closed)
+        return mw
+
+    def alive(self) -> None:
+        self.client.set(self.me, 1, ex=ALIVE_TTL_SECONDS)
+
+    def opened(self, spider: Any) -> None:
+        self.alive()
+        self.loop = task.LoopingCall(self.alive)
+        self.loop.start(HEARTBEAT_SECONDS)
+
+    def closed(self, spider: Any) -> None:
+        if self.loop and self.loop.running:
+            self.loop.stop()
+        # Claims stay (they expire with the run's keys): the pages they name were fetched.
+
+    def process_request(self, request: Any, spider: Any) -> None:
+        if request.meta.get("kind") != "article":
+            return None
+        key = f"{self.prefix}:claim:{hashlib.sha1(request.url.encode('utf-8')).hexdigest()}"
+        retry = "1" if request.meta.get("retry_times") else "0"
+        if not self.claim(keys=[key], args=[self.me, CLAIM_TTL_SECONDS, retry]):
+            self.crawler.stats.inc_value("covidnews/articles/claimed_elsewhere")
+            raise ClaimedElsewhere(f"fetched by another crawler of this run: {request.url}")
+        return None

@@ -86,6 +86,10 @@ def run_crawl(
         values["SCHEDULER_DUPEFILTER_KEY"] = f"covidnews:{run_id}:dupefilter"
         values["COVIDNEWS_RUN_PREFIX"] = f"covidnews:{run_id}"
         values["EXTENSIONS"] = {**values["EXTENSIONS"], "crawler.distributed.SharedIdle": 600}
+        values["DOWNLOADER_MIDDLEWARES"] = {
+            **values["DOWNLOADER_MIDDLEWARES"],
+            "crawler.distributed.FetchClaims": 120,  # after the guard and robots.txt
+        }
     process = CrawlerProcess(values)
     crawler = process.create_crawler(NewsSpider)
     process.crawl(

@@ -1083,16 +1083,6 @@ class SearchEngine:
         return _cells_of(view, [sem.docs.addrs[i] for i in idx.tolist()], by)
 
 
-def _reorder(docs: Docs, ids: np.ndarray) -> Docs:
-    """``docs`` restricted to and ordered as ``ids`` (ids missing from docs are dropped)."""
-    order = np.argsort(docs.ids, kind="stable")
-    srt = docs.ids[order]
-    at = np.clip(np.searchsorted(srt, ids), 0, max(len(srt) - 1, 0))
-    ok = (srt[at] == ids) if len(srt) else np.zeros(len(ids), dtype=bool)
-    pos = order[at[ok]]
-    return Docs(docs.ids[pos], docs.stories[pos], docs.dates[pos], [docs.addrs[i] for i in pos])
-
-
 def _resorted(ranking: Any, newest: bool) -> Any:
     """A semantic or hybrid ranking re-ordered newest first for ``sort=newest``."""
     if not newest:

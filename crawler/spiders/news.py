@@ -290,6 +290,10 @@ class NewsSpider(scrapy.Spider):
         }
 
     def _article_failed(self, failure: Any) -> None:
+        from crawler.distributed import ClaimedElsewhere
+
+        if failure.check(ClaimedElsewhere):
+            return  # a live peer of this distributed crawl fetches it: nothing failed
         request = failure.request
         response = getattr(failure.value, "response", None)
         status = response.status if response is not None else 0
