@@ -28,6 +28,17 @@ HEARTBEAT_SECONDS = 1.0
 BUSY_TTL_SECONDS = 5
 
 
+def _run_redis(crawler: Any) -> tuple[Any, str]:
+    """(Redis client, key prefix) of this distributed run; NotConfigured when not distributed."""
+    url = crawler.settings.get("REDIS_URL")
+    prefix = crawler.settings.get("COVIDNEWS_RUN_PREFIX")
+    if not url or not prefix:
+        raise NotConfigured
+    import redis
+
+    return redis.Redis.from_url(url), prefix
+
+
 class SharedIdle:
     def __init__(self, crawler: Any, client: Any, prefix: str, queue_key: str) -> None:
         self.crawler = crawler
@@ -39,15 +50,8 @@ class SharedIdle:
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> SharedIdle:
-        url = crawler.settings.get("REDIS_URL")
-        prefix = crawler.settings.get("COVIDNEWS_RUN_PREFIX")
-        if not url or not prefix:
-            raise NotConfigured
-        import redis
-
-        ext = cls(
-            crawler, redis.Redis.from_url(url), prefix, crawler.settings.get("SCHEDULER_QUEUE_KEY")
-        )
+        client, prefix = _run_redis(crawler)
+        ext = cls(crawler, client, prefix, crawler.settings.get("SCHEDULER_QUEUE_KEY"))
         crawler.signals.connect(ext.opened, signal=signals.spider_opened)
         crawler.signals.connect(ext.idle, signal=signals.spider_idle)
         crawler.signals.connect(ext.closed, signal=signals.spider_closed)
@@ -121,13 +125,7 @@ class FetchClaims:
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> FetchClaims:
-        url = crawler.settings.get("REDIS_URL")
-        prefix = crawler.settings.get("COVIDNEWS_RUN_PREFIX")
-        if not url or not prefix:
-            raise NotConfigured
-        import redis
-
-        mw = cls(crawler, redis.Redis.from_url(url), prefix)
+        mw = cls(crawler, *_run_redis(crawler))
         crawler.signals.connect(mw.opened, signal=signals.spider_opened)
         crawler.signals.connect(mw.closed, signal=signals.spider_closed)
         return mw

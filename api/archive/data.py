@@ -128,8 +128,7 @@ def topic_counts() -> dict[str, int]:
 
 def countries_in_index() -> list[str]:
     """Countries with Covid articles, most articles first (for filter menus)."""
-    countries: list[str] = services().engine.countries()
-    return countries
+    return list(services().engine.countries())
 
 
 # Names in the interface language -----------------------------------------------------------

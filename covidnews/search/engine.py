@@ -124,6 +124,16 @@ class Page:
     addrs: dict[int, Any] = field(default_factory=dict)
 
 
+@dataclass
+class Parts:
+    """What totals and counts read of a ranking: its keyword side when the hits are every hit of
+    a keyword query (plus, for hybrid, the semantic hits); None when the ranking is known whole
+    (semantic, passage)."""
+
+    keyword: KeywordRanking | None = None
+    semantic: Prefix | None = None
+
+
 def _day_start(d: date) -> int:
     return int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp())
 
@@ -731,7 +741,7 @@ class SearchEngine:
 
     # Ranking -----------------------------------------------------------------------------
 
-    def _rankings(self, query: Query, view: View) -> tuple[Any, ParsedQuery, Any, dict[str, Any]]:
+    def _rankings(self, query: Query, view: View) -> tuple[Any, ParsedQuery, Any, Parts]:
         """(ranking, parsed query, text query for snippets, parts for totals and counts)."""
         parsed = parse_query(query.q)
         if query.mode == "keyword" and parsed.is_passage:
@@ -743,21 +753,13 @@ class SearchEngine:
         newest = query.sort == "newest" or browse
         tq = None if passage else text_query(parsed)
         xq = excluded_query(parsed)
-        parts: dict[str, Any] = {}
         if browse and (query.mode != "semantic" or not words):
             # No words: every article under the filters (and exclusions), newest first.
-            kq = _and(fq, tq)
-            parts["keyword"] = kq
-            parts["ranking"] = KeywordRanking(view, kq, True)
-            return parts["ranking"], parsed, None, parts
-        constraint = _and(
-            fq, Q.boolean_query([(MUST, Q.all_query()), (MUST_NOT, xq)]) if xq else None
-        )
+            browsing = KeywordRanking(view, _and(fq, tq), True)
+            return browsing, parsed, None, Parts(browsing)
         if query.mode == "keyword":
-            kq = _and(tq, fq)
-            parts["keyword"] = kq
-            parts["ranking"] = KeywordRanking(view, kq, newest)
-            return parts["ranking"], parsed, tq, parts
+            keyword_only = KeywordRanking(view, _and(tq, fq), newest)
+            return keyword_only, parsed, tq, Parts(keyword_only)
         semantic = Prefix(np.zeros(0), Docs.empty(), True)
         if self._embed_query is not None and words:
             semantic = self._semantic(
@@ -768,27 +770,20 @@ class SearchEngine:
                 self.semantic_min_score,
             )
         if query.mode == "semantic":
-            ranking: Any = FixedRanking(semantic)
-            parts["fixed"] = True
-            return _resorted(ranking, newest), parsed, tq, parts
+            return _resorted(FixedRanking(semantic), newest), parsed, tq, Parts()
         window = self.max_semantic_hits
-        keyword: KeywordRanking | None = None
         if passage:
             pq = passage_query(words, min_doc_frequency=1 if view.size < 1000 else 2)
-            keyword = KeywordRanking(view, _and(pq, constraint), False, cap=window)
-            parts["fixed"] = True
-        elif tq is not None and parsed.required:
-            kq = _and(tq, fq)
-            keyword = KeywordRanking(view, kq, False)
-            parts["keyword"] = kq
-            parts["ranking"] = keyword
-            parts["semantic"] = semantic
-        else:
-            parts["fixed"] = True
-        ranking = HybridRanking(keyword, semantic, window)
-        if parts.get("fixed"):
-            ranking = FixedRanking(ranking.take(2 * window + 1))
-        return _resorted(ranking, newest), parsed, tq, parts
+            unexcluded = Q.boolean_query([(MUST, Q.all_query()), (MUST_NOT, xq)]) if xq else None
+            capped = KeywordRanking(view, _and(pq, fq, unexcluded), False, cap=window)
+            fused = HybridRanking(capped, semantic, window).take(2 * window + 1)
+            return _resorted(FixedRanking(fused), newest), parsed, tq, Parts()
+        if tq is None or not parsed.required:
+            fused = HybridRanking(None, semantic, window).take(2 * window + 1)
+            return _resorted(FixedRanking(fused), newest), parsed, tq, Parts()
+        keyword = KeywordRanking(view, _and(tq, fq), False)
+        hybrid = HybridRanking(keyword, semantic, window)
+        return _resorted(hybrid, newest), parsed, tq, Parts(keyword, semantic)
 
     # Pages -------------------------------------------------------------------------------
 
@@ -883,7 +878,7 @@ class SearchEngine:
 
     # Totals ------------------------------------------------------------------------------
 
-    def _total(self, query: Query, view: View, ranking: Any, parts: dict[str, Any]) -> int:
+    def _total(self, query: Query, view: View, ranking: Any, parts: Parts) -> int:
         # The keyword commit and the vector index version both decide a total.
         vectors = self.vectors._key if self.vectors is not None else None
         key = (view.generation, vectors, query.fingerprint())
@@ -891,24 +886,24 @@ class SearchEngine:
             if key in self._totals:
                 self._totals.move_to_end(key)
                 return self._totals[key]
-        if parts.get("fixed"):
+        if parts.keyword is None:
             p = ranking.take(1 << 30)
             total = len(_first_of_story(p.docs.stories)) if query.collapse else len(p)
         else:
-            kq = parts["keyword"]
-            known = getattr(parts.get("ranking"), "_count", None)
-            total = self._keyword_total(view, kq, query.collapse, known)
-            sem: Prefix | None = parts.get("semantic")
-            if sem is not None and len(sem):
-                total += self._extra_semantic(view, kq, sem, query.collapse, parts.get("ranking"))
+            total = self._keyword_total(view, parts.keyword, query.collapse)
+            if parts.semantic is not None and len(parts.semantic):
+                total += len(
+                    self._semantic_only(view, parts.keyword, parts.semantic, query.collapse)
+                )
         with self._totals_lock:
             self._totals[key] = total
             while len(self._totals) > 4096:
                 self._totals.popitem(last=False)
         return total
 
-    def _keyword_total(self, view: View, kq: Any, collapse: bool, known: int | None) -> int:
-        n = view.count(kq) if known is None else known
+    def _keyword_total(self, view: View, keyword: KeywordRanking, collapse: bool) -> int:
+        kq = keyword.query
+        n = view.count(kq) if keyword._count is None else keyword._count
         if not collapse or not n:
             return n
         # Stories among the hits: a hit whose story has no other copy is a story of its own;
@@ -920,13 +915,14 @@ class SearchEngine:
         roots = np.intersect1d(stories, shared.ids[~copy])
         return n - int(copy.sum()) + len(stories) - len(roots)
 
-    def _extra_semantic(
-        self, view: View, kq: Any, sem: Prefix, collapse: bool, ranking: Any
-    ) -> int:
-        """Semantic hits (of a hybrid query) that add a result to the keyword hits. Membership
-        in the keyword hits is known for the keyword prefix already fetched; tantivy is asked
+    def _semantic_only(
+        self, view: View, keyword: KeywordRanking, sem: Prefix, collapse: bool
+    ) -> np.ndarray:
+        """Indices of the semantic hits (of a hybrid query) that add a result to the keyword
+        hits: those no keyword hit is, or — collapsed — the first of each story no keyword hit
+        belongs to. Membership is known for the keyword prefix already fetched; tantivy is asked
         only about the rest."""
-        fetched: Prefix | None = getattr(ranking, "_prefix", None)
+        fetched = keyword._prefix
         known = fetched.docs.ids if fetched is not None else np.zeros(0, np.int64)
         complete = fetched is not None and fetched.complete
 
@@ -935,17 +931,18 @@ class SearchEngine:
             hit = ids[np.isin(ids, known)]
             rest = ids[~np.isin(ids, known)]
             if len(rest) and not complete:
-                hit = np.concatenate([hit, view.matching(kq, among=rest).ids])
+                hit = np.concatenate([hit, view.matching(keyword.query, among=rest).ids])
             return hit
 
         if not collapse:
-            return len(sem) - len(keyword_hits(sem.docs.ids))
+            return np.flatnonzero(~np.isin(sem.docs.ids, keyword_hits(sem.docs.ids)))
         # A semantic hit's story is covered when any of its copies is a keyword hit.
         cols = self._columns(view)
-        stories = np.unique(sem.docs.stories)
-        members = np.flatnonzero(np.isin(cols.story, stories))
+        members = np.flatnonzero(np.isin(cols.story, np.unique(sem.docs.stories)))
         covered = cols.story[cols.positions(keyword_hits(cols.ids[members]))]
-        return len(np.setdiff1d(stories, covered))
+        fresh = np.flatnonzero(~np.isin(sem.docs.stories, covered))
+        firsts: np.ndarray = fresh[_first_of_story(sem.docs.stories[fresh])]
+        return firsts
 
     # Snippets ----------------------------------------------------------------------------
 
@@ -1033,12 +1030,12 @@ class SearchEngine:
         ranking, _, _, parts = self._rankings(query, view)
         field_name = {"topic": "topics", None: None}.get(by, by)
         cells: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (day, key, count)
-        if parts.get("fixed"):
+        if parts.keyword is None:
             p = ranking.take(1 << 30)
             idx = _first_of_story(p.docs.stories) if query.collapse else np.arange(len(p))
             cells.append(_cells_of(view, [p.docs.addrs[i] for i in idx.tolist()], by))
         else:
-            kq = parts["keyword"]
+            kq = parts.keyword.query
             dated = Q.range_query(SCHEMA, "date", tantivy.FieldType.Integer, NO_DATE + 1, None)
             base = _and(kq, dated)
             if query.collapse:
@@ -1046,9 +1043,10 @@ class SearchEngine:
             cells.append(_aggregate_cells(view, base, field_name))
             if query.collapse:
                 cells.append(self._copy_cells(view, kq, ranking, by))
-            sem: Prefix | None = parts.get("semantic")
+            sem = parts.semantic
             if sem is not None and len(sem):
-                cells.append(self._semantic_cells(view, kq, sem, query.collapse, by))
+                idx = self._semantic_only(view, parts.keyword, sem, query.collapse)
+                cells.append(_cells_of(view, [sem.docs.addrs[i] for i in idx.tolist()], by))
         return _periods(cells, interval, by)
 
     def _copy_cells(self, view: View, kq: Any, ranking: Any, by: GroupBy | None) -> Any:
@@ -1067,20 +1065,6 @@ class SearchEngine:
         first = np.ones(len(order), dtype=bool)
         first[1:] = d.stories[order][1:] != d.stories[order][:-1]
         return _cells_of(view, [addrs[i] for i in order[first].tolist()], by)
-
-    def _semantic_cells(
-        self, view: View, kq: Any, sem: Prefix, collapse: bool, by: GroupBy | None
-    ) -> Any:
-        """Cells of the semantic hits of a hybrid query that are not keyword hits."""
-        if collapse:
-            covered = view.matching(_and(kq, id_set(np.unique(sem.docs.stories).tolist(), "story")))
-            fresh = ~np.isin(sem.docs.stories, covered.stories)
-            idx = np.flatnonzero(fresh)
-            idx = idx[_first_of_story(sem.docs.stories[idx])]
-        else:
-            hit = view.matching(_and(kq, id_set(sem.docs.ids.tolist())))
-            idx = np.flatnonzero(~np.isin(sem.docs.ids, hit.ids))
-        return _cells_of(view, [sem.docs.addrs[i] for i in idx.tolist()], by)
 
 
 def _resorted(ranking: Any, newest: bool) -> Any:

@@ -176,7 +176,7 @@ def load_articles(
 def excerpt(view: ArticleView, size: int = SNIPPET_CHARS) -> tuple[str, str | None]:
     """(HTML-escaped opening of the summary or text, its language): the snippet of a result no
     query word matched (browsing, semantic hits)."""
-    text = view.summary or view.text or (view.title if not view.text else "")
+    text = view.summary or view.text or view.title
     end = min(len(text), size)
     if end < len(text):
         space = text.rfind(" ", 0, end)
