@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1.7
-# covidnews: one image for every service (API, NLP workers, index writer, beat, bot, crawler).
+# covidnews: one image for every service (API + its index follower, NLP workers, beat, bot,
+# crawler).
 #
 #   docker build -t covidnews .                                   # offline NLP (default extras)
 #   docker build -t covidnews:ml \
@@ -78,7 +79,8 @@ VOLUME ["/data"]
 USER 10001:10001
 WORKDIR /home/covidnews
 EXPOSE 8000
-# Liveness of the API (the default command). Worker containers override or disable it.
+# Liveness of the API (the default command). Worker containers override or disable it; readiness
+# (/readyz: indexes bootstrapped and caught up with the store) is for the orchestrator.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
 ENTRYPOINT ["covidnews"]

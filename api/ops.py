@@ -115,10 +115,14 @@ def healthz() -> dict[str, Any]:
 @bp.get("/readyz")
 @bp.doc(
     summary="Readiness",
-    description="The store answers a query; 503 (problem details) when it does not.",
+    description="The store answers a query and this node's indexes have bootstrapped and are "
+    "caught up with the store (within `COVIDNEWS_INDEX_MAX_LAG` seconds); 503 (problem details) "
+    "when not.",
     responses={200: "Ready", 503: "Not ready"},
 )
 def readyz() -> Any:
+    from covidnews.follow import lag_seconds, read_state
+
     svc = services()
     try:
         with svc.store.engine.connect() as conn:
@@ -133,13 +137,69 @@ def readyz() -> Any:
             headers={"Retry-After": "5"},
             checks={"store": "unreachable"},
         )
+    max_lag = svc.settings.index_max_lag
+    lag = lag_seconds(svc.settings.data_dir)
+    if max_lag > 0 and (lag is None or lag > max_lag):
+        state = read_state(svc.settings.data_dir)
+        why = "bootstrapping" if state is None or not state.get("caught_up_at") else "behind"
+        log.warning("not ready: indexes %s (lag %s s)", why, lag)
+        return problem_response(
+            503,
+            "This node's search indexes are still being built from the store."
+            if why == "bootstrapping"
+            else f"This node's search indexes are {lag:.0f} s behind the store.",
+            title="Not ready",
+            type=TYPE_NOT_READY,
+            headers={"Retry-After": "10"},
+            checks={"store": "ok", "indexes": why},
+        )
     return {
         "status": "ready",
         "checks": {
             "store": "ok",
+            "indexes": "caught up" if lag is not None else "not checked",
+            "index_lag_seconds": None if lag is None else round(lag, 3),
             "search_engine": "loaded" if svc.engine_loaded else "not loaded",
         },
     }
+
+
+class IndexCollector:
+    """This node's index metrics, read when scraped: lag, pending changes, documents."""
+
+    def __init__(self, settings: Any, store: Any) -> None:
+        self.settings, self.store = settings, store
+
+    def collect(self) -> Any:
+        from prometheus_client.core import GaugeMetricFamily
+
+        from covidnews.follow import ChangeFeed, lag_seconds, read_state
+
+        state = read_state(self.settings.data_dir)
+        lag = lag_seconds(self.settings.data_dir)
+        yield GaugeMetricFamily(
+            "covidnews_index_lag_seconds",
+            "Seconds since this node's indexes were last caught up with the store "
+            "(+Inf while bootstrapping).",
+            value=float("inf") if lag is None else lag,
+        )
+        if state is not None:
+            yield GaugeMetricFamily(
+                "covidnews_index_documents",
+                "Documents in this node's keyword index (at its last catch-up).",
+                value=float(state.get("documents") or 0),
+            )
+            try:
+                pending = ChangeFeed(self.store).pending(state["position"])
+            except Exception as exc:  # a scrape must not fail because the store is away
+                log.warning("pending changes unavailable: %s", exc)
+            else:
+                yield GaugeMetricFamily(
+                    "covidnews_index_pending_changes",
+                    "Store changes past this node's position (on PostgreSQL including a "
+                    "re-read window of changes already applied).",
+                    value=float(pending),
+                )
 
 
 @bp.get("/metrics")
@@ -153,6 +213,10 @@ def metrics() -> Response:
         data = generate_latest(registry)
     else:
         data = generate_latest(REGISTRY)
+    svc = services()
+    node = CollectorRegistry()
+    node.register(IndexCollector(svc.settings, svc.store))
+    data += generate_latest(node)
     return Response(data, status=200, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

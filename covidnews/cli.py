@@ -27,7 +27,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo-site": ("crawler.commands:demo_site", "Serve the local demo news site."),
     "demo": ("covidnews.commands.demo:demo", "Run the demo end to end: demo site → crawl → store."),
     "process": ("nlp_worker.commands:process", "Run pending articles through the NLP stages."),
-    "reindex": ("nlp_worker.commands:reindex", "Rebuild the vector index from the store."),
+    "reindex": ("nlp_worker.commands:reindex", "Rebuild this node's indexes from the store."),
+    "follow": (
+        "covidnews.commands.index:follow",
+        "Keep this node's indexes in step with the store.",
+    ),
+    "index": ("covidnews.commands.index:index", "This node's indexes: status, snapshot, restore."),
     "translate": ("nlp_worker.commands:translate", "Translate lines (es⇄en), one out per line in."),
     "classify": ("nlp_worker.commands:classify", "Covid relevance and topics for JSONL articles."),
     "serve": ("covidnews.commands.serve:serve", "Serve the search API (gunicorn)."),

@@ -212,6 +212,26 @@ class Embedding(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class ArticleChange(Base):
+    """The store's change sequence: one row each time an article became searchable (state
+    ``done``), changed while searchable or was deleted — written by database triggers (see
+    migration 0005), so no code path can forget it. Each node's indexes follow it
+    (:mod:`covidnews.follow`). ``xid`` is the PostgreSQL transaction that wrote the row (the
+    follower's watermark: sequence numbers become visible at commit, out of order); SQLite has
+    one writer at a time, so there ``seq`` order is commit order."""
+
+    __tablename__ = "article_changes"
+    __table_args__ = (
+        Index("ix_article_changes_xid_seq", "xid", "seq"),
+        {"sqlite_autoincrement": True},
+    )
+
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True)
+    article_id: Mapped[int] = mapped_column(BigInteger)
+    xid: Mapped[int | None] = mapped_column(BigInteger)
+    changed_at: Mapped[datetime] = mapped_column()
+
+
 class BotPost(Base):
     """A post recorded before it is sent (so a crash never double-posts a story)."""
 

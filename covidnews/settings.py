@@ -120,7 +120,28 @@ class Settings(BaseSettings):
         "(Redis broker). Must exceed the longest batch.",
     )
     index_exact_max: int = Field(
-        default=50_000, ge=0, description="Up to this many vectors the index is exact; then HNSW."
+        default=50_000,
+        ge=0,
+        description="Up to this many vectors the index is exact; past it an IVF index with "
+        "8-bit codes (re-ranked exactly) is trained.",
+    )
+    index_delta_max: int = Field(
+        default=20_000,
+        ge=1,
+        description="Vectors added since the last IVF segment that are searched exactly; "
+        "then they become a segment.",
+    )
+    index_nprobe: int = Field(
+        default=0, ge=0, description="IVF lists visited per query (0: chosen by index size)."
+    )
+    index_max_lag: float = Field(
+        default=120.0,
+        ge=0,
+        description="/readyz answers 503 until this node's indexes have bootstrapped and were "
+        "caught up with the store within this many seconds (0: do not check).",
+    )
+    follow_interval: float = Field(
+        default=1.0, gt=0, description="Seconds between two reads of the store's changes."
     )
 
     # Search ----------------------------------------------------------------------------------

@@ -1,17 +1,17 @@
 """The Celery application (used when ``COVIDNEWS_BROKER_URL`` is set).
 
-Two queues: ``nlp`` (heavy model work; scale these workers out) and ``index`` (the index writer:
-run ONE worker with concurrency 1 on it). Tasks are acknowledged late and rejected if the worker
-dies, so a SIGKILLed worker's batch is redelivered; tasks are idempotent, so redelivery never
-duplicates anything. Models load once per worker process, with thread caps so a 2-core machine
-is not oversubscribed (``COVIDNEWS_NLP_THREADS``).
+Queue ``nlp``: heavy model work; scale these workers out. Workers write the store only: each
+API node's indexes follow the store (:mod:`covidnews.follow`), there is no index queue. Tasks
+are acknowledged late and rejected if the worker dies, so a SIGKILLed worker's batch is
+redelivered; tasks are idempotent, so redelivery never duplicates anything. Models load once per
+worker process, with thread caps so a 2-core machine is not oversubscribed
+(``COVIDNEWS_NLP_THREADS``).
 
 Operations: with ``COVIDNEWS_METRICS_PORT`` a worker serves Prometheus metrics (task durations and
 failures, articles per stage, queue depths; see :mod:`covidnews.metrics`);
 ``COVIDNEWS_LOG_FORMAT=json`` makes its log lines JSON objects carrying the ``task_id``.
 
-Run: ``celery -A nlp_worker.celery_app worker -Q nlp -c 2`` and
-``celery -A nlp_worker.celery_app worker -Q index -c 1``.
+Run: ``celery -A nlp_worker.celery_app worker -Q nlp -c 2``.
 
 The bot (``bot/tasks.py``) runs on a third queue, ``bot``, scheduled by Celery beat: a run every
 30 minutes and the daily digest at 21:00 UTC (``celery -A nlp_worker.celery_app beat`` and
@@ -33,13 +33,11 @@ from celery.signals import (
     task_postrun,
     task_prerun,
     worker_process_init,
-    worker_ready,
 )
 
 from covidnews.settings import get_settings
 
 NLP_QUEUE = "nlp"
-INDEX_QUEUE = "index"
 BOT_QUEUE = "bot"
 
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
@@ -69,7 +67,6 @@ def make_app(broker_url: str | None = None) -> Celery:
         accept_content=["json"],
         task_default_queue=NLP_QUEUE,
         task_routes={
-            "nlp_worker.tasks.index_batch": {"queue": INDEX_QUEUE},
             "bot.tasks.*": {"queue": BOT_QUEUE},
         },
         beat_schedule=BEAT_SCHEDULE,
@@ -102,14 +99,6 @@ def _cap_threads(**_: Any) -> None:
         pass
 
 
-@worker_ready.connect
-def _catch_up(sender: Any = None, **_: Any) -> None:
-    """The index writer catches up with the store when it starts (the indexes are caches)."""
-    queues = {q.name for q in getattr(getattr(sender, "task_consumer", None), "queues", [])}
-    if INDEX_QUEUE in queues:
-        sender.app.send_task("nlp_worker.tasks.index_batch", args=[None], queue=INDEX_QUEUE)
-
-
 # Operations: metrics and logs ----------------------------------------------------------------
 
 
@@ -118,7 +107,7 @@ def _serve_metrics(**_: Any) -> None:
     """The worker's main process, before its pool starts: the metrics exporter."""
     from covidnews.metrics import start_worker_metrics
 
-    start_worker_metrics(get_settings(), [NLP_QUEUE, INDEX_QUEUE, BOT_QUEUE])
+    start_worker_metrics(get_settings(), [NLP_QUEUE, BOT_QUEUE])
 
 
 @task_prerun.connect

@@ -63,26 +63,22 @@ def process(limit: int | None, progress: bool | None, as_json: bool) -> None:
 @click.command()
 @click.option("--model", help="Embedding model id (default: the configured embedder's).")
 def reindex(model: str | None) -> None:
-    """Rebuild the vector and keyword indexes from the store (the source of truth)."""
-    from covidnews.index import VectorIndex, store_vectors
-    from covidnews.search.documents import rebuild_search
+    """Rebuild this machine's vector and keyword indexes from the store (the source of truth),
+    then follow the store's changes from there. Searches keep the old indexes until the new
+    ones are complete."""
+    from covidnews.follow import Follower
 
     settings = load()
     store = open_store(settings)
     try:
-        if model is None:
-            from nlp_worker.stages import Backends
-
-            model = Backends.from_settings(settings).embedder.model_id
-        ids, vectors = store_vectors(store, model)
-        manifest = VectorIndex(
-            settings.index_dir, model, exact_max=settings.index_exact_max
-        ).rebuild(ids, vectors)
-        documents = rebuild_search(store, settings.search_dir)
+        follower = Follower.from_settings(settings, store, model)
+        report = follower.reset()
+        m = follower.vectors.manifest()
     finally:
         store.close()
-    click.echo(f"index {manifest.file}: {manifest.count} vectors ({manifest.kind}), model {model}")
-    click.echo(f"keyword index: {documents} articles")
+    kind = m.kind if m is not None else "empty"
+    click.echo(f"vector index: {report.vectors} vectors ({kind}), model {follower.model}")
+    click.echo(f"keyword index: {report.written} articles")
 
 
 def _open_text(path: str) -> IO[str]:

@@ -8,9 +8,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from covidnews.index import sync_index
+from covidnews.follow import Follower
 from covidnews.schema import Article, ProcessingState
-from covidnews.search.documents import sync_search
 from covidnews.store import Store
 from nlp_worker.stages import Backends, claim, run_batch
 
@@ -20,8 +19,8 @@ class ProcessReport:
     done: int = 0
     failed: int = 0
     retry: int = 0
-    indexed: int = 0  # vectors added to the vector index
-    searchable: int = 0  # documents written to the keyword index
+    indexed: int = 0  # vectors written to this machine's vector index
+    searchable: int = 0  # documents written to this machine's keyword index
     failed_ids: list[int] = field(default_factory=list)
 
 
@@ -48,9 +47,11 @@ def process_ids(
     backends: Backends | None = None,
     on_batch: Callable[[int], None] | None = None,
 ) -> ProcessReport:
-    """Process these articles in batches and bring the index up to date."""
+    """Process these articles in batches; after each, this machine's indexes follow the store
+    (the same follower an API node runs)."""
     backends = backends or Backends.from_settings(settings)
     report = ProcessReport()
+    follower = Follower.from_settings(settings, store, backends.embedder.model_id)
     size = settings.nlp_batch_size
     for start in range(0, len(ids), size):
         batch = claim(store, ids[start : start + size])
@@ -59,16 +60,10 @@ def process_ids(
         report.failed += len(result.failed)
         report.retry += len(result.retry)
         report.failed_ids += result.failed
-        if result.embedded:
-            report.indexed += sync_index(
-                store,
-                settings.index_dir,
-                backends.embedder.model_id,
-                exact_max=settings.index_exact_max,
-                article_ids=result.embedded,
-            )
-        if result.done:
-            report.searchable += sync_search(store, settings.search_dir, result.done)
+        if result.done or result.embedded:
+            followed = follower.poll()
+            report.indexed += followed.vectors
+            report.searchable += followed.written
         if on_batch:
             on_batch(len(ids[start : start + size]))
     return report

@@ -1,4 +1,7 @@
-"""Celery tasks: thin, idempotent, taking article ids. The work is in :mod:`nlp_worker.stages`."""
+"""Celery tasks: thin, idempotent, taking article ids. The work is in :mod:`nlp_worker.stages`.
+
+Workers only write the store; every API node's indexes follow the store's change sequence
+(:mod:`covidnews.follow`), so there is no index task."""
 
 from __future__ import annotations
 
@@ -8,9 +11,7 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from covidnews.index import sync_index
-from covidnews.metrics import record_batch, record_indexed
-from covidnews.search.documents import sync_search
+from covidnews.metrics import record_batch
 from covidnews.settings import get_settings
 from covidnews.store import Store
 from nlp_worker.celery_app import app
@@ -58,33 +59,8 @@ def process_batch(self: Any, article_ids: list[int]) -> dict[str, int]:
         len(report.failed),
         len(report.retry),
     )
-    if report.done:
-        index_batch.delay(report.done)
     if report.retry:
         # Articles that failed this time go back on the queue later, alone, so they cannot
         # hold up the batch they came with; after the last attempt they are marked failed.
         process_batch.apply_async((report.retry,), countdown=min(300, 10 * 2**self.request.retries))
     return {"done": len(report.done), "failed": len(report.failed), "retry": len(report.retry)}
-
-
-@app.task(name="nlp_worker.tasks.index_batch", **RELIABLE)
-def index_batch(self: Any, article_ids: list[int] | None) -> dict[str, int]:
-    """Bring both indexes up to date for these processed articles (None: catch up with the
-    whole store). Vectors first, so an article is keyword-searchable only once its vector is
-    in the vector index too."""
-    settings = get_settings()
-    vectors = sync_index(
-        _store(),
-        settings.index_dir,
-        _embedder_model_id(),
-        exact_max=settings.index_exact_max,
-        article_ids=article_ids,
-    )
-    documents = sync_search(_store(), settings.search_dir, article_ids)
-    record_indexed(documents)
-    return {"vectors": vectors, "documents": documents}
-
-
-@functools.cache
-def _embedder_model_id() -> str:
-    return str(_backends().embedder.model_id)

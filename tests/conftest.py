@@ -180,8 +180,7 @@ def corpus_pg(
     corpus: Corpus, pg_admin: object, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Corpus]:
     """The same processed rows copied into PostgreSQL, indexes built from there."""
-    from covidnews.index import sync_index
-    from covidnews.search.documents import sync_search
+    from covidnews.follow import Follower
     from covidnews.settings import load_settings
     from nlp_worker.stages import Backends
     from tests.corpus import copy_store
@@ -199,8 +198,7 @@ def corpus_pg(
             broker_url=None,
         )
         model = Backends.from_settings(settings).embedder.model_id
-        sync_index(s, settings.index_dir, model, exact_max=settings.index_exact_max)
-        sync_search(s, settings.search_dir)
+        assert Follower.from_settings(settings, s, model).poll().bootstrapped
         s.close()
         yield Corpus(settings, corpus.rows, corpus.ids)
     finally:

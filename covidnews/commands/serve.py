@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
+import threading
 from typing import Any
 
 import click
@@ -78,6 +80,13 @@ def _bind(host: str, port: int) -> str:
     help="Load the search engine (models, index) before forking, not on the first search.",
 )
 @click.option("--access-log/--no-access-log", default=True, show_default=True)
+@click.option(
+    "--follow/--no-follow",
+    default=True,
+    show_default=True,
+    help="Run this node's index follower (`covidnews follow`) next to the API, restarted if it "
+    "dies. --no-follow when another process follows for this data directory.",
+)
 def serve(
     host: str,
     port: int,
@@ -87,12 +96,16 @@ def serve(
     graceful_timeout: int,
     preload_engine: bool,
     access_log: bool,
+    follow: bool,
 ) -> None:
     """Serve the search API (and its docs at /api/docs) with gunicorn.
 
     Rate limits are per process unless COVIDNEWS_REDIS_URL is set (then shared by all workers
     and machines). Put a reverse proxy in front for TLS; set COVIDNEWS_API_TRUSTED_PROXIES so
     client addresses are read from X-Forwarded-For.
+
+    The node's indexes (COVIDNEWS_DATA_DIR) follow the store: a new node bootstraps them first,
+    and /readyz answers 503 until it has caught up (COVIDNEWS_INDEX_MAX_LAG).
     """
     settings = load()
     if workers is None:
@@ -144,7 +157,11 @@ def serve(
                     self.application.extensions["covidnews"].warm()
             return self.application
 
+    follower = FollowerProcess() if follow else None
+
     def when_ready(server: Any) -> None:
+        if follower is not None:
+            follower.start()
         for listener in server.LISTENERS:
             address = listener.sock.getsockname()
             url = f"http://{_bind(address[0], address[1])}"
@@ -172,6 +189,7 @@ def serve(
         "proc_name": "covidnews-api",
         "when_ready": when_ready,
         "child_exit": child_exit,
+        "on_exit": lambda _server: follower.stop() if follower is not None else None,
         "control_socket_disable": True,
     }
     owner = os.getpid()
@@ -179,5 +197,40 @@ def serve(
         Server(options).run()
     finally:
         # Workers are forks that leave through here too: only the master cleans up.
-        if made_dir is not None and os.getpid() == owner:
-            shutil.rmtree(made_dir, ignore_errors=True)
+        if os.getpid() == owner:
+            if follower is not None:
+                follower.stop()
+            if made_dir is not None:
+                shutil.rmtree(made_dir, ignore_errors=True)
+
+
+class FollowerProcess:
+    """``covidnews follow`` as a child of the server, restarted when it exits."""
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="follower", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._proc = subprocess.Popen([sys.executable, "-m", "covidnews", "follow"])
+            code = self._proc.wait()
+            if not self._stop.is_set():
+                logging.getLogger(__name__).warning("index follower exited (%s); restarting", code)
+                self._stop.wait(2.0)
+
+    def stop(self) -> None:
+        self._stop.set()
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()

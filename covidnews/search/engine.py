@@ -37,7 +37,7 @@ from typing import Any, Literal
 import numpy as np
 import tantivy
 
-from covidnews.index import VectorIndex, _faiss
+from covidnews.index import Snapshot, VectorIndex, _faiss
 from covidnews.search import snippets as snippet_mod
 from covidnews.search.analysis import (
     ParsedQuery,
@@ -251,10 +251,33 @@ class View:
             addrs = self.top(query, n)[1]
         return self.docs(addrs)
 
+    def addresses(self, docs: Docs, idx: np.ndarray) -> list[Any]:
+        """Addresses of these documents (``idx`` into ``docs``). Semantic hits come without
+        one (they come from the vector rows) and are looked up by article id; an article the
+        keyword index does not have (yet) gets ``None``."""
+        out = [docs.addrs[i] for i in idx.tolist()]
+        missing = [int(docs.ids[i]) for i, a in zip(idx.tolist(), out, strict=True) if a is None]
+        if missing and self.searcher is not None:
+            _, found = self.top(id_set(missing), len(set(missing)))
+            by_id = dict(
+                zip(fast_values(self.searcher, "id", found, np.int64).tolist(), found, strict=True)
+            )
+            out = [
+                a if a is not None else by_id.get(int(docs.ids[i]))
+                for i, a in zip(idx.tolist(), out, strict=True)
+            ]
+        return out
+
     def column(self, name: str, addrs: list[Any], dtype: Any = np.int64) -> np.ndarray:
-        if self.searcher is None:
-            return np.zeros(0, dtype=dtype)
-        return fast_values(self.searcher, name, addrs, dtype)
+        """A fast field of these documents (0 for a ``None`` address)."""
+        present = [i for i, a in enumerate(addrs) if a is not None]
+        if self.searcher is None or not present:
+            return np.zeros(len(addrs), dtype=dtype)
+        if len(present) == len(addrs):
+            return fast_values(self.searcher, name, addrs, dtype)
+        out = np.zeros(len(addrs), dtype=dtype)
+        out[present] = fast_values(self.searcher, name, [addrs[i] for i in present], dtype)
+        return out
 
     def aggregate(self, query: Any, agg: dict[str, Any]) -> dict[str, Any]:
         if self.searcher is None:
@@ -270,74 +293,45 @@ class View:
 
 
 class Columns:
-    """Every document's fast fields as arrays, read once per commit (lazily: the semantic side
-    filters its nearest vectors with them, as a few vector operations instead of a tantivy
-    query per candidate set; tantivy's id-set queries cost ~6 µs per id)."""
+    """The filter columns of the vector rows (one snapshot of the vector index, memory-mapped):
+    the semantic side filters its nearest vectors with a few vector operations instead of a
+    tantivy query per candidate set (tantivy's id-set queries cost ~6 µs per id)."""
 
-    def __init__(self, view: View) -> None:
-        s = view.searcher
-        self.generation = view.generation
-        self.addrs: list[Any] = []
-        if s is not None and s.num_docs:
-            self.addrs = [a for _, a in s.search(Q.all_query(), s.num_docs, count=False).hits]
-        n = len(self.addrs)
+    def __init__(self, snap: Snapshot) -> None:
+        self.snap = snap
+        self.rows = snap.rows
 
-        def col(name: str, dtype: Any) -> np.ndarray:
-            if not n:
-                return np.zeros(0, dtype=dtype)
-            return np.asarray(s.fast_field_values(name, self.addrs), dtype=dtype)  # type: ignore[union-attr]
-
-        self.ids = col("id", np.int64)
-        self.date = col("date", np.int64)
-        self.source = col("source", np.int64)
-        self.country = col("country", np.uint64)
-        self.language = col("language", np.uint64)
-        self.topics = col("topic_mask", np.uint64)
-        self.covid = col("covid", np.int64)
-        self.story = col("story", np.int64)
-        self._order = np.argsort(self.ids, kind="stable")
-        self._sorted = self.ids[self._order]
-        self.rows_key: Any = None
-        self.rows = np.zeros(0, dtype=np.int64)  # FAISS row of each document (-1: none)
-
-    def __len__(self) -> int:
-        return int(self.ids.shape[0])
-
-    def positions(self, article_ids: np.ndarray) -> np.ndarray:
-        """Positions of these article ids (-1 where not indexed)."""
-        ids = np.asarray(article_ids, dtype=np.int64)
-        if not len(self._sorted) or not len(ids):
-            return np.full(len(ids), -1, dtype=np.int64)
-        at = np.clip(np.searchsorted(self._sorted, ids), 0, len(self._sorted) - 1)
-        return np.where(self._sorted[at] == ids, self._order[at], -1)
-
-    def mask(self, f: Filters) -> np.ndarray:
-        """The documents these filters allow (the same meaning as :func:`filter_query`)."""
-        m = np.ones(len(self), dtype=bool)
+    def mask(self, f: Filters, at: np.ndarray | None = None) -> np.ndarray:
+        """Which rows (all, or these) are live and pass the filters (the meaning of
+        :func:`filter_query`)."""
+        r = self.rows if at is None else self.rows[at]
+        m = self.snap.live.copy() if at is None else self.snap.live[at]
         if f.covid is not None:
-            m &= self.covid == (1 if f.covid else 0)
+            m &= r["covid"] == (1 if f.covid else 0)
         if f.date_from is not None:
-            m &= self.date >= _day_start(f.date_from)
+            m &= r["date"] >= _day_start(f.date_from)
         if f.date_to is not None:
-            m &= (self.date <= _day_start(f.date_to) + 86_399) & (self.date != NO_DATE)
+            dates = r["date"]
+            m &= (dates <= _day_start(f.date_to) + 86_399) & (dates != NO_DATE)
         if f.sources:
-            m &= np.isin(self.source, np.asarray(f.sources, dtype=np.int64))
+            m &= np.isin(r["source"], np.asarray(f.sources, dtype=np.int64))
         if f.countries:
-            m &= np.isin(self.country, np.asarray([code(c) for c in f.countries], np.uint64))
+            m &= np.isin(r["country"], np.asarray([code(c) for c in f.countries], np.uint64))
         if f.languages:
-            m &= np.isin(self.language, np.asarray([code(c) for c in f.languages], np.uint64))
+            m &= np.isin(r["language"], np.asarray([code(c) for c in f.languages], np.uint64))
         if f.topics:
             names = topic_ids()
             bits = sum(1 << names.index(t) for t in f.topics if t in names)
-            m &= (self.topics & np.uint64(bits)) != 0
-        return m
+            m &= (r["topics"] & np.uint64(bits)) != 0
+        return np.asarray(m, dtype=bool)
 
-    def docs(self, positions: np.ndarray) -> Docs:
+    def docs(self, rows: np.ndarray) -> Docs:
+        r = self.rows[rows] if len(rows) else np.zeros(0, dtype=self.rows.dtype)
         return Docs(
-            self.ids[positions],
-            self.story[positions],
-            self.date[positions],
-            [self.addrs[i] for i in positions.tolist()],
+            np.asarray(r["id"], np.int64),
+            np.asarray(r["story"], np.int64),
+            np.asarray(r["date"], np.int64),
+            [None] * len(rows),
         )
 
 
@@ -476,7 +470,8 @@ class HybridRanking:
             return self._fused
         kw = self.keyword.take(self.window).head(self.window) if self.keyword else None
         parts_ids, parts_keys = [], []
-        frames = [self.semantic] + ([kw] if kw is not None else [])
+        # Keyword hits first: a document in both keeps its keyword-index address.
+        frames = ([kw] if kw is not None else []) + [self.semantic]
         for p in frames:
             parts_ids.append(p.docs.ids)
             parts_keys.append(1.0 / (RRF_K + 1.0 + np.arange(len(p))))
@@ -536,64 +531,6 @@ def _first_of_story(stories: np.ndarray) -> np.ndarray:
 # Vectors -----------------------------------------------------------------------------------
 
 
-@dataclass
-class VectorState:
-    faiss_index: Any
-    ids: np.ndarray  # article ids, sorted
-    rows: np.ndarray  # their rows in ``matrix``
-    matrix: np.ndarray
-    row_ids: np.ndarray  # article id of each row
-    exact: bool  # a flat index (exact search) rather than an HNSW graph
-
-    @property
-    def size(self) -> int:
-        return int(self.matrix.shape[0])
-
-    def rows_of(self, article_ids: np.ndarray) -> np.ndarray:
-        if not len(self.ids) or not len(article_ids):
-            return np.full(len(article_ids), -1, dtype=np.int64)
-        at = np.clip(np.searchsorted(self.ids, article_ids), 0, len(self.ids) - 1)
-        return np.where(self.ids[at] == article_ids, self.rows[at], -1)
-
-
-class VectorSide:
-    """The article vectors of the current FAISS index, by article id."""
-
-    def __init__(self, index: VectorIndex) -> None:
-        self.index = index
-        self._lock = threading.Lock()
-        self._key: int | None = None
-        z = np.zeros(0, np.int64)
-        self._state = VectorState(None, z, z, np.zeros((0, 1), np.float32), z, True)
-
-    def state(self) -> VectorState:
-        faiss_index = self.index._refresh()
-        key = id(faiss_index)
-        if key != self._key:
-            with self._lock:
-                if key != self._key:
-                    z = np.zeros(0, np.int64)
-                    state = VectorState(faiss_index, z, z, np.zeros((0, 1), np.float32), z, True)
-                    if faiss_index is not None and faiss_index.ntotal:
-                        faiss = _faiss()
-                        ids = faiss.vector_to_array(faiss_index.id_map).astype(np.int64)
-                        inner = faiss.downcast_index(faiss_index.index)
-                        flat = faiss.downcast_index(getattr(inner, "storage", inner))
-                        n, d = int(flat.ntotal), int(flat.d)
-                        raw = faiss.rev_swig_ptr(flat.get_xb(), n * d)
-                        order = np.argsort(ids, kind="stable")
-                        state = VectorState(
-                            faiss_index,
-                            ids[order],
-                            order.astype(np.int64),
-                            np.asarray(raw, dtype=np.float32).reshape(n, d),
-                            ids,
-                            not hasattr(inner, "hnsw"),
-                        )
-                    self._state, self._key = state, key
-        return self._state
-
-
 # The engine --------------------------------------------------------------------------------
 
 
@@ -608,13 +545,11 @@ class SearchEngine:
         max_semantic_hits: int = 1000,
     ) -> None:
         self.reader = KeywordReader(keyword_dir)
-        self.vectors = VectorSide(vector_index) if vector_index is not None else None
+        self.vectors = vector_index
         self._embed_query = embed_query
         self.semantic_min_score = semantic_min_score
         self.max_semantic_hits = max_semantic_hits
-        self._cols: Columns | None = None
-        self._cols_lock = threading.Lock()
-        self._totals: OrderedDict[tuple[int, int | None, str], int] = OrderedDict()
+        self._totals: OrderedDict[tuple[int, Any, str], int] = OrderedDict()
         self._totals_lock = threading.Lock()
 
     @classmethod
@@ -663,81 +598,62 @@ class SearchEngine:
 
     # Semantic ----------------------------------------------------------------------------
 
-    def _nearest(self, st: VectorState, qv: np.ndarray, want: int) -> tuple[np.ndarray, np.ndarray]:
-        """(article ids, cosine) of the ``want`` nearest vectors of the whole index."""
-        if st.exact or want >= st.size:
-            sims = st.matrix @ qv
-            everything = np.arange(st.size)
-            top = np.argpartition(-sims, want - 1)[:want] if want < st.size else everything
-            return st.row_ids[top], sims[top].astype(np.float64)
-        scores, ids = st.faiss_index.search(qv.reshape(1, -1).astype(np.float32), want)
-        ok = ids[0] >= 0
-        return ids[0][ok].astype(np.int64), scores[0][ok].astype(np.float64)
-
-    def _columns(self, view: View) -> Columns:
-        cols = self._cols
-        if cols is None or cols.generation != view.generation:
-            with self._cols_lock:
-                cols = self._cols
-                if cols is None or cols.generation != view.generation:
-                    cols = self._cols = Columns(view)
-        return cols
+    def _snapshot(self) -> Snapshot | None:
+        snap = self.vectors.snapshot() if self.vectors is not None else None
+        return snap if snap is not None and snap.size else None
 
     def _semantic(
-        self, view: View, qv: np.ndarray, allowed: np.ndarray, k: int, min_score: float
+        self,
+        view: View,
+        qv: np.ndarray,
+        filters: Filters,
+        excluded: Any,
+        k: int,
+        min_score: float,
+        not_story: int | None = None,
     ) -> Prefix:
-        """The k nearest documents that ``allowed`` (a mask over the commit's columns) lets
-        through, with cosine ≥ min_score: exact over the candidates when they are few (or the
-        index is flat), else the HNSW graph — with an id selector when filters are selective."""
+        """The k nearest articles that the filters let through (minus the documents of
+        ``excluded`` and of the story ``not_story``), with cosine ≥ min_score. First the
+        nearest of the whole index, filtered; when the filters leave too few, again among the
+        rows they allow: an exact product when those are few, else the IVF segments with a
+        row selector."""
         empty = Prefix(np.zeros(0), Docs.empty(), True)
-        if self.vectors is None or view.searcher is None:
+        snap = self._snapshot()
+        if snap is None:
             return empty
-        st = self.vectors.state()
-        if not st.size:
-            return empty
-        cols = self._columns(view)
-        if cols.rows_key != id(st.faiss_index):
-            cols.rows, cols.rows_key = st.rows_of(cols.ids), id(st.faiss_index)
-        mask = allowed & (cols.rows >= 0)
-        candidates = np.flatnonzero(mask)
-        if len(candidates) <= EXACT_CANDIDATES or st.exact:
-            pos = candidates
-            sims = (st.matrix[cols.rows[candidates]] @ qv).astype(np.float64)
-        else:
-            query = qv.reshape(1, -1).astype(np.float32)
-            want = min(k + k // 2, st.size)
-            scores, got = st.faiss_index.search(query, want)
-            ok = got[0] >= 0
-            pos = cols.positions(got[0][ok])
-            sims = scores[0][ok].astype(np.float64)
-            keep = (pos >= 0) & mask[np.maximum(pos, 0)]
-            reached = len(sims) > 0 and float(sims[-1]) < min_score
-            if keep.sum() >= k or reached:
-                pos, sims = pos[keep], sims[keep]
-            else:
-                # Selective filters: search again among the candidates only.
-                faiss = _faiss()
-                params = faiss.SearchParametersHNSW(
-                    sel=faiss.IDSelectorBatch(cols.ids[candidates]), efSearch=max(k, 128)
-                )
-                scores, got = st.faiss_index.search(query, min(k, len(candidates)), params=params)
-                ok = got[0] >= 0
-                pos = cols.positions(got[0][ok])
-                sims = scores[0][ok].astype(np.float64)
-                pos, sims = pos[pos >= 0], sims[pos >= 0]
-        keep = sims >= min_score
-        pos, sims = pos[keep], sims[keep]
-        order = np.lexsort((-cols.ids[pos], -sims))[:k]
-        return Prefix(sims[order], cols.docs(pos[order]), True)
+        cols = Columns(snap)
+        gone = np.zeros(0, np.int64)
+        if excluded is not None and view.searcher is not None:
+            gone = snap.positions(view.matching(excluded).ids)
+            gone = gone[gone >= 0]
 
-    def _allowed(self, view: View, filters: Filters, excluded: Any) -> np.ndarray:
-        """Mask over the commit's columns: the filters, minus the documents of exclusions."""
-        cols = self._columns(view)
-        mask = cols.mask(filters)
-        if excluded is not None:
-            gone = cols.positions(view.matching(excluded).ids)
-            mask[gone[gone >= 0]] = False
-        return mask
+        def passes(rows: np.ndarray | None) -> np.ndarray:
+            m = cols.mask(filters, rows)
+            sel = cols.rows if rows is None else cols.rows[rows]
+            if not_story is not None:
+                m &= sel["story"] != not_story
+            if len(gone):
+                m &= ~np.isin(np.arange(len(cols.rows)) if rows is None else rows, gone)
+            return m
+
+        want = min(k + k // 2, snap.size)
+        rows, sims = snap.nearest(qv, want)
+        keep = passes(rows)
+        reached = len(sims) > 0 and float(sims[-1]) < min_score
+        if keep.sum() >= k or reached or len(rows) < want:
+            rows, sims = rows[keep], sims[keep]
+        else:
+            allowed = passes(None)
+            candidates = np.flatnonzero(allowed)
+            if len(candidates) <= EXACT_CANDIDATES or not snap.segments:
+                rows, sims = candidates, snap.exact(qv, candidates)
+            else:
+                rows, sims = snap.nearest(qv, k, allowed)
+        ok = sims >= min_score
+        rows, sims = rows[ok], sims[ok]
+        ids = np.asarray(cols.rows["id"][rows], np.int64) if len(rows) else np.zeros(0, np.int64)
+        order = np.lexsort((-ids, -sims))[:k]
+        return Prefix(sims[order], cols.docs(rows[order]), True)
 
     # Ranking -----------------------------------------------------------------------------
 
@@ -765,7 +681,8 @@ class SearchEngine:
             semantic = self._semantic(
                 view,
                 self._embed_query(words),
-                self._allowed(view, query.filters, xq),
+                query.filters,
+                xq,
                 self.max_semantic_hits,
                 self.semantic_min_score,
             )
@@ -839,14 +756,15 @@ class SearchEngine:
                 key = int(key)
             next_cursor = self.encode_cursor(query, key, int(p.docs.ids[last]), last + 1)
         total = self._total(query, view, ranking, parts)
-        addrs = {int(p.docs.ids[i]): p.docs.addrs[i] for i in idx.tolist()}
+        found = view.addresses(p.docs, idx)
+        addrs = {int(p.docs.ids[i]): a for i, a in zip(idx.tolist(), found, strict=True)}
         return Page(hits, total, next_cursor, parsed, view, tq, addrs)
 
     def _hits(self, view: View, p: Prefix, idx: np.ndarray, collapse: bool) -> list[Hit]:
         members: dict[int, list[int]] = {}
         if collapse and len(idx):
             # Only stories marked shared have other copies to list.
-            shared = view.column("shared", [p.docs.addrs[i] for i in idx.tolist()]) == 1
+            shared = view.column("shared", view.addresses(p.docs, idx)) == 1
             stories = np.unique(p.docs.stories[idx][shared])
         if collapse and len(idx) and len(stories):
             m = view.matching(id_set(stories.tolist(), "story"))
@@ -880,7 +798,8 @@ class SearchEngine:
 
     def _total(self, query: Query, view: View, ranking: Any, parts: Parts) -> int:
         # The keyword commit and the vector index version both decide a total.
-        vectors = self.vectors._key if self.vectors is not None else None
+        snap = self._snapshot()
+        vectors = snap.key if snap is not None else None
         key = (view.generation, vectors, query.fingerprint())
         with self._totals_lock:
             if key in self._totals:
@@ -937,9 +856,8 @@ class SearchEngine:
         if not collapse:
             return np.flatnonzero(~np.isin(sem.docs.ids, keyword_hits(sem.docs.ids)))
         # A semantic hit's story is covered when any of its copies is a keyword hit.
-        cols = self._columns(view)
-        members = np.flatnonzero(np.isin(cols.story, np.unique(sem.docs.stories)))
-        covered = cols.story[cols.positions(keyword_hits(cols.ids[members]))]
+        members = view.matching(id_set(np.unique(sem.docs.stories).tolist(), "story"))
+        covered = members.stories[np.isin(members.ids, keyword_hits(members.ids))]
         fresh = np.flatnonzero(~np.isin(sem.docs.stories, covered))
         firsts: np.ndarray = fresh[_first_of_story(sem.docs.stories[fresh])]
         return firsts
@@ -1001,18 +919,15 @@ class SearchEngine:
 
     def similar(self, article_id: int, k: int = 10, filters: Filters | None = None) -> list[Hit]:
         """The k articles nearest to this one (other copies of its story excluded)."""
-        view = self.view()
-        if self.vectors is None or view.searcher is None:
+        snap = self._snapshot()
+        if snap is None:
             return []
-        cols = self._columns(view)
-        me = cols.positions(np.asarray([article_id]))[0]
-        st = self.vectors.state()
-        rows = st.rows_of(np.asarray([article_id]))
-        if me < 0 or rows[0] < 0:
+        row = int(snap.positions(np.asarray([article_id]))[0])
+        if row < 0:
             return []
-        allowed = cols.mask(filters or Filters(covid=None)) & (cols.story != cols.story[me])
-        allowed[me] = False
-        p = self._semantic(view, st.matrix[rows[0]], allowed, k, -np.inf)
+        story = int(snap.rows["story"][row])
+        qv = np.asarray(snap.vectors[row], dtype=np.float32)
+        p = self._semantic(self.view(), qv, filters or Filters(covid=None), None, k, -np.inf, story)
         return [
             Hit(int(a), float(s), None if int(d) == NO_DATE else int(d))
             for a, s, d in zip(p.docs.ids, p.keys, p.docs.dates, strict=True)
@@ -1033,7 +948,7 @@ class SearchEngine:
         if parts.keyword is None:
             p = ranking.take(1 << 30)
             idx = _first_of_story(p.docs.stories) if query.collapse else np.arange(len(p))
-            cells.append(_cells_of(view, [p.docs.addrs[i] for i in idx.tolist()], by))
+            cells.append(_cells_of(view, view.addresses(p.docs, idx), by))
         else:
             kq = parts.keyword.query
             dated = Q.range_query(SCHEMA, "date", tantivy.FieldType.Integer, NO_DATE + 1, None)
@@ -1046,7 +961,7 @@ class SearchEngine:
             sem = parts.semantic
             if sem is not None and len(sem):
                 idx = self._semantic_only(view, parts.keyword, sem, query.collapse)
-                cells.append(_cells_of(view, [sem.docs.addrs[i] for i in idx.tolist()], by))
+                cells.append(_cells_of(view, view.addresses(sem.docs, idx), by))
         return _periods(cells, interval, by)
 
     def _copy_cells(self, view: View, kq: Any, ranking: Any, by: GroupBy | None) -> Any:
@@ -1115,6 +1030,7 @@ def _cells_of(
     view: View, addrs: list[Any], by: GroupBy | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(day, key, 1) cells of these documents (undated ones left out)."""
+    addrs = [a for a in addrs if a is not None]
     if not addrs:
         return _no_cells()
     dates = view.column("date", addrs)

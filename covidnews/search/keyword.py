@@ -277,6 +277,12 @@ class KeywordIndex:
         stamps = fast_values(searcher, "stamp", addrs, np.float64).tolist()
         return dict(zip(ids, stamps, strict=True))
 
+    def count(self) -> int:
+        """Documents in the index."""
+        if not (self.path / "meta.json").exists():
+            return 0
+        return int(open_index(self.path).searcher().num_docs)
+
     def unshared(self, article_ids: Sequence[int]) -> list[int]:
         """Which of these indexed articles are marked as having no copies."""
         if not article_ids or not (self.path / "meta.json").exists():

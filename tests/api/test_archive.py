@@ -341,7 +341,7 @@ def test_etag_and_304(client: FlaskClient, facts: dict[str, Any]) -> None:
 def evil(corpus: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, int]]:
     """A copy of the corpus plus one article whose title and text carry HTML."""
     from covidnews.ingest import ingest_path
-    from covidnews.search.documents import sync_search
+    from covidnews.follow import Follower
     from tests.corpus import copy_store, write_jsonl
 
     root: Path = tmp_path_factory.mktemp("evil")
@@ -371,7 +371,7 @@ def evil(corpus: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tupl
     settings = load_settings(
         data_dir=root / "var", database_url=url, process_on_ingest=False, broker_url=None
     )
-    sync_search(store, settings.search_dir)
+    Follower(store, settings.data_dir, "none").poll()  # keyword documents (no vectors here)
     store.close()
     app = create_app({"SETTINGS": settings, "TESTING": True, "RATELIMIT_ENABLED": False})
     yield app, evil_id

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import re
 
 from apiflask import APIFlask
@@ -16,16 +18,38 @@ def test_healthz(app: APIFlask) -> None:
     assert response.get_json() == {"status": "ok"}
 
 
-def test_readyz_on_a_real_store(make_app: AppFactory, db_url: str) -> None:
-    app = make_app(db_url=db_url)
+def test_readyz_waits_for_this_nodes_indexes(make_app: AppFactory, db_url: str) -> None:
+    """Not ready until the node's follower has bootstrapped and caught up; then ready, with the
+    lag; not ready again when the follower has not caught up for longer than the limit."""
+    from covidnews.follow import STATE_FILE, Follower
+
+    app = make_app(db_url=db_url, index_max_lag=60)
+    svc = app.extensions["covidnews"]
+    body = problem(app.test_client().get("/readyz"), 503)
+    assert body["checks"] == {"store": "ok", "indexes": "bootstrapping"}
+
+    follower = Follower(svc.store, svc.settings.data_dir, "none")
+    follower.poll()  # bootstrap (an empty store)
+    assert problem(app.test_client().get("/readyz"), 503)["checks"]["indexes"] == "bootstrapping"
+    follower.poll()  # caught up
     response = app.test_client().get("/readyz")
     assert response.status_code == 200, response.get_data(as_text=True)
-    assert response.get_json() == {
-        "status": "ready",
-        "checks": {"store": "ok", "search_engine": "not loaded"},
-    }
-    # readyz never builds the search engine.
-    assert not app.extensions["covidnews"].engine_loaded
+    checks = response.get_json()["checks"]
+    assert checks["store"] == "ok" and checks["indexes"] == "caught up"
+    assert 0 <= checks["index_lag_seconds"] < 60
+    assert checks["search_engine"] == "not loaded"  # readyz never builds the search engine
+    assert not svc.engine_loaded
+
+    state_path = svc.settings.data_dir / STATE_FILE
+    state = json.loads(state_path.read_text())
+    state["caught_up_at"] -= 3600  # a follower that stopped an hour ago
+    state_path.write_text(json.dumps(state))
+    body = problem(app.test_client().get("/readyz"), 503)
+    assert body["checks"] == {"store": "ok", "indexes": "behind"}
+    assert "behind the store" in body["detail"]
+    metrics = app.test_client().get("/metrics").get_data(as_text=True)
+    assert _sample(metrics, "covidnews_index_lag_seconds") > 3000
+    assert _sample(metrics, "covidnews_index_pending_changes") == 0
 
 
 def test_readyz_when_the_store_is_unreachable(make_app: AppFactory) -> None:
@@ -52,9 +76,9 @@ def test_request_ids(app: APIFlask) -> None:
 
 def _sample(text: str, name: str, **labels: str) -> float:
     for line in text.splitlines():
-        if not line.startswith(name + "{"):
+        if not line.startswith((name + "{", name + " ")):
             continue
-        found = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0]))
+        found = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0])) if "{" in line else {}
         if all(found.get(k) == v for k, v in labels.items()):
             return float(line.rsplit(" ", 1)[1])
     return 0.0

@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from covidnews.ingest import ingest_path
 from covidnews.schema import Article
 from covidnews.search.analysis import QueryError
-from covidnews.search.documents import sync_search
+from covidnews.follow import Follower
 from covidnews.search.engine import Filters, Query, SearchEngine
 from covidnews.search.keyword import KeywordIndex, KeywordReader, SearchDoc
 from covidnews.store import Store
@@ -294,14 +294,15 @@ def test_a_first_copy_indexed_before_its_copies_is_marked_when_they_arrive(
         s.execute(update(Article).values(state="done", is_covid=True))
         s.commit()
     search_dir = tmp_path / "search"
-    assert sync_search(store, search_dir, ids[:1]) == 1  # the first copy, alone
+    follower = Follower(store, tmp_path, "none")  # keyword documents only (no vectors)
+    assert follower.apply(ids[:1])[0] == 1  # the first copy, alone
     with store.session() as s:
         s.execute(update(Article).where(Article.id.in_(ids[1:])).values(duplicate_of=ids[0]))
         s.commit()
-    assert sync_search(store, search_dir, ids[1:]) == 2  # its copies (the first one re-marked)
+    assert follower.apply(ids[1:])[0] == 2  # its copies (the first one re-marked)
     engine = SearchEngine(search_dir)
     page = engine.search(kw("vacunas"))
     assert page.total == 1 and len(page.hits) == 1
     assert sorted([page.hits[0].article_id, *page.hits[0].copies]) == ids
     assert sorted(engine.indexed_ids().tolist()) == ids  # each article once
-    assert sync_search(store, search_dir) == 0  # caught up: nothing to write
+    assert follower.apply(ids)[0] == 0  # caught up: nothing to write

@@ -52,6 +52,9 @@ CHARTED_METRICS = frozenset(
         "covidnews_queue_depth",
         "covidnews_task_seconds",
         "covidnews_task_failures_total",
+        "covidnews_index_lag_seconds",
+        "covidnews_index_pending_changes",
+        "covidnews_index_documents",
     }
 )
 
@@ -238,7 +241,7 @@ def check_covidnews(args: list[str]) -> None:
 
 
 def check_celery(args: list[str]) -> None:
-    from nlp_worker.celery_app import BOT_QUEUE, INDEX_QUEUE, NLP_QUEUE
+    from nlp_worker.celery_app import BOT_QUEUE, NLP_QUEUE
 
     assert args[:2] == ["-A", CELERY_APP] or args[:1] == [f"--app={CELERY_APP}"], (
         f"celery must be run with -A {CELERY_APP}: {args}"
@@ -250,10 +253,8 @@ def check_celery(args: list[str]) -> None:
     if sub == "worker":
         assert "-Q" in rest, "every worker names its queues (-Q)"
         queues = set(rest[rest.index("-Q") + 1].split(","))
-        assert queues <= {NLP_QUEUE, INDEX_QUEUE, BOT_QUEUE}, f"unknown queues {queues}"
-        if INDEX_QUEUE in queues:
-            assert queues == {INDEX_QUEUE}, "the index writer consumes queue index only"
-            assert rest[rest.index("-c") + 1] == "1", "the index writer runs with -c 1"
+        # no queue `index` any more: each API node follows the store into its own indexes
+        assert queues <= {NLP_QUEUE, BOT_QUEUE}, f"unknown queues {queues}"
     if sub == "inspect":
         assert rest[1] == "ping", rest
 
@@ -273,7 +274,7 @@ def test_every_deployment_file_parses() -> None:
         "HorizontalPodAutoscaler",
         "PodDisruptionBudget",
         "NetworkPolicy",
-        "PersistentVolumeClaim",
+        "StatefulSet",
         "ScaledObject",
         "Kustomization",
         "Component",
@@ -317,7 +318,6 @@ def test_commands_found_everywhere() -> None:
         "migrate",
         "api",
         "nlp-worker",
-        "index-writer",
         "beat",
         "bot-worker",
         "crawler",
@@ -364,35 +364,30 @@ def test_command_checker_rejects_wrong_commands() -> None:
     for bad in (
         ["-A", "other.app", "worker", "-Q", "nlp"],
         ["-A", CELERY_APP, "worker", "-Q", "nlpp"],
-        ["-A", CELERY_APP, "worker", "-Q", "index", "-c", "4"],
+        ["-A", CELERY_APP, "worker", "-Q", "index", "-c", "1"],
+        ["-A", CELERY_APP, "worker", "-Q", "nlp,index"],
     ):
         with pytest.raises(AssertionError):
             check_celery(bad)
 
 
-def test_scheduled_and_singleton_services() -> None:
-    docs = {
+def base_documents() -> dict[tuple[str, str], dict[str, Any]]:
+    return {
         (doc["kind"], doc["metadata"]["name"]): doc
         for path, doc in k8s_documents()
         if path.parent == K8S / "base" and doc["kind"] != "Kustomization"
     }
-    for name in ("covidnews-index-writer", "covidnews-beat"):
-        d = docs[("Deployment", name)]
-        assert d["spec"]["replicas"] == 1 and d["spec"]["strategy"]["type"] == "Recreate", name
-    writer = docs[("Deployment", "covidnews-index-writer")]["spec"]["template"]["spec"]
-    claims = [
-        v["persistentVolumeClaim"]["claimName"]
-        for v in writer["volumes"]
-        if "persistentVolumeClaim" in v
-    ]
-    assert claims == ["covidnews-index"]
-    api = docs[("Deployment", "covidnews-api")]["spec"]["template"]["spec"]["containers"][0]
-    assert api["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    assert api["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert (
-        docs[("HorizontalPodAutoscaler", "covidnews-api")]["spec"]["scaleTargetRef"]["name"]
-        == "covidnews-api"
-    )
+
+
+def test_scheduled_and_singleton_services() -> None:
+    docs = base_documents()
+    beat = docs[("Deployment", "covidnews-beat")]
+    assert beat["spec"]["replicas"] == 1 and beat["spec"]["strategy"]["type"] == "Recreate"
+    assert docs[("HorizontalPodAutoscaler", "covidnews-api")]["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "name": "covidnews-api",
+    }
     assert ("PodDisruptionBudget", "covidnews-api") in docs
     scaled = docs[("ScaledObject", "covidnews-nlp-worker")]["spec"]
     assert scaled["scaleTargetRef"]["name"] == "covidnews-nlp-worker"
@@ -419,9 +414,140 @@ def test_scheduled_and_singleton_services() -> None:
         assert deps.get("postgres") == {"condition": "service_healthy"}, name
     for name in ("postgres", "redis", "api"):
         assert "test" in services[name]["healthcheck"], name
-    assert "/readyz" in " ".join(services["api"]["healthcheck"]["test"])
-    assert services["index-writer"]["deploy"]["replicas"] == 1
     assert "replicas" in services["nlp-worker"]["deploy"]
+
+
+# --- indexes: every API node keeps its own, following the store -----------------------------------
+
+BOOTSTRAP_BUDGET = 30 * 60  # seconds a new node may take to bootstrap before it counts as failed
+
+
+def _duration(value: str | int) -> int:
+    """A compose duration (`90s`, `30m`, `1h30m`) in seconds."""
+    if isinstance(value, int):
+        return value
+    units = {"h": 3600, "m": 60, "s": 1}
+    parts = re.findall(r"(\d+)([hms])", value)
+    assert parts and "".join(n + u for n, u in parts) == value, f"unsupported duration {value!r}"
+    return sum(int(n) * units[u] for n, u in parts)
+
+
+def _compose_mounts(svc: dict[str, Any]) -> list[tuple[str, str]]:
+    """(source, target) of a compose service's volumes, short or long syntax."""
+    mounts = []
+    for volume in svc.get("volumes", []):
+        if isinstance(volume, dict):
+            mounts.append((str(volume.get("source", "")), str(volume["target"])))
+        else:
+            source, target, *_ = str(volume).split(":")
+            mounts.append((source, target))
+    return mounts
+
+
+def test_no_index_writer_anywhere() -> None:
+    services = compose()["services"]
+    assert not {name for name in services if "index" in name}, "compose: an index service"
+    assert not {"index", "search"} & set(compose()["volumes"]), "compose: shared index volumes"
+    for path, doc in k8s_documents():
+        where = f"{path.relative_to(ROOT)} {doc['kind']}"
+        meta = doc.get("metadata") or {}
+        assert "index" not in meta.get("name", ""), f"{where} {meta.get('name')}"
+        assert (meta.get("labels") or {}).get("app.kubernetes.io/component") != "index-writer"
+        if doc["kind"] == "PersistentVolumeClaim":
+            assert "ReadWriteMany" not in doc.get("spec", {}).get("accessModes", []), where
+        for spec in pod_specs(doc):
+            for volume in spec.get("volumes", []):
+                claim = volume.get("persistentVolumeClaim", {}).get("claimName")
+                assert claim is None, f"{where}: mounts the shared volume {claim}"
+    prometheus = yaml.safe_load(PROMETHEUS.read_text(encoding="utf-8"))
+    jobs = {job["job_name"] for job in prometheus["scrape_configs"]}
+    assert jobs == {"covidnews-api", "covidnews-workers"}
+    alerts = yaml.safe_load(ALERTS.read_text(encoding="utf-8"))
+    for rule in (r for g in alerts["groups"] for r in g["rules"]):
+        assert "index-writer" not in rule["expr"] and 'queue="index"' not in rule["expr"], rule
+
+
+def test_api_nodes_keep_their_own_indexes_on_kubernetes() -> None:
+    docs = base_documents()
+    assert ("Deployment", "covidnews-api") not in docs
+    api = docs[("StatefulSet", "covidnews-api")]["spec"]
+    assert api["podManagementPolicy"] == "Parallel"  # new pods bootstrap side by side
+    (claim,) = api["volumeClaimTemplates"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    pod = api["template"]["spec"]
+    assert not pod.get("volumes"), "the API's only volume is its own claim"
+    (container,) = pod["containers"]
+    data_dir = docs[("ConfigMap", "covidnews-config")]["data"]["COVIDNEWS_DATA_DIR"]
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    assert mounts == {data_dir: claim["metadata"]["name"]}
+    # its governing headless Service selects the same pods
+    headless = docs[("Service", api["serviceName"])]["spec"]
+    assert headless["clusterIP"] == "None"
+    assert headless["selector"] == api["selector"]["matchLabels"]
+    assert docs[("Service", "covidnews-api")]["spec"].get("clusterIP") != "None"
+    # serve runs the follower (the default)
+    assert container["args"][0] == "serve" and "--no-follow" not in container["args"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    # started = bootstrapped and caught up (/readyz), with a budget for a big archive
+    startup = container["startupProbe"]
+    assert startup["httpGet"]["path"] == "/readyz"
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= BOOTSTRAP_BUDGET
+    assert "COVIDNEWS_INDEX_MAX_LAG" in docs[("ConfigMap", "covidnews-config")]["data"]
+    # the overlays patch what the base defines (no stale Deployment/PVC patches)
+    for path, doc in k8s_documents():
+        if path.parent == K8S / "base" or doc["kind"] in {"Kustomization", "Component"}:
+            continue
+        if doc["kind"] in {"Deployment", "StatefulSet", "PersistentVolumeClaim"}:
+            assert (doc["kind"], doc["metadata"]["name"]) in docs, f"{path}: patches nothing"
+    for path in K8S.rglob("kustomization.yaml"):
+        for patch in yaml.safe_load(path.read_text(encoding="utf-8")).get("patches", []):
+            target = patch.get("target") or {}
+            if target and not re.search(r"[.*(|]", target.get("name", "")):
+                assert (target["kind"], target["name"]) in docs, f"{path}: {target}"
+
+
+def test_api_node_keeps_its_own_indexes_in_compose() -> None:
+    services = compose()["services"]
+    api = services["api"]
+    assert api["environment"]["COVIDNEWS_DATA_DIR"] == "/data"
+    (mount,) = _compose_mounts(api)  # nothing else under /data: no shared index directories
+    source, target = mount
+    assert target == "/data" and source in compose()["volumes"]
+    for name, svc in services.items():
+        if name != "api":
+            assert source not in {s for s, _ in _compose_mounts(svc)}, f"{name} mounts {source}"
+    assert "--no-follow" not in api["command"]
+    healthcheck = api["healthcheck"]
+    assert "/readyz" in " ".join(healthcheck["test"])
+    assert _duration(healthcheck["start_period"]) >= BOOTSTRAP_BUDGET
+
+
+def test_every_routed_queue_has_consumers() -> None:
+    """Compose and Kubernetes run workers for exactly the queues the Celery app sends to."""
+    from nlp_worker.celery_app import app
+
+    routes = app.conf.task_routes or {}
+    assert isinstance(routes, dict)
+    routed = {app.conf.task_default_queue} | {r["queue"] for r in routes.values()}
+    routed |= {e["options"]["queue"] for e in app.conf.beat_schedule.values()}
+    for platform in ("compose", "deploy/k8s"):
+        consumed: set[str] = set()
+        for where, argv in ALL_INVOCATIONS:
+            if where.startswith(platform) and argv[0] == "celery" and "worker" in argv:
+                consumed |= set(argv[argv.index("-Q") + 1].split(","))
+        assert consumed == routed, f"{platform}: consumed {consumed}, routed {routed}"
+
+
+def test_index_follower_commands_exist(tmp_path: Path) -> None:
+    """The commands and setting the manifests (and their comments) rely on."""
+    snapshot = tmp_path / "snapshot"
+    check_covidnews(["serve", "--no-follow"])
+    check_covidnews(["follow", "--once"])
+    check_covidnews(["index", "snapshot", str(snapshot)])
+    snapshot.write_bytes(b"")
+    check_covidnews(["index", "restore", str(snapshot)])
+    assert "COVIDNEWS_INDEX_MAX_LAG" in SETTINGS_VARS
 
 
 # --- environment variables --------------------------------------------------------------------------
@@ -649,6 +775,7 @@ def test_dashboard_and_alerts_cover_the_metrics() -> None:
         "covidnews_queue_depth",
         "covidnews_task_failures_total",
         "covidnews_pages_crawled_total",
+        "covidnews_index_lag_seconds",
     } <= queried["alerts"]
     alerts = yaml.safe_load(ALERTS.read_text(encoding="utf-8"))
     names = {r["alert"] for g in alerts["groups"] for r in g["rules"]}
@@ -657,7 +784,7 @@ def test_dashboard_and_alerts_cover_the_metrics() -> None:
         "CovidnewsApi5xxRate",
         "CovidnewsNlpQueueGrowing",
         "CovidnewsTaskFailures",
-        "CovidnewsIndexWriterNotRunning",
+        "CovidnewsIndexLagging",
     } <= names
     for g in alerts["groups"]:
         for r in g["rules"]:
