@@ -169,7 +169,11 @@ class Snapshot:
         dead_rows = _memmap(gen / "dead.bin", np.int64, m.dead)
         self.live = np.ones(n, dtype=bool)
         self.live[np.asarray(dead_rows)] = False
-        same_gen = previous is not None and previous.manifest.generation == m.generation
+        same_gen = (
+            previous is not None
+            and previous.manifest.generation == m.generation
+            and previous.manifest.dims == m.dims
+        )
         reuse: dict[str, Any] = {}
         if same_gen and previous is not None:
             files = [s.file for s in previous.manifest.segments]
@@ -304,7 +308,6 @@ class VectorIndex:
         self.nprobe = nprobe
         self._snap: Snapshot | None = None
         self._snap_lock = threading.Lock()
-        self._stat: tuple[int, int] | None = None
 
     # Reader ------------------------------------------------------------------------------
 
@@ -313,32 +316,24 @@ class VectorIndex:
 
     def snapshot(self) -> Snapshot | None:
         """The current committed version (None while nothing was indexed); reloaded when the
-        writer publishes, reusing what did not change."""
-        try:
-            st = os.stat(self.manifest_path)
-            stat: tuple[int, int] | None = (st.st_mtime_ns, st.st_ino)
-        except FileNotFoundError:
-            return None
-        if stat == self._stat:
-            return self._snap
-        with self._snap_lock:
-            if stat == self._stat:
-                return self._snap
-            for _ in range(5):
-                m = self.manifest()
-                if m is None:
-                    return self._snap
+        writer publishes, reusing what did not change. The manifest is read each time (a few
+        hundred bytes): its version, not the file's inode or mtime, says what changed."""
+        for _ in range(5):
+            m = self.manifest()
+            if m is None:
+                return None
+            snap = self._snap
+            if snap is not None and snap.key == (m.generation, m.version):
+                return snap
+            with self._snap_lock:
+                snap = self._snap
+                if snap is not None and snap.key == (m.generation, m.version):
+                    return snap
                 try:
-                    self._snap = Snapshot(self.dir, m, self._snap, self.nprobe)
-                    self._stat = stat
-                    break
-                except (FileNotFoundError, RuntimeError, ValueError):
-                    # Replaced while we read it (a merge or rebuild removed a file): again.
-                    try:
-                        st = os.stat(self.manifest_path)
-                        stat = (st.st_mtime_ns, st.st_ino)
-                    except FileNotFoundError:
-                        return None
+                    self._snap = Snapshot(self.dir, m, snap, self.nprobe)
+                    return self._snap
+                except (FileNotFoundError, RuntimeError):
+                    continue  # replaced while we read it (a merge or rebuild removed a file)
         return self._snap
 
     @property
@@ -440,6 +435,8 @@ class VectorIndex:
                 if not len(rows):
                     return 0
                 m = Manifest(self.model, int(vectors.shape[1]))
+            if len(rows) and m.rows == 0:
+                m.dims = int(vectors.shape[1])  # an empty index takes the first vectors' size
             if len(rows) and vectors.shape[1] != m.dims:
                 raise ValueError(f"vectors of {vectors.shape[1]} dims, index has {m.dims}")
             self._open_for_append(m)
@@ -463,11 +460,7 @@ class VectorIndex:
     def _writer_snapshot(self, m: Manifest) -> Snapshot | None:
         if m.rows == 0:
             return None
-        snap = self.snapshot()
-        if snap is None or snap.key != (m.generation, m.version):
-            self._stat = None
-            snap = self.snapshot()
-        return snap
+        return self.snapshot()
 
     def rebuild(self, rows: np.ndarray, vectors: np.ndarray) -> Manifest:
         """Replace the index with exactly these vectors (a new generation)."""
@@ -509,7 +502,7 @@ class VectorIndex:
             yield add
             m = state["m"]
             if m is None:
-                m = Manifest(self.model, old.dims if old else 1, generation=gen_no, version=version)
+                m = Manifest(self.model, old.dims if old else 0, generation=gen_no, version=version)
                 shutil.rmtree(self._gen(m), ignore_errors=True)
                 self._open_for_append(m)
             # Repeated articles: only the last row of each stays live.

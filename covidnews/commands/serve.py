@@ -220,7 +220,10 @@ class FollowerProcess:
     def _run(self) -> None:
         while not self._stop.is_set():
             self._proc = subprocess.Popen([sys.executable, "-m", "covidnews", "follow"])
-            code = self._proc.wait()
+            # Polled, not waited for: gunicorn's master reaps every child that exits (SIGCHLD),
+            # and a blocking wait for one it reaped may never return.
+            while (code := self._proc.poll()) is None and not self._stop.wait(0.5):
+                pass
             if not self._stop.is_set():
                 logging.getLogger(__name__).warning("index follower exited (%s); restarting", code)
                 self._stop.wait(2.0)
