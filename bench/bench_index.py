@@ -1,20 +1,26 @@
-"""Vector index: exact (IndexFlatIP) vs HNSW, through ``covidnews.index.VectorIndex``.
+"""Vector index that grows in place: recall on real E5 vectors, add cost, query latency, memory.
 
-For each size, random unit vectors of the embedder's dimensions (384, multilingual E5 small) are
-indexed twice, once below ``exact_max`` (exact inner product) and once above it (HNSW, M=32,
-efConstruction=80, efSearch=128), and measured:
+Two parts, each through ``covidnews.index.VectorIndex`` (the node's index) next to a raw baseline
+measured in the same run:
 
-- ``build_seconds``: ``VectorIndex.rebuild`` (index construction + the file written and renamed);
-- ``add_batch_ms``: ``VectorIndex.add`` of 32 new vectors to the existing index (median of
-  ``--add-rounds``): the writer reads the index file, adds, and rewrites the whole file;
-- query latency p50/p99 for k=10, one query at a time: through ``VectorIndex.search`` (the API's
-  path: manifest check + search) and the bare FAISS ``search`` of the same index;
-- ``recall_at_10`` of HNSW against the exact results, for random unit queries (the hard case: in
-  384 dimensions random points have no close neighbours) and for "near" queries (a stored vector
-  plus noise, like a query whose answer is in the index);
-- size: index file, resident memory added by loading it, next to the raw float32 vector bytes.
+- ``real``: recall@10 of the IVF-SQ8 index (re-ranked with the stored float16 vectors) against
+  exact float32 search, on **real E5 vectors**: ``--real`` distinct covid19mx paragraphs (first
+  400 characters, ``kind="passage"``) and ``--queries`` other paragraphs' first sentences
+  (``kind="query"``), embedded with the default embedder (cached in ``--cache-dir``). The index
+  is forced past exact search (``exact_max`` below the size). The queries are split in two:
+  the *tune* half picks the smallest nprobe reaching 0.95; recall is **reported on the other
+  half**, for that nprobe and for the production rule (``nprobe_for``).
+- ``scale`` (``--sizes``, default 100,000 and 1,000,000): vectors are the real E5 vectors plus
+  Gaussian noise (``--noise`` per dimension), re-normalised — synthetic, with real
+  neighbourhoods. Measured: build (``rebuilding``: append + train + segments; vectors/s);
+  ``add_32``: ``apply`` of 32 new vectors at that size (median/p99 of ``--add-rounds``, the
+  delta growing as in production; segment builds included when they fall in); query latency
+  p50/p99 for k=10 and k=1,000 through ``Snapshot.nearest`` (what the engine calls) next to a
+  bare numpy exact product over the same float32 matrix; recall@10 against that exact product;
+  disk bytes per vector; RSS of a fresh process that opens the index and runs queries.
 
-Prints one JSON object. Usage: python bench/bench_index.py [--sizes 10000,100000] [--queries 500]
+Prints one JSON object. Usage: python bench/bench_index.py [--sizes 100000,1000000]
+[--real 8000] [--queries 200] [--cache-dir DIR] [--add-rounds 50]
 """
 
 from __future__ import annotations
@@ -33,199 +39,235 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import Timer
-from covidnews.index import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M, VectorIndex
+from covidnews.index import ROW, VectorIndex, nlist_for, nprobe_for
 
-MODEL = "bench:random-unit"
-
-
-def unit(rng: np.random.Generator, n: int, dims: int) -> np.ndarray:
-    x = rng.standard_normal((n, dims), dtype=np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    return x
+MODEL = "bench:e5"
 
 
-def low_rank(rng: np.random.Generator, n: int, dims: int, rank: int = 32) -> np.ndarray:
-    """Unit vectors near a random ``rank``-dimensional subspace (plus 20 % isotropic noise): data
-    with a low intrinsic dimension, as real text embeddings have, unlike uniform random points."""
-    basis = np.random.default_rng(12345).standard_normal((rank, dims), dtype=np.float32)
-    x = rng.standard_normal((n, rank), dtype=np.float32) @ basis / np.float32(np.sqrt(rank))
-    x += rng.standard_normal((n, dims), dtype=np.float32) * np.float32(0.2)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    return x
+def _stats(samples: list[float]) -> dict[str, float]:
+    a = np.asarray(samples) * 1000.0
+    return {
+        "p50_ms": round(float(np.percentile(a, 50)), 3),
+        "p99_ms": round(float(np.percentile(a, 99)), 3),
+    }
 
 
-LOAD_RSS = """
-import sys
+def real_vectors(n: int, n_queries: int, cache: Path) -> tuple[np.ndarray, np.ndarray, str]:
+    """(passage vectors, query vectors, model id) of real covid19mx text, cached."""
+    from bench.bench_search import es_paragraphs, first_sentence
+    from nlp_worker.backends.embed import get_embedder
+
+    embedder = get_embedder("e5")
+    path = cache / f"real-e5-{n}-{n_queries}.npz"
+    if path.exists():
+        data = np.load(path)
+        return data["docs"], data["queries"], str(data["model"])
+    paragraphs = sorted(set(es_paragraphs()))
+    rng = np.random.default_rng(3)
+    pick = rng.permutation(len(paragraphs))
+    docs = [paragraphs[i][:400] for i in pick[:n]]
+    queries = [first_sentence(paragraphs[i], 120) for i in pick[n : n + n_queries]]
+    d = np.asarray(embedder.encode(docs, kind="passage"), dtype=np.float32)
+    q = np.asarray(embedder.encode(queries, kind="query"), dtype=np.float32)
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez(path, docs=d, queries=q, model=embedder.model_id)
+    return d, q, embedder.model_id
+
+
+def rows_for(ids: np.ndarray) -> np.ndarray:
+    rows = np.zeros(len(ids), dtype=ROW)
+    rows["id"] = ids
+    rows["stamp"] = 1.0
+    rows["story"] = ids
+    rows["covid"] = 1
+    return rows
+
+
+def exact_top(matrix: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    sims = queries @ matrix.T
+    top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    order = np.take_along_axis(sims, top, 1).argsort(axis=1)[:, ::-1]
+    return np.take_along_axis(top, order, 1)
+
+
+def recall(index: VectorIndex, queries: np.ndarray, truth: np.ndarray, k: int = 10) -> float:
+    snap = index.snapshot()
+    assert snap is not None
+    hits = 0
+    for q, t in zip(queries, truth, strict=True):
+        rows, _ = snap.nearest(q, k)
+        hits += len(set(snap.rows["id"][rows].tolist()) & set(t[:k].tolist()))
+    return hits / (k * len(queries))
+
+
+def measure_real(docs: np.ndarray, queries: np.ndarray, root: Path) -> dict[str, Any]:
+    n = len(docs)
+    truth = exact_top(docs, queries, 10)
+    half = len(queries) // 2
+    index = VectorIndex(root / "real", MODEL, exact_max=n // 4, delta_max=n)
+    with index.rebuilding() as add:
+        add(rows_for(np.arange(n)), docs)
+    m = index.manifest()
+    assert m is not None
+    assert m.kind == "ivf-sq8"
+    default = nprobe_for(m.nlist)
+    tuned = None
+    curve = {}
+    for nprobe in (1, 2, 4, 8, 16, 32, 64):
+        if nprobe > m.nlist:
+            break
+        probe = VectorIndex(root / "real", MODEL, nprobe=nprobe)
+        r = recall(probe, queries[:half], truth[:half])
+        curve[nprobe] = round(r, 4)
+        if tuned is None and r >= 0.95:
+            tuned = nprobe
+    tuned = tuned or m.nlist
+    report = {}
+    for name, nprobe in (("tuned", tuned), ("production_rule", default)):
+        probe = VectorIndex(root / "real", MODEL, nprobe=nprobe)
+        report[name] = {
+            "nprobe": nprobe,
+            "recall_at_10": round(recall(probe, queries[half:], truth[half:]), 4),
+        }
+    return {
+        "vectors": n,
+        "queries_tune": half,
+        "queries_report": len(queries) - half,
+        "nlist": m.nlist,
+        "recall_at_10_tune_curve": curve,
+        "report_half": report,
+    }
+
+
+def synthetic(base: np.ndarray, n: int, noise: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, base.shape[1]), dtype=np.float32)
+    for start in range(0, n, 100_000):
+        stop = min(n, start + 100_000)
+        x = base[rng.integers(0, len(base), stop - start)]
+        x = x + rng.standard_normal(x.shape, dtype=np.float32) * np.float32(noise)
+        out[start:stop] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out
+
+
+RSS_CHILD = """
+import json, sys, resource
+import numpy as np
 from pathlib import Path
-import faiss
-
+sys.path.insert(0, sys.argv[3])
+from covidnews.index import VectorIndex
 def rss():
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+    for line in Path('/proc/self/status').read_text().splitlines():
+        if line.startswith('VmRSS:'):
             return int(line.split()[1]) / 1024
-
 before = rss()
-index = faiss.read_index(sys.argv[1])
-print(rss() - before)
+index = VectorIndex(Path(sys.argv[1]), sys.argv[2])
+snap = index.snapshot()
+opened = rss()
+q = np.load(sys.argv[4])
+for v in q:
+    snap.nearest(v, 1000)
+print(json.dumps({"rss_before_mb": round(before, 1), "rss_open_mb": round(opened, 1),
+                  "rss_after_queries_mb": round(rss(), 1)}))
 """
 
 
-def loaded_rss_mib(path: Path) -> float:
-    """Resident memory a fresh process gains by loading the index file (as a reader does)."""
-    proc = subprocess.run(
-        [sys.executable, "-c", LOAD_RSS, str(path)], capture_output=True, text=True, check=True
-    )
-    return round(float(proc.stdout.strip()), 1)
-
-
-def percentiles(seconds: list[float]) -> dict[str, float]:
-    ms = np.asarray(seconds) * 1000
-    return {
-        "p50_ms": round(float(np.percentile(ms, 50)), 3),
-        "p99_ms": round(float(np.percentile(ms, 99)), 3),
-    }
-
-
-def recall(found: list[list[int]], truth: list[list[int]], k: int) -> float:
-    hits = sum(len(set(f[:k]) & set(t[:k])) for f, t in zip(found, truth, strict=True))
-    return round(hits / (k * len(truth)), 4)
-
-
-def measure(
-    directory: Path,
-    kind: str,
-    vectors: np.ndarray,
-    queries: np.ndarray,
-    extra: np.ndarray,
-    k: int,
-    add_batch: int,
-    add_rounds: int,
-) -> tuple[dict[str, Any], list[list[int]], list[list[int]]]:
-    """Figures for one index kind, and its ids found for the near and the random queries."""
-    import faiss
-
-    n, dims = vectors.shape
-    near_q, random_q = queries
-    # exact: the threshold above everything this run adds; hnsw: below the smallest size
-    exact_max = n + add_batch * add_rounds + 1 if kind == "exact" else 0
-    index = VectorIndex(directory, MODEL, exact_max=exact_max)
-    ids = np.arange(1, n + 1, dtype=np.int64)
-    with Timer() as build:
-        manifest = index.rebuild(ids.tolist(), vectors)
-    if manifest.kind != kind:
-        raise RuntimeError(f"expected a {kind} index, got {manifest.kind}")
-    file_bytes = (directory / manifest.file).stat().st_size
-
-    loaded_mib = loaded_rss_mib(directory / manifest.file)
-    loaded = faiss.read_index(str(directory / manifest.file))
-
-    # Latency, one query at a time (the API answers one search at a time).
-    api, bare = [], []
-    for q in random_q:
-        one = q[None, :]
-        started = time.perf_counter()
-        index.search(one, k)
-        api.append(time.perf_counter() - started)
-        started = time.perf_counter()
-        loaded.search(one, k)
-        bare.append(time.perf_counter() - started)
-    threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    one_thread = []
-    for q in random_q:
-        started = time.perf_counter()
-        loaded.search(q[None, :], k)
-        one_thread.append(time.perf_counter() - started)
-    faiss.omp_set_num_threads(threads)
-    _, near_ids = loaded.search(near_q, k)
-    _, random_ids = loaded.search(random_q, k)
-    del loaded
-
-    adds = []
-    next_id = n + 1
-    for r in range(add_rounds):
-        batch = extra[r * add_batch : (r + 1) * add_batch]
-        new_ids = list(range(next_id, next_id + len(batch)))
-        next_id += len(batch)
-        started = time.perf_counter()
-        added = index.add(new_ids, batch)
-        adds.append(time.perf_counter() - started)
-        if added != len(batch):
-            raise RuntimeError(f"add returned {added} for {len(batch)} vectors")
-    out = {
-        "build_seconds": round(build.seconds, 3),
-        "build_vectors_per_s": round(n / build.seconds, 1),
-        f"add_batch_{add_batch}_ms": round(float(np.median(adds)) * 1000, 1),
-        "search_api": percentiles(api),
-        "search_bare_faiss": percentiles(bare),
-        "search_bare_faiss_1_thread": percentiles(one_thread),
-        "file_mib": round(file_bytes / 2**20, 1),
-        "loaded_rss_mib": loaded_mib,
-        "file_vs_raw_vectors": round(file_bytes / (n * dims * 4), 3),
-    }
-    return out, near_ids.tolist(), random_ids.tolist()
-
-
-def run_size(
-    n: int, dims: int, n_queries: int, k: int, add_batch: int, add_rounds: int, data: str
+def measure_scale(
+    base: np.ndarray, queries: np.ndarray, n: int, noise: float, rounds: int, root: Path
 ) -> dict[str, Any]:
-    rng = np.random.default_rng(n)
-    make = low_rank if data == "low-rank" else unit
-    vectors = make(rng, n, dims)
-    picked = vectors[rng.integers(0, n, n_queries)]
-    near = picked + rng.standard_normal(picked.shape, dtype=np.float32) * np.float32(
-        0.5 / np.sqrt(dims)
+    matrix = synthetic(base, n, noise, seed=n)
+    directory = root / f"scale-{n}"
+    index = VectorIndex(directory, MODEL)
+    out: dict[str, Any] = {"vectors": n}
+    with Timer() as t, index.rebuilding() as add:
+        for start in range(0, n, 100_000):
+            stop = min(n, start + 100_000)
+            add(rows_for(np.arange(start, stop)), matrix[start:stop])
+    m = index.manifest()
+    assert m is not None
+    out["build_seconds"] = round(t.seconds, 2)
+    out["build_vectors_per_s"] = round(n / t.seconds)
+    out["kind"], out["nlist"], out["nprobe"] = m.kind, m.nlist, nprobe_for(m.nlist)
+    gen = directory / index.slug / f"g{m.generation}"
+    disk = sum(f.stat().st_size for f in gen.iterdir())
+    out["disk_bytes_per_vector"] = round(disk / n, 1)
+    # Adding 32 vectors at this size (the delta grows; a segment is built when it fills).
+    extra = synthetic(base, 32 * rounds, noise, seed=n + 1)
+    samples = []
+    for r in range(rounds):
+        ids = np.arange(n + 32 * r, n + 32 * (r + 1))
+        with Timer() as t:
+            index.apply(rows_for(ids), extra[32 * r : 32 * (r + 1)])
+        samples.append(t.seconds)
+    out["add_32"] = {**_stats(samples), "max_ms": round(max(samples) * 1000, 2)}
+    full = np.concatenate([matrix, extra])
+    snap = index.snapshot()
+    assert snap is not None
+    probe = queries[: min(len(queries), 100)]
+    for k in (10, 1000):
+        ours, bare = [], []
+        for q in probe:
+            with Timer() as t:
+                snap.nearest(q, k)
+            ours.append(t.seconds)
+            with Timer() as t:
+                sims = full @ q
+                np.argpartition(-sims, k - 1)[:k]
+            bare.append(t.seconds)
+        out[f"query_k{k}"] = {"index": _stats(ours), "bare_numpy_exact": _stats(bare)}
+    truth = exact_top(full, probe, 10)
+    out["recall_at_10_synthetic"] = round(recall(index, probe, truth), 4)
+    qfile = root / "queries.npy"
+    np.save(qfile, probe)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            RSS_CHILD,
+            str(directory),
+            MODEL,
+            str(Path(__file__).parents[1]),
+            str(qfile),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
-    near /= np.linalg.norm(near, axis=1, keepdims=True)
-    queries = np.stack([near, make(rng, n_queries, dims)])
-    extra = make(rng, add_batch * add_rounds, dims)
-    results: dict[str, Any] = {"vectors": n, "raw_vector_mib": round(n * dims * 4 / 2**20, 1)}
-    found: dict[str, tuple[list[list[int]], list[list[int]]]] = {}
-    for kind in ("exact", "hnsw"):
-        with tempfile.TemporaryDirectory() as tmp:
-            figures, near_ids, random_ids = measure(
-                Path(tmp), kind, vectors, queries, extra, k, add_batch, add_rounds
-            )
-        results[kind] = figures
-        found[kind] = (near_ids, random_ids)
-    results["hnsw"]["recall_at_10_near_queries"] = recall(found["hnsw"][0], found["exact"][0], k)
-    results["hnsw"]["recall_at_10_random_queries"] = recall(found["hnsw"][1], found["exact"][1], k)
-    results["hnsw"]["recall_at_1_near_queries"] = recall(found["hnsw"][0], found["exact"][0], 1)
-    return results
+    out["memory"] = json.loads(proc.stdout)
+    out["memory"]["raw_float32_mb"] = round(full.nbytes / 1e6, 1)
+    return out
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--sizes", default="10000,100000", help="comma-separated vector counts")
-    parser.add_argument("--dims", type=int, default=384)
-    parser.add_argument("--queries", type=int, default=500)
-    parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--add-batch", type=int, default=32)
-    parser.add_argument("--add-rounds", type=int, default=5)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--sizes", default="100000,1000000")
+    parser.add_argument("--real", type=int, default=8000, help="real texts embedded with E5")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--noise", type=float, default=0.012)
+    parser.add_argument("--add-rounds", type=int, default=50)
     parser.add_argument(
-        "--data",
-        choices=("random", "low-rank"),
-        default="random",
-        help="uniform random unit vectors (default, the hard case) or low-rank ones",
+        "--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "covidnews-bench"
     )
     args = parser.parse_args()
     import faiss
 
-    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
-    out = {
-        "benchmark": "index",
-        "dims": args.dims,
-        "data": args.data,
-        "k": args.k,
-        "queries": args.queries,
-        "faiss": faiss.__version__,
-        "faiss_threads": faiss.omp_get_max_threads(),
-        "hnsw": {"M": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION, "ef_search": HNSW_EF_SEARCH},
-        "results": [
-            run_size(n, args.dims, args.queries, args.k, args.add_batch, args.add_rounds, args.data)
-            for n in sizes
-        ],
-    }
+    faiss.omp_set_num_threads(1)  # as in the API: one thread per request
+    started = time.time()
+    docs, queries, model = real_vectors(args.real, args.queries, args.cache_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        out: dict[str, Any] = {
+            "benchmark": "index",
+            "model": model,
+            "dims": int(docs.shape[1]),
+            "nlist_rule": {str(n): nlist_for(n) for n in (10_000, 100_000, 1_000_000, 10_000_000)},
+            "real": measure_real(docs, queries, root),
+            "scale": [
+                measure_scale(docs, queries, int(n), args.noise, args.add_rounds, root)
+                for n in args.sizes.split(",")
+            ],
+        }
+    out["seconds"] = round(time.time() - started, 1)
     print(json.dumps(out))
 
 

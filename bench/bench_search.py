@@ -73,8 +73,7 @@ from bench._common import ROOT, SHARED, Timer, write_jsonl
 if TYPE_CHECKING:
     from covidnews.search.engine import Mode
 
-CORPUS_VERSION = 1
-KEYWORD_ENGINE = "tantivy-v1"  # the keyword index layout (covidnews.search.keyword.LAYOUT)
+CORPUS_VERSION = 2  # 2: vectors in the store, indexes built by a node's follower
 SEED = 7
 ENGLISH_SHARE = 20  # one article in 20 is English
 COPY_SHARE = 20  # one article in 20 is a syndicated copy of an earlier one
@@ -350,7 +349,6 @@ def build_corpus(
     """Store + keyword index + vector index of ``n`` articles in ``data_dir``; build figures."""
     from sqlalchemy import select, text
 
-    from covidnews.index import VectorIndex
     from covidnews.ingest import ingest_path
     from covidnews.schema import Article
     from covidnews.store import Store
@@ -402,7 +400,6 @@ def build_corpus(
             ],
         )
     out["process_sql_seconds"] = round(t.seconds, 1)
-    out.update(build_keyword_index(data_dir, n))
     rng = np.random.default_rng(SEED)
     matrix = np.empty((n, vectors.shape[1]), dtype=np.float32)
     for i, m in enumerate(meta):
@@ -420,52 +417,63 @@ def build_corpus(
     out["vector_cos_to_lead_mean"] = round(
         float(np.mean(np.sum(matrix * vectors[lead_of], axis=1))), 4
     )
+    # The vectors go into the store, where the embed stage puts them.
     with Timer() as t:
-        manifest = VectorIndex(
-            settings.index_dir, model_id, exact_max=settings.index_exact_max
-        ).rebuild(ids, matrix)
-    out["vector_index_seconds"] = round(t.seconds, 1)
-    out["vector_index_kind"] = manifest.kind
+        for start in range(0, n, 20_000):
+            with store.engine.begin() as conn:
+                conn.execute(
+                    text(
+                        "INSERT INTO embeddings (article_id, model, dims, vector, created_at) "
+                        "VALUES (:a, :m, :d, :v, :c)"
+                    ),
+                    [
+                        {
+                            "a": ids[i],
+                            "m": model_id,
+                            "d": int(matrix.shape[1]),
+                            "v": matrix[i].tobytes(),
+                            "c": "2021-01-01 00:00:00",
+                        }
+                        for i in range(start, min(n, start + 20_000))
+                    ],
+                )
+    out["store_vectors_seconds"] = round(t.seconds, 1)
     store.close()
+    out.update(bootstrap_node(data_dir, n, model_id))
     return out
 
 
-def build_keyword_index(data_dir: Path, n: int) -> dict[str, Any]:
-    """The keyword index of a stored corpus, as ``covidnews reindex`` builds it; its rate."""
-    from covidnews.search.documents import rebuild_search
+def bootstrap_node(data_dir: Path, n: int, model_id: str) -> dict[str, Any]:
+    """A new node's indexes, built from the store by its follower (what ``covidnews serve``
+    does on an empty data directory); the time and its parts."""
+    from covidnews.follow import Follower
     from covidnews.store import Store
 
     settings = _settings(data_dir)
     store = Store(settings.db_url)
     with Timer() as t:
-        indexed = rebuild_search(store, settings.search_dir)
+        report = Follower.from_settings(settings, store, model_id).poll()
     store.close()
-    if indexed != n:
-        raise RuntimeError(f"keyword index holds {indexed} of {n} articles")
+    if report.written != n or report.vectors != n:
+        raise RuntimeError(
+            f"bootstrap indexed {report.written} documents, {report.vectors} vectors"
+        )
+    parts = report.seconds
+    keyword = parts["total"] - parts["store"] - parts["vectors"]
     return {
-        "keyword_index_engine": KEYWORD_ENGINE,
-        "keyword_index_seconds": round(t.seconds, 1),
-        "keyword_index_docs_per_s": round(n / t.seconds, 1),
+        "bootstrap_seconds": round(t.seconds, 1),
+        "bootstrap_parts_seconds": {**parts, "keyword": round(keyword, 2)},
+        "keyword_index_docs_per_s": round(n / keyword, 1),
+        "vector_index_vectors_per_s": round(n / parts["vectors"], 1),
     }
 
 
 def ensure_corpus(root: Path, n: int, args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
-    """The data dir of an ``n``-article deployment (built, or reused from the cache). A cached
-    corpus whose keyword index is of another engine (layout) gets this engine's index."""
+    """The data dir of an ``n``-article deployment (built, or reused from the cache)."""
     data_dir = root / f"search-{n}-v{CORPUS_VERSION}-e{args.embed}-s{args.noise}"
     done = data_dir / "bench-built.json"
     if done.exists():
-        info = json.loads(done.read_text())
-        if info.get("keyword_index_engine") != KEYWORD_ENGINE:
-            previous = {
-                k: info.pop(k)
-                for k in ("keyword_index_engine", "keyword_index_seconds")
-                if k in info
-            }
-            info.update(build_keyword_index(data_dir, n))
-            info["previous_keyword_index"] = previous
-            done.write_text(json.dumps(info))
-        return data_dir, {**info, "cached": True}
+        return data_dir, {**json.loads(done.read_text()), "cached": True}
     leads, es, en = lead_texts(args.embed)
     vectors, model_id, embed_seconds = lead_vectors(leads, root)
     with Timer() as t:
@@ -478,6 +486,103 @@ def ensure_corpus(root: Path, n: int, args: argparse.Namespace) -> tuple[Path, d
     )
     done.write_text(json.dumps(info))
     return data_dir, {**info, "cached": False}
+
+
+def measure_follow(data_dir: Path, rounds: int) -> dict[str, Any]:
+    """What following costs at this size: 32 articles added to the store (processed, with
+    vectors) then one follower poll — the change feed read, the store reads, both indexes
+    written and published — ``rounds`` times; they are deleted afterwards (one more poll).
+    Then a new node started from a snapshot: write it, restore it, catch up."""
+    from sqlalchemy import text
+
+    from covidnews.follow import Follower, restore_snapshot
+    from covidnews.store import Store
+
+    settings = _settings(data_dir)
+    store = Store(settings.db_url)
+    follower = Follower.from_settings(
+        settings, store, json.loads((data_dir / "bench-built.json").read_text())["model"]
+    )
+    follower.poll()  # caught up before measuring
+    rng = np.random.default_rng(5)
+    with store.engine.connect() as conn:
+        template = dict(
+            conn.execute(
+                text(
+                    "SELECT title, text, source_id, language, published_at FROM articles "
+                    "WHERE duplicate_of IS NULL ORDER BY id LIMIT 1"
+                )
+            )
+            .mappings()
+            .one()
+        )
+        dims = int(conn.execute(text("SELECT dims FROM embeddings LIMIT 1")).scalar_one())
+    samples, added = [], []
+    for r in range(rounds):
+        with store.engine.begin() as conn:
+            for i in range(32):
+                key = f"bench-follow-{r}-{i}-{time.time_ns()}"
+                aid = conn.execute(
+                    text(
+                        "INSERT INTO articles (url, url_hash, origin, source_id, language, "
+                        "title, text, authors, published_at, fetched_at, content_hash, "
+                        "record_hash, state, attempts, is_covid, covid_score, extra, created_at, "
+                        "updated_at) VALUES (:u, :h, 'ingest', :s, :l, :t, :x, '[]', :p, :f, "
+                        ":h, :h, 'done', 0, 1, 0.9, '{}', :f, :f) RETURNING id"
+                    ),
+                    {
+                        "u": f"https://bench.example/{key}",
+                        "h": key,
+                        "s": template["source_id"],
+                        "l": template["language"],
+                        "t": f"{template['title']} {r}-{i}",
+                        "x": template["text"],
+                        "p": template["published_at"],
+                        "f": datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" "),
+                    },
+                ).scalar_one()
+                v = rng.standard_normal(dims).astype(np.float32)
+                conn.execute(
+                    text(
+                        "INSERT INTO embeddings (article_id, model, dims, vector, created_at) "
+                        "VALUES (:a, :m, :d, :v, '2021-01-01 00:00:00')"
+                    ),
+                    {
+                        "a": aid,
+                        "m": follower.model,
+                        "d": dims,
+                        "v": (v / np.linalg.norm(v)).tobytes(),
+                    },
+                )
+                added.append(int(aid))
+        with Timer() as t:
+            report = follower.poll()
+        if report.written != 32:
+            raise RuntimeError(f"follow round {r}: {report}")
+        samples.append(t.seconds)
+    out: dict[str, Any] = {"add_32_poll": {**stats_ms(samples), "rounds": rounds}}
+    with store.engine.begin() as conn:
+        conn.execute(text(f"DELETE FROM articles WHERE id IN ({','.join(map(str, added))})"))
+    with Timer() as t:
+        report = follower.poll()
+    out["delete_poll"] = {"articles": report.deleted, "ms": round(t.seconds * 1000, 1)}
+    with tempfile.TemporaryDirectory(dir=data_dir.parent) as tmp:
+        snap = Path(tmp) / "node.tar"
+        with Timer() as t:
+            follower.snapshot(snap)
+        out["snapshot_write_seconds"] = round(t.seconds, 1)
+        out["snapshot_mb"] = round(snap.stat().st_size / 1e6, 1)
+        node = Path(tmp) / "node"
+        with Timer() as t:
+            restore_snapshot(node, snap)
+        out["snapshot_restore_seconds"] = round(t.seconds, 1)
+        with Timer() as t:
+            report = Follower(store, node, follower.model).poll()
+        out["snapshot_node_catch_up_seconds"] = round(t.seconds, 2)
+        if report.bootstrapped:
+            raise RuntimeError("the restored node bootstrapped instead of following")
+    store.close()
+    return out
 
 
 # Latency -----------------------------------------------------------------------------------
@@ -619,11 +724,15 @@ def child_memory(data_dir: Path) -> dict[str, Any]:
     out["rss_after_embedder_loaded_mb"] = rss_mb()
     engine.search(Query("vacuna", "hybrid", Filters(covid=None)))
     out["rss_after_hybrid_query_mb"] = rss_mb()
-    manifest = json.loads(next(settings.index_dir.glob("*.json")).read_text())
-    raw = manifest["count"] * manifest["dims"] * 4
-    faiss_file = settings.index_dir / manifest["file"]
+    from covidnews.follow import read_state
+    from covidnews.search.keyword import LAYOUT
+
+    (index_dir,) = [p for p in settings.index_dir.iterdir() if (p / "manifest.json").exists()]
+    manifest = json.loads((index_dir / "manifest.json").read_text())
+    raw = manifest["rows"] * manifest["dims"] * 4
+    vector_mb = dir_mb(index_dir)
     out.update(
-        keyword_index_mb=dir_mb(settings.search_dir / KEYWORD_ENGINE),
+        keyword_index_mb=dir_mb(settings.search_dir / LAYOUT),
         keyword_index_rss_mb=round(
             out["rss_after_keyword_query_mb"] - out["rss_after_imports_mb"], 1
         ),
@@ -633,11 +742,13 @@ def child_memory(data_dir: Path) -> dict[str, Any]:
         vector_side_rss_mb=round(
             out["rss_after_hybrid_query_mb"] - out["rss_after_embedder_loaded_mb"], 1
         ),
-        raw_vectors_mb=round(raw / 1e6, 1),
-        faiss_file_mb=round(faiss_file.stat().st_size / 1e6, 1),
-        faiss_file_vs_raw=round(faiss_file.stat().st_size / raw, 2),
-        vector_index_kind=manifest["kind"],
+        raw_float32_vectors_mb=round(raw / 1e6, 1),
+        vector_index_mb=vector_mb,
+        vector_index_vs_raw_float32=round(vector_mb * 1e6 / raw, 2),
+        vector_index_kind="ivf-sq8" if manifest["trained"] else "exact",
+        vector_segments=len(manifest["segments"]),
         store_mb=round((data_dir / "covidnews.db").stat().st_size / 1e6, 1),
+        node_documents=(read_state(data_dir) or {}).get("documents"),
     )
     return out
 
@@ -913,9 +1024,45 @@ def measure_server(data_dir: Path, seconds: float, connections: int) -> dict[str
                     for q in two_word_queries(4000, seed=1 if mode == "keyword" else 2)
                 ]
                 out[f"search_{mode}_unique"] = load(base, paths, seconds, connections, tmp)
+            out["node_memory"] = tree_memory(server.pid)
         finally:
             stop(server)
     return out
+
+
+def tree_memory(pid: int) -> dict[str, Any]:
+    """RSS and PSS of a process and its descendants (the node: server master, workers and the
+    index follower). RSS counts pages shared between them (the mapped indexes, the preloaded
+    models) once per process; PSS divides them among the processes sharing them, so its sum is
+    the node's real footprint."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    todo, tree = [pid], []
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo += children.get(p, [])
+    rss = pss = 0
+    for p in tree:
+        try:
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Rss:"):
+                    rss += int(line.split()[1])
+                elif line.startswith("Pss:"):
+                    pss += int(line.split()[1])
+        except OSError:
+            continue
+    return {
+        "processes": len(tree),
+        "rss_sum_mb": round(rss / 1024),
+        "pss_sum_mb": round(pss / 1024),
+    }
 
 
 # Main --------------------------------------------------------------------------------------
@@ -931,6 +1078,7 @@ def main() -> None:
     parser.add_argument("--noise", type=float, default=0.012, help="per-dimension vector noise")
     parser.add_argument("--load-seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--follow-rounds", type=int, default=20, help="32-article polls timed")
     parser.add_argument("--child", choices=["memory", "export"], help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--format", default="jsonl", help=argparse.SUPPRESS)
@@ -958,6 +1106,7 @@ def main() -> None:
         for n in sizes:
             data_dir, build = ensure_corpus(root, n, args)
             result: dict[str, Any] = {"articles": n, "build": build}
+            result["follow"] = measure_follow(data_dir, args.follow_rounds)
             result.update(measure_latency(data_dir, args.queries))
             result["memory"] = run_child("memory", data_dir)
             result["export"] = {

@@ -36,7 +36,7 @@ import tarfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +149,8 @@ class FollowReport:
     vectors: int = 0  # vector rows written
     deleted: int = 0
     bootstrapped: bool = False
+    # Bootstrap: seconds reading the store, writing vectors, in all (keyword = the rest).
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 class Follower:
@@ -285,22 +287,32 @@ class Follower:
             )
         report = FollowReport(bootstrapped=True)
         vectors_by_chunk: list[int] = []
+        clock = {"store": 0.0, "vectors": 0.0}
+        started = time.perf_counter()
 
         def batches(add: Any) -> Iterator[list[SearchDoc]]:
             for start in range(0, len(ids), BOOTSTRAP_CHUNK):
                 chunk = ids[start : start + BOOTSTRAP_CHUNK]
+                t0 = time.perf_counter()
                 docs = search_docs(self.store, chunk)
                 by_id = {d.article_id: d for d in docs}
                 vec_ids, vecs = store_vectors(self.store, self.model, chunk)
+                t1 = time.perf_counter()
                 keep = [n for n, i in enumerate(vec_ids) if i in by_id]
                 if keep:
                     add(vector_rows([by_id[vec_ids[n]] for n in keep]), vecs[keep])
                     vectors_by_chunk.append(len(keep))
+                clock["store"] += t1 - t0
+                clock["vectors"] += time.perf_counter() - t1
                 yield docs
 
         with self.vectors.rebuilding() as add:
             report.written = self.keyword.rebuild(batches(add))
+            t2 = time.perf_counter()
+        clock["vectors"] += time.perf_counter() - t2  # training and segments, at the end
         report.vectors = sum(vectors_by_chunk)
+        report.seconds = {k: round(v, 2) for k, v in clock.items()}
+        report.seconds["total"] = round(time.perf_counter() - started, 2)
         self._save(
             {
                 "position": mark,

@@ -66,7 +66,7 @@ ROW = np.dtype(
 )
 MAX_SEGMENTS = 8
 MERGE_AT_ONCE = 4
-RETRAIN_GROWTH = 16
+RETRAIN_GROWTH = 4  # news drifts (new waves, new words): retrain as the archive grows
 DEFAULT_DELTA_MAX = 20_000
 
 

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the crawler, the NLP workers and the index writer.
+"""Prometheus metrics of the crawler and the NLP workers (each API node exports its index lag).
 
 Each service exposes them on ``COVIDNEWS_METRICS_PORT`` when it is set (the API serves its own
 ``/metrics``, see :mod:`api.ops`):
@@ -59,8 +59,8 @@ def metrics() -> Metrics:
         ),
         articles_processed=Counter(
             "covidnews_articles_processed_total",
-            "Articles through a stage of the workers: stage nlp (status done, failed = gave "
-            "up, retry = failed this time) and index (status done).",
+            "Articles through the workers' NLP stages (stage nlp; status done, failed = gave "
+            "up, retry = failed this time).",
             ["stage", "status"],
         ),
         stage_seconds=Counter(
@@ -115,11 +115,6 @@ def record_batch(report: Any) -> None:
         m.articles_processed.labels("nlp", status).inc(len(getattr(report, status)))
     for stage, seconds in getattr(report, "stage_seconds", {}).items():
         m.stage_seconds.labels(stage).inc(max(0.0, float(seconds)))
-
-
-def record_indexed(count: int) -> None:
-    if enabled():
-        metrics().articles_processed.labels("index", "done").inc(count)
 
 
 _task_started: dict[str, float] = {}

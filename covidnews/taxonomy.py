@@ -31,6 +31,7 @@ def topics() -> tuple[Topic, ...]:
     )
 
 
+@functools.cache
 def topic_ids() -> tuple[str, ...]:
     return tuple(t.id for t in topics())
 

@@ -254,7 +254,7 @@ def test_worker_metrics_over_http_and_json_task_logs(
     log = tmp_path / "worker.log"
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "nlp_worker.celery_app", "worker", "-Q",
-         "nlp,index", "-c", "2", "--pool", "prefork", "-l", "INFO", "--without-gossip",
+         "nlp", "-c", "2", "--pool", "prefork", "-l", "INFO", "--without-gossip",
          "--without-mingle", "--without-heartbeat"],
         env=env, cwd=ROOT, stdout=log.open("ab"), stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -268,10 +268,10 @@ def test_worker_metrics_over_http_and_json_task_logs(
                 samples = scrape(port)
             except OSError:
                 samples = {}
-            indexed = value(
-                samples, "covidnews_articles_processed_total", stage="index", status="done"
+            batches = value(
+                samples, "covidnews_task_seconds_count", task="nlp_worker.tasks.process_batch"
             )
-            if counts(url) == (12, 12) and indexed >= 12:
+            if counts(url) == (12, 12) and batches >= 3:
                 break
             assert proc.poll() is None, log.read_text()[-3000:]
             time.sleep(0.5)
@@ -281,9 +281,6 @@ def test_worker_metrics_over_http_and_json_task_logs(
         assert (
             value(samples, "covidnews_articles_processed_total", stage="nlp", status="failed") == 0
         )
-        assert (
-            value(samples, "covidnews_articles_processed_total", stage="index", status="done") >= 12
-        )
         batches = value(
             samples, "covidnews_task_seconds_count", task="nlp_worker.tasks.process_batch"
         )
@@ -291,13 +288,26 @@ def test_worker_metrics_over_http_and_json_task_logs(
         assert (
             value(samples, "covidnews_task_seconds_sum", task="nlp_worker.tasks.process_batch") > 0
         )
-        assert (
-            value(samples, "covidnews_task_seconds_count", task="nlp_worker.tasks.index_batch") >= 1
-        )
+        # Workers only write the store (each API node's indexes follow it): process_batch is
+        # the one task they ran, and nothing is counted for an index stage or queue.
+        tasks = {
+            dict(labels)["task"]
+            for (name, labels) in samples
+            if name == "covidnews_task_seconds_count"
+        }
+        assert tasks == {"nlp_worker.tasks.process_batch"}, tasks
+        stages = {
+            dict(labels)["stage"]
+            for (name, labels) in samples
+            if name == "covidnews_articles_processed_total"
+        }
+        assert stages == {"nlp"}, stages
         assert value(samples, "covidnews_nlp_stage_seconds_total", stage="embed") > 0
         assert value(samples, "covidnews_queue_depth", queue="bot") == 3
         assert value(samples, "covidnews_queue_depth", queue="nlp") == 0
-        assert ("covidnews_queue_depth", (("queue", "index"),)) in samples
+        assert {
+            dict(labels)["queue"] for (name, labels) in samples if name == "covidnews_queue_depth"
+        } == {"nlp", "bot"}
         assert (
             value(samples, "covidnews_task_failures_total", task="nlp_worker.tasks.process_batch")
             == 0

@@ -212,6 +212,19 @@ class KeywordIndex:
     def __init__(self, directory: Path) -> None:
         self.root = Path(directory)
         self.path = self.root / LAYOUT
+        self._index: tantivy.Index | None = None
+        self._pid = -1
+
+    def _searcher(self) -> tantivy.Searcher | None:
+        """A searcher of the latest commit (the index opened once per process)."""
+        if not (self.path / "meta.json").exists():
+            return None
+        if self._index is None or self._pid != os.getpid():
+            self._index = open_index(self.path)
+            self._index.config_reader(reload_policy="manual")
+            self._pid = os.getpid()
+        self._index.reload()
+        return self._index.searcher()
 
     @contextlib.contextmanager
     def _writer(self) -> Iterator[tantivy.IndexWriter]:
@@ -263,9 +276,9 @@ class KeywordIndex:
     def stamps(self, article_ids: Sequence[int] | None = None) -> dict[int, float]:
         """Article id -> stamp of every indexed document, or of these articles (to find what the
         store has changed since it was indexed)."""
-        if not (self.path / "meta.json").exists():
+        searcher = self._searcher()
+        if searcher is None:
             return {}
-        searcher = open_index(self.path).searcher()
         if article_ids is None:
             query, limit = tantivy.Query.all_query(), searcher.num_docs
         else:
@@ -279,15 +292,14 @@ class KeywordIndex:
 
     def count(self) -> int:
         """Documents in the index."""
-        if not (self.path / "meta.json").exists():
-            return 0
-        return int(open_index(self.path).searcher().num_docs)
+        searcher = self._searcher()
+        return int(searcher.num_docs) if searcher is not None else 0
 
     def unshared(self, article_ids: Sequence[int]) -> list[int]:
         """Which of these indexed articles are marked as having no copies."""
-        if not article_ids or not (self.path / "meta.json").exists():
+        searcher = self._searcher() if article_ids else None
+        if searcher is None:
             return []
-        searcher = open_index(self.path).searcher()
         query = tantivy.Query.boolean_query(
             [
                 (tantivy.Occur.Must, id_set(article_ids)),

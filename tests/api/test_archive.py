@@ -340,8 +340,8 @@ def test_etag_and_304(client: FlaskClient, facts: dict[str, Any]) -> None:
 @pytest.fixture(scope="module")
 def evil(corpus: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, int]]:
     """A copy of the corpus plus one article whose title and text carry HTML."""
-    from covidnews.ingest import ingest_path
     from covidnews.follow import Follower
+    from covidnews.ingest import ingest_path
     from tests.corpus import copy_store, write_jsonl
 
     root: Path = tmp_path_factory.mktemp("evil")

@@ -22,16 +22,31 @@ def _run(*args: str) -> dict[str, Any]:
     return out
 
 
-def test_bench_index() -> None:
-    out = _run("bench/bench_index.py", "--sizes", "1000", "--queries", "20", "--add-rounds", "2")
+def test_bench_index(tmp_path: object) -> None:
+    out = _run(
+        "bench/bench_index.py",
+        "--sizes",
+        "6000",
+        "--real",
+        "400",
+        "--queries",
+        "20",
+        "--add-rounds",
+        "3",
+        "--cache-dir",
+        str(tmp_path),
+    )
     assert out["benchmark"] == "index" and out["dims"] == 384
-    (result,) = out["results"]
-    assert result["vectors"] == 1000
-    for kind in ("exact", "hnsw"):
-        figures = result[kind]
-        assert figures["build_seconds"] > 0 and figures["add_batch_32_ms"] > 0
-        assert 0 < figures["search_api"]["p50_ms"] <= figures["search_api"]["p99_ms"]
-        assert figures["search_bare_faiss"]["p50_ms"] > 0
-        assert figures["file_vs_raw_vectors"] >= 1.0
-    assert result["hnsw"]["recall_at_10_near_queries"] >= 0.9
-    assert 0 < result["hnsw"]["recall_at_10_random_queries"] <= 1
+    real = out["real"]
+    assert real["vectors"] == 400 and real["queries_report"] == 10
+    for figures in real["report_half"].values():
+        assert 0 < figures["recall_at_10"] <= 1 and figures["nprobe"] >= 1
+    (scale,) = out["scale"]
+    assert scale["vectors"] == 6000 and scale["kind"] == "exact"  # below exact_max
+    assert scale["build_vectors_per_s"] > 0 and scale["add_32"]["p50_ms"] > 0
+    for k in ("query_k10", "query_k1000"):
+        assert 0 < scale[k]["index"]["p50_ms"] <= scale[k]["index"]["p99_ms"]
+        assert scale[k]["bare_numpy_exact"]["p50_ms"] > 0
+    assert scale["recall_at_10_synthetic"] > 0.95  # exact search, float16 rounding only
+    assert 0 < scale["memory"]["rss_open_mb"] <= scale["memory"]["rss_after_queries_mb"]
+    assert 700 < scale["disk_bytes_per_vector"] < 900  # 768 B of float16 + a 72 B record

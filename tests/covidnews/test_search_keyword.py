@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from sqlalchemy import select, update
 
+from covidnews.follow import Follower
 from covidnews.ingest import ingest_path
 from covidnews.schema import Article
 from covidnews.search.analysis import QueryError
-from covidnews.follow import Follower
 from covidnews.search.engine import Filters, Query, SearchEngine
 from covidnews.search.keyword import KeywordIndex, KeywordReader, SearchDoc
 from covidnews.store import Store

@@ -1,8 +1,11 @@
-"""Real Redis, real `celery worker` processes, real PostgreSQL: 50 ingested articles all reach the
-index; a worker SIGKILLed mid-batch and restarted leaves every article processed exactly once."""
+"""Real Redis, real `celery worker` processes, real PostgreSQL: 50 ingested articles are all
+processed; a worker SIGKILLed mid-batch and restarted leaves every article processed exactly once.
+Workers write the store only; a node's follower (`covidnews follow`, a real process) brings its
+own indexes to exactly the processed articles, and rebuilds them from the store when lost."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -16,8 +19,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from covidnews.follow import Follower, read_state
 from covidnews.index import VectorIndex
-from covidnews.schema import Article, Embedding, StageRun
+from covidnews.schema import Article, ArticleChange, Embedding, StageRun
 from covidnews.search.engine import Filters, Query, SearchEngine
 from covidnews.store import Store
 from tests.conftest import ROOT, SHARED, _fresh_pg_database
@@ -75,7 +79,7 @@ def worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
             "nlp_worker.celery_app",
             "worker",
             "-Q",
-            "nlp,index",
+            "nlp",
             "-c",
             "1",
             "--pool",
@@ -108,6 +112,18 @@ def counts(url: str) -> tuple[int, int]:
         store.close()
 
 
+def follower(env: dict[str, str], data_dir: Path, log: Path, *args: str) -> subprocess.Popen[bytes]:
+    """A node's follower (``covidnews follow``): its own indexes in its own data directory."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "covidnews", "follow", *args],
+        env=dict(env, COVIDNEWS_DATA_DIR=str(data_dir)),
+        cwd=ROOT,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
 @pytest.mark.timeout(900)
 def test_worker_killed_mid_batch_then_restarted(env: dict[str, str], tmp_path: Path) -> None:
     data = tmp_path / "corpus.jsonl"
@@ -125,29 +141,34 @@ def test_worker_killed_mid_batch_then_restarted(env: dict[str, str], tmp_path: P
     url = env["COVIDNEWS_DATABASE_URL"]
     assert counts(url) == (0, 50)  # queued, not processed: the ingest process did no NLP
 
+    # A node follows the store while the workers write it (its first poll bootstraps).
+    node = tmp_path / "node"
+    follow_log = tmp_path / "follow.log"
+    following = follower(env, node, follow_log, "--interval", "0.2")
     log = tmp_path / "worker.log"
-    first = worker(env, log)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and counts(url)[0] < 10:
-        time.sleep(0.2)
-    done_before_kill = counts(url)[0]
-    assert 0 < done_before_kill < 50, log.read_text()[-3000:]
-    os.killpg(first.pid, signal.SIGKILL)  # the whole worker: main process and pool children
-    first.wait()
-
-    second = worker(env, log)
     try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and counts(url)[0] < 50:
-            time.sleep(0.5)
-        assert counts(url) == (50, 50), log.read_text()[-3000:]
+        first = worker(env, log)
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and counts(url)[0] < 10:
+            time.sleep(0.2)
+        done_before_kill = counts(url)[0]
+        assert 0 < done_before_kill < 50, log.read_text()[-3000:]
+        os.killpg(first.pid, signal.SIGKILL)  # the whole worker: main process and pool children
+        first.wait()
+
+        second = worker(env, log)
+        try:
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline and counts(url)[0] < 50:
+                time.sleep(0.5)
+            assert counts(url) == (50, 50), log.read_text()[-3000:]
+        finally:
+            os.killpg(second.pid, signal.SIGTERM)
+            second.wait(timeout=60)
+
         store = Store(url)
         try:
-            # Index tasks are queued after each batch: wait for the last one.
             model = _model(store)
-            index = VectorIndex(Path(env["COVIDNEWS_DATA_DIR"]) / "index", model)
-            while time.monotonic() < deadline and len(index.ids()) < 50:
-                time.sleep(0.5)
             with store.session() as s:
                 ids = set(s.scalars(select(Article.id)))
                 assert s.scalar(select(func.count()).select_from(Embedding)) == 50
@@ -155,35 +176,49 @@ def test_worker_killed_mid_batch_then_restarted(env: dict[str, str], tmp_path: P
                 runs = s.execute(select(StageRun.stage, StageRun.attempts)).all()
                 assert runs and all(attempts == 1 for _, attempts in runs), runs
                 assert {stage for stage, _ in runs} >= {"langid", "classify", "summarize", "embed"}
-            assert index.ids() == ids
-            assert _ntotal(index) == 50  # no duplicate vectors
-            # Every article is keyword-searchable exactly once.
-            search_dir = Path(env["COVIDNEWS_DATA_DIR"]) / "search"
-            while time.monotonic() < deadline and _searchable(search_dir) != ids:
-                time.sleep(0.5)
-            assert _searchable(search_dir) == ids
-            assert len(SearchEngine(search_dir).indexed_ids()) == 50  # no duplicate documents
+                # The store noted every article that became searchable in its change sequence.
+                assert set(s.scalars(select(ArticleChange.article_id))) == ids
         finally:
             store.close()
-    finally:
-        os.killpg(second.pid, signal.SIGTERM)
-        second.wait(timeout=60)
+        # Workers write the store only: no index in their data directory.
+        worker_dir = Path(env["COVIDNEWS_DATA_DIR"])
+        assert not (worker_dir / "index").exists() and not (worker_dir / "search").exists()
 
-    # The indexes are caches: lost, they are rebuilt from the store when the writer starts.
-    shutil.rmtree(Path(env["COVIDNEWS_DATA_DIR"]) / "index")
-    shutil.rmtree(search_dir)
-    third = worker(env, log)
-    try:
-        deadline = time.monotonic() + 180
+        # The node's follower brings its indexes to exactly the processed articles.
+        index = VectorIndex(node / "index", model)
+        search_dir = node / "search"
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline and (
-            _searchable(search_dir) != ids or index.ids() != ids
+            index.ids() != ids or _searchable(search_dir) != ids
         ):
+            assert following.poll() is None, follow_log.read_text()[-3000:]
             time.sleep(0.5)
-        assert _searchable(search_dir) == ids, log.read_text()[-3000:]
-        assert index.ids() == ids and _ntotal(index) == 50
+        assert index.ids() == ids, follow_log.read_text()[-3000:]
+        assert _live_vectors(index) == 50  # one live vector per article
+        assert _searchable(search_dir) == ids
+        assert len(SearchEngine(search_dir).indexed_ids()) == 50  # no duplicate documents
+        state = read_state(node)
+        assert state is not None and state["model"] == model and state["caught_up_at"]
     finally:
-        os.killpg(third.pid, signal.SIGTERM)
-        third.wait(timeout=60)
+        following.send_signal(signal.SIGTERM)  # stops after the current poll
+        following.wait(timeout=60)
+    assert following.returncode == 0, follow_log.read_text()[-3000:]
+
+    # The indexes are caches: lost, the node rebuilds them from the store.
+    shutil.rmtree(node / "index")
+    shutil.rmtree(search_dir)
+    once = follower(env, node, follow_log, "--once")
+    assert once.wait(timeout=180) == 0, follow_log.read_text()[-3000:]
+    report = json.loads(follow_log.read_text().strip().splitlines()[-1])
+    assert report["bootstrapped"] and report["vectors"] == 50 and report["written"] == 50
+    index = VectorIndex(node / "index", model)
+    assert index.ids() == ids and _live_vectors(index) == 50
+    assert _searchable(search_dir) == ids
+    assert len(SearchEngine(search_dir).indexed_ids()) == 50
+    # A caught-up node finds nothing more to do.
+    with contextlib.closing(Store(url)) as store:
+        again = Follower(store, node, model).poll()
+    assert not again.bootstrapped and (again.written, again.vectors, again.deleted) == (0, 0, 0)
 
 
 def _searchable(search_dir: Path) -> set[int]:
@@ -200,9 +235,7 @@ def _model(store: Store) -> str:
     return model
 
 
-def _ntotal(index: VectorIndex) -> int:
-    from covidnews.index import Manifest
-
-    manifest = Manifest.read(index.manifest_path)
-    assert manifest is not None
-    return manifest.count
+def _live_vectors(index: VectorIndex) -> int:
+    snapshot = index.snapshot()
+    assert snapshot is not None
+    return snapshot.live_count

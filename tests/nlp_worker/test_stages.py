@@ -1,5 +1,7 @@
 """The stage runner on real backends (langid, classifier, apertium, hashing embedder): results stored
-with their model, stages re-run only when input or model change, one bad article fails alone."""
+with their model, stages re-run only when input or model change, one bad article fails alone.
+Processing writes the store (and its change sequence); this machine's indexes follow the store
+(:class:`covidnews.follow.Follower`, polled after each batch) to exactly the processed articles."""
 
 from __future__ import annotations
 
@@ -13,9 +15,18 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
+from covidnews.follow import Follower
 from covidnews.index import VectorIndex
 from covidnews.ingest import parse_record
-from covidnews.schema import Article, ArticleTopic, Embedding, StageRun, Translation
+from covidnews.schema import (
+    Article,
+    ArticleChange,
+    ArticleTopic,
+    Embedding,
+    StageRun,
+    Translation,
+)
+from covidnews.search.keyword import KeywordIndex
 from covidnews.settings import load_settings
 from covidnews.store import Store
 from nlp_worker.backends.base import Kind
@@ -56,6 +67,47 @@ def backends() -> Backends:
 
 def settings(tmp_path: Path) -> Any:
     return load_settings(data_dir=tmp_path / "var", nlp_batch_size=4)
+
+
+def done_ids(store: Store) -> set[int]:
+    with store.session() as s:
+        return set(s.scalars(select(Article.id).where(Article.state == "done")))
+
+
+def changed_ids(store: Store) -> set[int]:
+    """Articles noted in the store's change sequence."""
+    with store.session() as s:
+        return set(s.scalars(select(ArticleChange.article_id)))
+
+
+def vector_ids(cfg: Any, model: str) -> set[int]:
+    index = VectorIndex(cfg.index_dir, model)
+    snapshot = index.snapshot()
+    ids = index.ids()
+    assert snapshot is not None and snapshot.live_count == len(ids)  # one vector per article
+    return ids
+
+
+def keyword_ids(cfg: Any) -> set[int]:
+    keyword = KeywordIndex(cfg.data_dir / "search")
+    stamps = keyword.stamps()
+    assert len(stamps) == keyword.count()  # one document per article
+    return set(stamps)
+
+
+def store_stamps(store: Store) -> dict[int, float]:
+    """The version (``updated_at``) of each processed article: what the indexes must hold."""
+    with store.session() as s:
+        rows = s.execute(select(Article.id, Article.updated_at).where(Article.state == "done"))
+        return {int(i): u.timestamp() for i, u in rows}
+
+
+def assert_indexes_follow(store: Store, cfg: Any, model: str) -> None:
+    """This machine's indexes hold exactly the processed articles, at their stored version."""
+    done = store_stamps(store)
+    assert vector_ids(cfg, model) == set(done) == keyword_ids(cfg)
+    assert VectorIndex(cfg.index_dir, model).stamps(sorted(done)) == done
+    assert KeywordIndex(cfg.data_dir / "search").stamps() == done
 
 
 def articles(store: Store) -> list[int]:
@@ -118,7 +170,18 @@ def test_pipeline_stores_every_stage_result(
             "embed",
         }
         assert all(model for _, model in runs)
-    assert VectorIndex(cfg.index_dir, backends.embedder.model_id).ids() == set(ids)
+    # Every processed article is in the store's change sequence; the indexes followed it.
+    assert done_ids(store) == set(ids) == changed_ids(store)
+    model = backends.embedder.model_id
+    assert_indexes_follow(store, cfg, model)
+    # Another node (another data directory) bootstraps the same indexes from the store alone,
+    # then finds nothing more to do.
+    node = Follower(store, tmp_path / "node", model)
+    first = node.poll()
+    assert first.bootstrapped and first.vectors == len(ids) and first.written == len(ids)
+    assert node.vectors.ids() == set(ids)
+    again = node.poll()
+    assert not again.bootstrapped and (again.written, again.vectors, again.deleted) == (0, 0, 0)
 
 
 def test_stages_rerun_only_on_changed_input_or_model(
@@ -141,7 +204,16 @@ def test_stages_rerun_only_on_changed_input_or_model(
         }
     )
     store.upsert_articles([changed])
+    model = backends.embedder.model_id
+    index = VectorIndex(cfg.index_dir, model)
+    before = index.manifest()
+    assert before is not None
     process_ids(store, cfg, pending_ids(store), backends=backends)
+    # The changed article's vector was replaced in this machine's index (its old row is dead),
+    # the others' left alone.
+    after = index.manifest()
+    assert after is not None and after.rows - before.rows == 1 and after.dead - before.dead == 1
+    assert_indexes_follow(store, cfg, model)
     with store.session() as s:
         es_id = s.scalar(select(Article.id).where(Article.url == "https://d.example/covid-es"))
         runs = dict(
@@ -168,6 +240,11 @@ def test_stages_rerun_only_on_changed_input_or_model(
             )
         )
         assert set(langid_runs) == {1}  # a new embedder changes nothing upstream
+    # Each model has its own vector index, holding every processed article.
+    assert_indexes_follow(store, cfg, other.embedder.model_id)
+    assert vector_ids(cfg, model) == set(ids)
+    other_manifest = VectorIndex(cfg.index_dir, other.embedder.model_id).manifest()
+    assert other_manifest is not None and other_manifest.dims == 64
 
 
 class Exploding:
@@ -202,6 +279,9 @@ def test_a_failing_article_fails_alone_and_is_marked_failed(
         assert "backend crashed" in (failed.state_error or "")
         assert sum(1 for v in states.values() if v == "done") == len(ids) - 1
     assert pending_ids(store) == []  # a failed article never blocks the queue
+    # The failed article is in neither index; every other one is.
+    assert_indexes_follow(store, cfg, backends.embedder.model_id)
+    assert len(vector_ids(cfg, backends.embedder.model_id)) == len(ids) - 1
 
 
 class Counting:
