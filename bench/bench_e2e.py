@@ -1,9 +1,10 @@
-"""End to end on one machine: demo site → distributed crawl → Celery NLP → index → search API.
+"""End to end on one machine: demo site → distributed crawl → Celery NLP → store → the API node's
+indexes (its follower) → search API.
 
 Every service is the real one, each its own process: a fresh PostgreSQL database, Redis (a
-database of its own, flushed), N ``celery worker -Q nlp -c 1``, one index writer
-(``-Q index -c 1``), ``covidnews serve --workers 2`` and ``covidnews crawl --run-id`` processes
-sharing one scrapy-redis run, over the local demo news site (:class:`DemoSite`).
+database of its own, flushed), N ``celery worker -Q nlp -c 1``, ``covidnews serve --workers 2``
+(with its index follower) and ``covidnews crawl --run-id`` processes sharing one scrapy-redis
+run, over the local demo news site (:class:`DemoSite`).
 
 - **throughput**, for each ``--workers`` count: articles/minute from the start of the crawl until
   every demo article (``expected_articles()``) is returned by
@@ -247,7 +248,7 @@ class Cluster:
 
     def queue_busy(self) -> bool:
         """Messages waiting or taken but not acknowledged, on any queue."""
-        waiting = sum(int(self.redis.llen(q)) for q in ("nlp", "index"))
+        waiting = int(self.redis.llen("nlp"))
         return bool(waiting or int(self.redis.hlen("unacked")))
 
 
@@ -304,12 +305,12 @@ def cluster(workdir: Path, site: DemoSite, redis_db: int, **kwargs: Any) -> Iter
 
 
 def start_services(c: Cluster, nlp_workers: int) -> list[str]:
-    """Schema, index writer, NLP workers, API (ready); returns the NLP workers' names."""
+    """Schema, NLP workers, API (ready: its follower has built its indexes); returns the NLP
+    workers' names."""
     c.init()
-    c.worker("indexer", "index")
     names = [c.nlp_worker() for _ in range(nlp_workers)]
     c.api(workers=2)
-    c.wait_workers_ready(["indexer", *names])
+    c.wait_workers_ready(names)
     return names
 
 

@@ -330,12 +330,10 @@ class Follower:
         return report
 
     def reset(self) -> FollowReport:
-        """Rebuild from the store (``covidnews reindex``)."""
+        """Rebuild from the store (``covidnews reindex``). The old indexes and position stay
+        in use (the node stays ready) until the new ones replace them."""
         with self._lock():
-            with contextlib.suppress(FileNotFoundError):
-                self.state_path.unlink()
-            report = self._bootstrap()
-        return report
+            return self._bootstrap()
 
     def run(self, interval: float = 1.0, stop: threading.Event | None = None) -> None:
         """Follow until stopped; a failing poll (store unreachable) is retried."""

@@ -47,11 +47,14 @@ def process_ids(
     backends: Backends | None = None,
     on_batch: Callable[[int], None] | None = None,
 ) -> ProcessReport:
-    """Process these articles in batches; after each, this machine's indexes follow the store
-    (the same follower an API node runs)."""
+    """Process these articles in batches. Without a broker (one machine) this machine's indexes
+    then follow the store after each batch — the follower an API node runs; with one, the API
+    nodes' followers index what was processed and nothing is built here."""
     backends = backends or Backends.from_settings(settings)
     report = ProcessReport()
-    follower = Follower.from_settings(settings, store, backends.embedder.model_id)
+    follower = None
+    if settings.embedded:
+        follower = Follower.from_settings(settings, store, backends.embedder.model_id)
     size = settings.nlp_batch_size
     for start in range(0, len(ids), size):
         batch = claim(store, ids[start : start + size])
@@ -60,7 +63,7 @@ def process_ids(
         report.failed += len(result.failed)
         report.retry += len(result.retry)
         report.failed_ids += result.failed
-        if result.done or result.embedded:
+        if follower is not None and (result.done or result.embedded):
             followed = follower.poll()
             report.indexed += followed.vectors
             report.searchable += followed.written

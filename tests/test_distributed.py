@@ -102,7 +102,7 @@ def wait_searchable(c: Cluster, n: int, timeout: float = 900) -> int:
         c.check_alive()
         assert time.monotonic() < deadline, (
             states(c.env["COVIDNEWS_DATABASE_URL"]),
-            c.log("indexer"),
+            c.log("api"),
         )
         if c.queue_busy():
             idle_since = None

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -67,8 +68,19 @@ def test_serve_answers_and_stops_cleanly_on_sigterm(
                 assert response.status == 200
                 assert json.load(response) == {"status": "ok"}
                 assert response.headers["X-Request-ID"]
-        with urllib.request.urlopen(url + "/readyz", timeout=10) as response:
-            assert response.status == 200
+        # Ready once the node's follower has built its (empty) indexes from the store.
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/readyz", timeout=10) as response:
+                    status, body = response.status, json.load(response)
+            except urllib.error.HTTPError as exc:
+                status, body = exc.code, json.load(exc)
+            if status == 200:
+                assert body["checks"]["indexes"] == "caught up"
+                break
+            assert status == 503 and time.monotonic() < deadline, body
+            time.sleep(0.2)
         with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
             text = response.read().decode()
         # Both workers' counts are in one answer (multi-process collector).
