@@ -61,7 +61,8 @@ def _test_blueprint() -> APIBlueprint:
 
 
 def make_settings(tmp_path: Path, db_url: str | None = None, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"data_dir": tmp_path / "var", "redis_url": None}
+    # No follower runs beside these apps: /readyz does not wait for indexes unless a test asks.
+    values: dict[str, Any] = {"data_dir": tmp_path / "var", "redis_url": None, "index_max_lag": 0}
     if db_url:
         values["database_url"] = db_url
     values.update(overrides)
