@@ -163,18 +163,26 @@ class Node:
             return exc.code, json.load(exc)
 
     def follower_pids(self) -> list[int]:
-        out = []
+        """The follower processes under this server (its keep-alive process's children)."""
+        parents: dict[int, int] = {}
+        cmds: dict[int, list[bytes]] = {}
         for pid in os.listdir("/proc"):
             if not pid.isdigit():
                 continue
             try:
                 stat = Path(f"/proc/{pid}/stat").read_text()
-                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                cmds[int(pid)] = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == self.proc.pid and b"follow" in cmd:
-                out.append(int(pid))
-        return out
+            parents[int(pid)] = int(stat.rsplit(")", 1)[1].split()[1])
+        keepers = [
+            p for p, c in cmds.items() if parents.get(p) == self.proc.pid and b"--keep-alive" in c
+        ]
+        return [
+            p
+            for p, c in cmds.items()
+            if parents.get(p) in keepers and b"follow" in c and b"--keep-alive" not in c
+        ]
 
     def wait_caught_up(self, mark: dict[str, int], timeout: float = 120) -> None:
         """Until the node is ready and its position has passed the store's watermark."""

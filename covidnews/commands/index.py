@@ -8,6 +8,7 @@ indexes in ``COVIDNEWS_DATA_DIR`` in step with the store (:mod:`covidnews.follow
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
 from pathlib import Path
@@ -26,7 +27,13 @@ from covidnews.commands._common import EXIT_INPUT, EXIT_SETTINGS, CommandError, 
     default=None,
     help="Seconds between two reads of the store's changes (default: COVIDNEWS_FOLLOW_INTERVAL).",
 )
-def follow(once: bool, interval: float | None) -> None:
+@click.option(
+    "--keep-alive",
+    is_flag=True,
+    help="Run the follower as a child process and start it again whenever it dies "
+    "(what `covidnews serve` does).",
+)
+def follow(once: bool, interval: float | None, keep_alive: bool) -> None:
     """Keep this node's indexes in step with the store.
 
     A node without indexes first builds them from the store (bootstrap), then applies the
@@ -36,6 +43,9 @@ def follow(once: bool, interval: float | None) -> None:
     """
     from covidnews.follow import Follower
 
+    if keep_alive:
+        _keep_alive(["--interval", str(interval)] if interval else [])
+        return
     settings = load()
     store = open_store(settings)
     try:
@@ -108,3 +118,33 @@ def restore(file: Path, force: bool) -> None:
     except (RuntimeError, tarfile.TarError, OSError) as exc:
         raise CommandError(str(exc), EXIT_INPUT) from None
     click.echo(f"restored {file}: {state.get('documents')} documents, position {state['position']}")
+
+
+def _keep_alive(args: list[str]) -> None:
+    """``covidnews follow`` as a child, restarted 2 s after it dies; SIGTERM/SIGINT stop both."""
+    import logging
+    import subprocess
+    import sys
+
+    log = logging.getLogger(__name__)
+    stop = threading.Event()
+    child: list[subprocess.Popen[bytes]] = []
+
+    def on_signal(*_: Any) -> None:
+        stop.set()
+        if child and child[0].poll() is None:
+            child[0].terminate()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    parent = os.getppid()
+    while not stop.is_set():
+        proc = subprocess.Popen([sys.executable, "-m", "covidnews", "follow", *args])
+        child[:] = [proc]
+        while (code := proc.poll()) is None:
+            if os.getppid() != parent:  # the server died (even SIGKILL): do not outlive it
+                on_signal()
+            stop.wait(0.5)
+        if not stop.is_set():
+            log.warning("index follower exited (%s); restarting", code)
+            stop.wait(2.0)

@@ -14,7 +14,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 from typing import Any
 
 import click
@@ -160,8 +159,6 @@ def serve(
     follower = FollowerProcess() if follow else None
 
     def when_ready(server: Any) -> None:
-        if follower is not None:
-            follower.start()
         for listener in server.LISTENERS:
             address = listener.sock.getsockname()
             url = f"http://{_bind(address[0], address[1])}"
@@ -193,6 +190,8 @@ def serve(
         "control_socket_disable": True,
     }
     owner = os.getpid()
+    if follower is not None:
+        follower.start()
     try:
         Server(options).run()
     finally:
@@ -205,31 +204,21 @@ def serve(
 
 
 class FollowerProcess:
-    """``covidnews follow`` as a child of the server, restarted when it exits."""
+    """``covidnews follow --keep-alive`` beside the server: a small process that runs the
+    follower and starts it again when it dies. Started before gunicorn forks its workers: a
+    subprocess started from a thread of a forking server can leave its exec pipe in a forked
+    worker, and wait on it for ever."""
 
     def __init__(self) -> None:
         self._proc: subprocess.Popen[bytes] | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="follower", daemon=True)
-            self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._proc = subprocess.Popen([sys.executable, "-m", "covidnews", "follow"])
-            # Polled, not waited for: gunicorn's master reaps every child that exits (SIGCHLD),
-            # and a blocking wait for one it reaped may never return.
-            while (code := self._proc.poll()) is None and not self._stop.wait(0.5):
-                pass
-            if not self._stop.is_set():
-                logging.getLogger(__name__).warning("index follower exited (%s); restarting", code)
-                self._stop.wait(2.0)
+        if self._proc is None:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "covidnews", "follow", "--keep-alive"]
+            )
 
     def stop(self) -> None:
-        self._stop.set()
         proc = self._proc
         if proc is not None and proc.poll() is None:
             proc.terminate()

@@ -17,8 +17,10 @@ matches "vaccination" in English text, titles weigh double, and scores are tanti
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 
 import tantivy
@@ -193,4 +195,30 @@ def passage_query(passage: str, min_doc_frequency: int = 2) -> tantivy.Query:
         max_query_terms=PASSAGE_TERMS,
         min_word_length=3,
         stop_words=sorted(STOPWORDS),
+    )
+
+
+PASSAGE_FIELDS = (("body_es", "es"), ("body_en", "en"), ("body_xx", "fold"))
+
+
+def passage_terms_query(searcher: tantivy.Searcher, passage: str) -> tantivy.Query:
+    """What :func:`passage_query` selects, computed here: the passage's 25 terms of highest
+    tf × idf in the same fields. Used only when tantivy's ``more_like_this`` panics — it does
+    while deleted documents still count in a term's document frequency (until a merge), which
+    a follower's updates cause (tantivy issue: quickwit-oss/tantivy#2964, open)."""
+    docs = max(1, int(searcher.num_docs))
+    scored: list[tuple[float, str, str]] = []
+    for field, analyzer in PASSAGE_FIELDS:
+        tokens = [
+            t for t in ANALYZERS[analyzer].analyze(passage) if len(t) >= 3 and t not in STOPWORDS
+        ]
+        for term, tf in Counter(tokens).items():
+            df = min(int(searcher.doc_freq(field, term)), docs)
+            if df:
+                scored.append((tf * math.log(1 + (docs - df + 0.5) / (df + 0.5)), field, term))
+    top = sorted(scored, reverse=True)[:PASSAGE_TERMS]
+    if not top:
+        return tantivy.Query.boolean_query([])
+    return tantivy.Query.boolean_query(
+        [(tantivy.Occur.Should, tantivy.Query.term_query(SCHEMA, f, t)) for _, f, t in top]
     )

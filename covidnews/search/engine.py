@@ -46,6 +46,7 @@ from covidnews.search.analysis import (
     keyword_limit_error,
     parse_query,
     passage_query,
+    passage_terms_query,
     text_query,
 )
 from covidnews.search.keyword import (
@@ -691,6 +692,12 @@ class SearchEngine:
         window = self.max_semantic_hits
         if passage:
             pq = passage_query(words, min_doc_frequency=1 if view.size < 1000 else 2)
+            try:
+                view.count(pq)
+            except BaseException as exc:  # tantivy's more_like_this panics (Rust) on deletes
+                if type(exc).__name__ != "PanicException" or view.searcher is None:
+                    raise
+                pq = passage_terms_query(view.searcher, words)
             unexcluded = Q.boolean_query([(MUST, Q.all_query()), (MUST_NOT, xq)]) if xq else None
             capped = KeywordRanking(view, _and(pq, fq, unexcluded), False, cap=window)
             fused = HybridRanking(capped, semantic, window).take(2 * window + 1)

@@ -306,3 +306,17 @@ def test_a_first_copy_indexed_before_its_copies_is_marked_when_they_arrive(
     assert sorted([page.hits[0].article_id, *page.hits[0].copies]) == ids
     assert sorted(engine.indexed_ids().tolist()) == ids  # each article once
     assert follower.apply(ids)[0] == 0  # caught up: nothing to write
+
+
+def test_a_passage_search_survives_deleted_documents(tmp_path: Path) -> None:
+    """tantivy's more_like_this panics while deleted documents still count in a term's
+    document frequency (quickwit-oss/tantivy#2964): replaced documents — what every update
+    does — made passage searches fail. The engine then selects the terms itself."""
+    index = KeywordIndex(tmp_path)
+    index.write(synthetic(200))
+    index.write(synthetic(150, seed=2))  # replaces 1-150: their old versions are deleted
+    passage = " ".join(["vacuna hospital contagio frontera escuela"] * 20)  # > 500 characters
+    engine = SearchEngine(tmp_path)
+    assert engine.view().size == 200
+    page = engine.search(Query(q=passage, mode="hybrid", filters=Filters(covid=None)), 50)
+    assert page.total > 100 and {h.article_id for h in page.hits} <= set(range(1, 201))
