@@ -1139,6 +1139,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=300, help="timed searches per mode")
     parser.add_argument("--cache-dir", type=Path, default=None, help="keep built corpora here")
     parser.add_argument("--skip-server", action="store_true")
+    parser.add_argument("--skip-export", action="store_true")
     parser.add_argument("--embed", type=int, default=3000, help="texts embedded with E5")
     parser.add_argument("--noise", type=float, default=0.012, help="per-dimension vector noise")
     parser.add_argument("--load-seconds", type=float, default=10.0)
@@ -1174,9 +1175,10 @@ def main() -> None:
             result["follow"] = measure_follow(data_dir, args.follow_rounds)
             result.update(measure_latency(data_dir, args.queries))
             result["memory"] = run_child("memory", data_dir)
-            result["export"] = {
-                fmt: run_child("export", data_dir, "--format", fmt) for fmt in ("jsonl", "csv")
-            }
+            if not args.skip_export:
+                result["export"] = {
+                    fmt: run_child("export", data_dir, "--format", fmt) for fmt in ("jsonl", "csv")
+                }
             if not args.skip_server:
                 result["server"] = measure_server(data_dir, args.load_seconds, args.connections)
             results.append(result)

@@ -623,18 +623,21 @@ class SearchEngine:
         if snap is None:
             return empty
         cols = Columns(snap)
-        gone = np.zeros(0, np.int64)
-        if excluded is not None and view.searcher is not None:
-            gone = snap.positions(view.matching(excluded).ids)
-            gone = gone[gone >= 0]
+        exclusions = excluded is not None and view.searcher is not None
 
         def passes(rows: np.ndarray | None) -> np.ndarray:
             m = cols.mask(filters, rows)
             sel = cols.rows if rows is None else cols.rows[rows]
             if not_story is not None:
                 m &= sel["story"] != not_story
-            if len(gone):
-                m &= ~np.isin(np.arange(len(cols.rows)) if rows is None else rows, gone)
+            if exclusions:
+                if rows is None:  # every row: the documents of the exclusions, all of them
+                    gone = snap.positions(view.matching(excluded).ids)
+                    m[gone[gone >= 0]] = False
+                elif m.any():  # these rows: only they are looked up (an id-set query)
+                    ids = np.asarray(sel["id"][m], np.int64)
+                    hit = view.matching(excluded, among=ids).ids
+                    m[np.flatnonzero(m)[np.isin(ids, hit)]] = False
             return m
 
         want = min(k + k // 2, snap.size)
