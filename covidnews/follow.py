@@ -28,7 +28,6 @@ One follower per data directory at a time (a file lock); API workers only read.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -43,7 +42,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import func, select, text, tuple_
 
-from covidnews.index import ROW, VectorIndex, _atomic_write, store_vectors
+from covidnews.index import ROW, VectorIndex, _atomic_write, file_lock, store_vectors
 from covidnews.schema import Article, ArticleChange, ProcessingState
 from covidnews.search.documents import search_docs
 from covidnews.search.keyword import LAYOUT, KeywordIndex, SearchDoc, code, topic_mask
@@ -197,15 +196,8 @@ class Follower:
         raw = json.dumps(state, sort_keys=True)
         _atomic_write(self.state_path, lambda tmp: Path(tmp).write_text(raw, encoding="utf-8"))
 
-    @contextlib.contextmanager
-    def _lock(self) -> Iterator[None]:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.data_dir / "follow.lock", "a+b") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+    def _lock(self) -> contextlib.AbstractContextManager[None]:
+        return file_lock(self.data_dir / "follow.lock")
 
     def _usable(self, state: dict[str, Any] | None) -> bool:
         return (

@@ -139,6 +139,19 @@ def _atomic_write(path: Path, write: Any) -> None:
             os.unlink(tmp)
 
 
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` (created with its directory) for the block: one writer per
+    node, whatever process it is in."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def _memmap(path: Path, dtype: Any, count: int, dims: int | None = None) -> np.ndarray:
     shape: tuple[int, ...] = (count, dims) if dims is not None else (count,)
     if count == 0:
@@ -374,15 +387,8 @@ class VectorIndex:
 
     # Writer ------------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _writer_lock(self) -> Iterator[None]:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.dir / "writer.lock", "a+b") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+    def _writer_lock(self) -> contextlib.AbstractContextManager[None]:
+        return file_lock(self.dir / "writer.lock")
 
     def _gen(self, m: Manifest) -> Path:
         return self.dir / f"g{m.generation}"
