@@ -106,14 +106,21 @@ return 0
 """
 
 
+# Article pages, and the listings that lead to them (home and section pages, feeds, sitemaps):
+# listings skip the run's shared duplicate filter, so their claims are what keeps them to one
+# fetch per run while their holder lives.
+CLAIMED_KINDS = frozenset({"article", "listing", "feed", "sitemap"})
+
+
 class ClaimedElsewhere(IgnoreRequest):
     """Another live process of this crawl is fetching (or has fetched) this page."""
 
 
 class FetchClaims:
-    """Downloader middleware (distributed crawls): before an article page is fetched, its claim
-    is taken in Redis — unless a live process of the run holds it. A killed process's claims are
-    taken over (its alive key expires within seconds), so what it held is still fetched."""
+    """Downloader middleware (distributed crawls): before an article page or a listing is
+    fetched, its claim is taken in Redis — unless a live process of the run holds it. A killed
+    process's claims are taken over (its alive key expires within seconds), so what it held is
+    still fetched."""
 
     def __init__(self, crawler: Any, client: Any, prefix: str) -> None:
         self.crawler = crawler
@@ -144,7 +151,7 @@ class FetchClaims:
         # Claims stay (they expire with the run's keys): the pages they name were fetched.
 
     def process_request(self, request: Any, spider: Any) -> None:
-        if request.meta.get("kind") != "article":
+        if request.meta.get("kind") not in CLAIMED_KINDS:
             return None
         key = f"{self.prefix}:claim:{hashlib.sha1(request.url.encode('utf-8')).hexdigest()}"
         retry = "1" if request.meta.get("retry_times") else "0"

@@ -111,6 +111,11 @@ class NewsSpider(scrapy.Spider):
             priority=PRIORITY_LISTING,
             meta={"source": entry.slug, "kind": kind, "handle_httpstatus_list": [304]},
             errback=self._listing_failed,
+            # Distributed: listings are deduplicated by claims (crawler.distributed), not by the
+            # run's shared duplicate filter — a process killed while holding a listing it took
+            # from the shared queue would otherwise leave it "seen" and never read, and the
+            # articles only it links to lost for the run.
+            dont_filter=bool(self.settings.get("COVIDNEWS_RUN_PREFIX")),
         )
 
     def _article_request(self, found: Discovery) -> scrapy.Request:
@@ -249,6 +254,10 @@ class NewsSpider(scrapy.Spider):
             yield request
 
     def _listing_failed(self, failure: Any) -> None:
+        from crawler.distributed import ClaimedElsewhere
+
+        if failure.check(ClaimedElsewhere):
+            return  # a live peer of this distributed crawl reads it: nothing failed
         request = failure.request
         log.warning("listing %s failed: %s", request.url, failure.getErrorMessage())
         self.crawler.stats.inc_value("covidnews/listing/failed")
