@@ -45,7 +45,7 @@ from sqlalchemy import func, select, text, tuple_
 from covidnews.index import ROW, VectorIndex, _atomic_write, file_lock, store_vectors
 from covidnews.schema import Article, ArticleChange, ProcessingState
 from covidnews.search.documents import search_docs
-from covidnews.search.keyword import LAYOUT, KeywordIndex, SearchDoc, code, topic_mask
+from covidnews.search.keyword import LAYOUT, NO_DATE, KeywordIndex, SearchDoc, code, topic_mask
 from covidnews.store import Store
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,15 @@ PAGE = 2000
 BOOTSTRAP_CHUNK = 5000
 
 
+def paired(
+    docs: dict[int, SearchDoc], vec_ids: Sequence[int], vecs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The vector index's records and vectors of the articles that have both a document and a
+    vector (from one read of the store)."""
+    keep = [n for n, i in enumerate(vec_ids) if i in docs]
+    return vector_rows([docs[vec_ids[n]] for n in keep]), vecs[keep] if keep else vecs[:0]
+
+
 def vector_rows(docs: Sequence[SearchDoc]) -> np.ndarray:
     """The vector index's record (article id, stamp and filter columns) of each document."""
     rows = np.zeros(len(docs), dtype=ROW)
@@ -62,7 +71,7 @@ def vector_rows(docs: Sequence[SearchDoc]) -> np.ndarray:
         rows[i] = (
             d.article_id,
             d.stamp,
-            d.date if d.date is not None else -(2**62),
+            d.date if d.date is not None else NO_DATE,
             d.source_id if d.source_id is not None else -1,
             code(d.country),
             code(d.language),
@@ -219,14 +228,14 @@ class Follower:
             assert state is not None
             report = FollowReport()
             for ids, position in self.feed.pages(state["position"]):
+                state["position"] = position
                 if ids:
                     report.changes += len(ids)
                     written, vectors, deleted = self.apply(ids)
                     report.written += written
                     report.vectors += vectors
                     report.deleted += deleted
-                state["position"] = position
-                self._save(state)
+                    self._save(state)  # the last page's position is saved below
             state["caught_up_at"] = time.time()
             state["documents"] = self.keyword.count()
             self._save(state)
@@ -254,10 +263,8 @@ class Follower:
         docs = {
             d.article_id: d for d in search_docs(self.store, sorted(set(todo_doc) | set(vec_ids)))
         }
-        keep = [n for n, i in enumerate(vec_ids) if i in docs]
-        rows = vector_rows([docs[vec_ids[n]] for n in keep])
         # The stamp of the version read: a newer write gets a newer stamp and a new change.
-        written_vectors = self.vectors.apply(rows, vecs[keep] if keep else vecs[:0], delete=gone)
+        written_vectors = self.vectors.apply(*paired(docs, vec_ids, vecs), delete=gone)
         doc_list = [docs[i] for i in todo_doc if i in docs]
         # A story's first copy indexed before its copies is marked again as having copies.
         roots = sorted({d.story_id for d in doc_list if d.story_id != d.article_id})
@@ -287,13 +294,12 @@ class Follower:
                 chunk = ids[start : start + BOOTSTRAP_CHUNK]
                 t0 = time.perf_counter()
                 docs = search_docs(self.store, chunk)
-                by_id = {d.article_id: d for d in docs}
                 vec_ids, vecs = store_vectors(self.store, self.model, chunk)
                 t1 = time.perf_counter()
-                keep = [n for n, i in enumerate(vec_ids) if i in by_id]
-                if keep:
-                    add(vector_rows([by_id[vec_ids[n]] for n in keep]), vecs[keep])
-                    vectors_by_chunk.append(len(keep))
+                rows, vectors = paired({d.article_id: d for d in docs}, vec_ids, vecs)
+                if len(rows):
+                    add(rows, vectors)
+                    vectors_by_chunk.append(len(rows))
                 clock["store"] += t1 - t0
                 clock["vectors"] += time.perf_counter() - t1
                 yield docs

@@ -139,6 +139,12 @@ def _atomic_write(path: Path, write: Any) -> None:
             os.unlink(tmp)
 
 
+def last_of_each(ids: np.ndarray) -> np.ndarray:
+    """Positions of the last occurrence of each id, in order."""
+    _, last = np.unique(np.asarray(ids)[::-1], return_index=True)
+    return np.sort(len(ids) - 1 - last)
+
+
 @contextlib.contextmanager
 def file_lock(path: Path) -> Iterator[None]:
     """An exclusive lock on ``path`` (created with its directory) for the block: one writer per
@@ -430,9 +436,7 @@ class VectorIndex:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if len(rows):
             vectors = vectors.reshape(len(rows), -1)
-            # One row per article: the last one given wins.
-            _, last = np.unique(rows["id"][::-1], return_index=True)
-            keep = np.sort(len(rows) - 1 - last)
+            keep = last_of_each(rows["id"])  # one row per article: the last one given wins
             rows, vectors = rows[keep], vectors[keep]
         gone = np.asarray(sorted({int(i) for i in delete}), dtype=np.int64)
         if not len(rows) and not len(gone):
@@ -517,9 +521,8 @@ class VectorIndex:
             _, ids, _ = self._view(m)
             ids = np.asarray(ids)
             if len(ids):
-                _, last = np.unique(ids[::-1], return_index=True)
                 live = np.zeros(len(ids), dtype=bool)
-                live[len(ids) - 1 - last] = True
+                live[last_of_each(ids)] = True
                 dead = np.flatnonzero(~live).astype(np.int64)
                 if len(dead):
                     self._append(self._gen(m) / "dead.bin", dead.tobytes())
