@@ -17,6 +17,7 @@ import hashlib
 import logging
 import os
 import socket
+import threading
 from typing import Any
 
 from scrapy import signals
@@ -128,7 +129,8 @@ class FetchClaims:
         self.prefix = prefix
         self.me = f"{prefix}:alive:{socket.gethostname()}:{os.getpid()}"
         self.claim = client.register_script(_CLAIM)
-        self.loop: task.LoopingCall | None = None
+        self.stopping = threading.Event()
+        self.heart: threading.Thread | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> FetchClaims:
@@ -140,14 +142,25 @@ class FetchClaims:
     def alive(self) -> None:
         self.client.set(self.me, 1, ex=ALIVE_TTL_SECONDS)
 
+    def _beat(self) -> None:
+        # A thread, not a reactor timer: "alive" must mean "the process exists". A reactor busy
+        # for seconds (a slow parse, a lazy model load on a loaded machine) would otherwise let
+        # the key expire, and a peer would fetch again the pages this live process holds.
+        while not self.stopping.wait(HEARTBEAT_SECONDS):
+            try:
+                self.alive()
+            except Exception as exc:  # Redis away for a moment: the next beat retries
+                log.debug("claims heartbeat failed: %s", exc)
+
     def opened(self, spider: Any) -> None:
         self.alive()
-        self.loop = task.LoopingCall(self.alive)
-        self.loop.start(HEARTBEAT_SECONDS)
+        self.heart = threading.Thread(target=self._beat, name="covidnews-claims", daemon=True)
+        self.heart.start()
 
     def closed(self, spider: Any) -> None:
-        if self.loop and self.loop.running:
-            self.loop.stop()
+        self.stopping.set()
+        if self.heart is not None:
+            self.heart.join(timeout=5)
         # Claims stay (they expire with the run's keys): the pages they name were fetched.
 
     def process_request(self, request: Any, spider: Any) -> None:

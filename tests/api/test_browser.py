@@ -77,13 +77,20 @@ class Watcher:
         page.add_init_script(CSP_LISTENER)
         page.on("console", self._console)
         page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
-        page.on("requestfailed", lambda r: self.problems.append(f"failed: {r.url} {r.failure}"))
+        page.on("requestfailed", self._failed)
         page.on("response", self._response)
 
     def _console(self, message: Any) -> None:
         if message.type in ("error", "warning"):  # CSP refusals are console errors too
             where = message.location.get("url", "")
             self.problems.append(f"console {message.type}: {message.text} at {where}")
+
+    def _failed(self, request: Any) -> None:
+        # net::ERR_ABORTED is Chromium cancelling a request itself — a favicon still loading when
+        # the test navigates on. What the server failed shows up as an HTTP status (below) or as
+        # another net:: error (refused, reset, empty response).
+        if "ERR_ABORTED" not in (request.failure or ""):
+            self.problems.append(f"failed: {request.url} {request.failure}")
 
     def _response(self, response: Any) -> None:
         if response.status >= 400:
