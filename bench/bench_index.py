@@ -3,7 +3,7 @@
 Two parts, each through ``covidnews.index.VectorIndex`` (the node's index) next to a raw baseline
 measured in the same run:
 
-- ``real``: recall@10 of the IVF-SQ8 index (re-ranked with the stored float16 vectors) against
+- ``real``: recall@10 of the IVF index (PQ fast-scan codes) (re-ranked with the stored float16 vectors) against
   exact float32 search, on **real E5 vectors**: ``--real`` distinct covid19mx paragraphs (first
   400 characters, ``kind="passage"``) and ``--queries`` other paragraphs' first sentences
   (``kind="query"``), embedded with the default embedder (cached in ``--cache-dir``). The index
@@ -109,7 +109,7 @@ def measure_real(docs: np.ndarray, queries: np.ndarray, root: Path) -> dict[str,
         add(rows_for(np.arange(n)), docs)
     m = index.manifest()
     assert m is not None
-    assert m.kind == "ivf-sq8"
+    assert m.kind == "ivf-pq4fs"
     default = nprobe_for(m.nlist)
     tuned = None
     curve = {}

@@ -810,7 +810,7 @@ def child_memory(data_dir: Path) -> dict[str, Any]:
         raw_float32_vectors_mb=round(raw / 1e6, 1),
         vector_index_mb=vector_mb,
         vector_index_vs_raw_float32=round(vector_mb * 1e6 / raw, 2),
-        vector_index_kind="ivf-sq8" if manifest["trained"] else "exact",
+        vector_index_kind=f"ivf-{manifest.get('codes', 'sq8')}" if manifest["trained"] else "exact",
         vector_segments=len(manifest["segments"]),
         store_mb=round((data_dir / "covidnews.db").stat().st_size / 1e6, 1),
         node_documents=(read_state(data_dir) or {}).get("documents"),

@@ -13,6 +13,10 @@ Compiling (``text_query``): each word is looked up in every language field throu
 own analysis — its Spanish stem in ``*_es``, its English stem in ``*_en``, its folded form in
 ``*_fold`` and ``*_xx`` — so ``vacunas`` matches "vacunación" in Spanish text and ``vaccines``
 matches "vaccination" in English text, titles weigh double, and scores are tantivy's BM25.
+A phrase matches its exact words (accents and case folded, in any language, no stemming): a
+lookup of word pairs in ``*_pairs`` — one term for two words, a phrase of pairs for more.
+``snippet_query`` is the same query with phrases also looked up word by word in the language
+fields, so snippets can mark phrase words in the stored texts.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from dataclasses import dataclass
 
 import tantivy
 
-from covidnews.search.keyword import ANALYZERS, SCHEMA, TEXT_FIELDS, TITLE_BOOST
+from covidnews.search.keyword import ANALYZERS, PAIR_FIELDS, SCHEMA, TEXT_FIELDS, TITLE_BOOST, pairs
 
 MAX_QUERY_CHARS = 500
 MAX_CLAUSES = 32
@@ -154,11 +158,18 @@ def _field_query(name: str, terms: list[str]) -> tantivy.Query | None:
     return query
 
 
-def clause_query(clause: Clause) -> tantivy.Query:
-    """A word or phrase in any language field, each through its own analysis."""
+def clause_query(clause: Clause, highlight: bool = False) -> tantivy.Query:
+    """A word in any language field, each through its own analysis; a phrase as word pairs
+    (``highlight``: also word by word in the language fields, for snippets)."""
     text = " ".join(clause.tokens)
     analysed = {name: ANALYZERS[name].analyze(text) for name in ANALYZERS}
-    parts = [
+    words = analysed["fold"]
+    parts = []
+    if len(words) > 1:
+        parts = [q for name in PAIR_FIELDS if (q := _field_query(name, pairs(words)))]
+        if not highlight:
+            return tantivy.Query.boolean_query([(tantivy.Occur.Should, q) for q in parts])
+    parts += [
         q for name, analyzer in TEXT_FIELDS.items() if (q := _field_query(name, analysed[analyzer]))
     ]
     return tantivy.Query.boolean_query([(tantivy.Occur.Should, q) for q in parts])
@@ -173,11 +184,12 @@ def excluded_query(parsed: ParsedQuery) -> tantivy.Query | None:
     )
 
 
-def text_query(parsed: ParsedQuery) -> tantivy.Query | None:
-    """Every required clause (AND), none of the excluded ones; None for an empty query."""
+def text_query(parsed: ParsedQuery, highlight: bool = False) -> tantivy.Query | None:
+    """Every required clause (AND), none of the excluded ones; None for an empty query.
+    ``highlight``: the query snippets are made with (see :func:`clause_query`)."""
     if parsed.is_empty:
         return None
-    parts = [(tantivy.Occur.Must, clause_query(c)) for c in parsed.required]
+    parts = [(tantivy.Occur.Must, clause_query(c, highlight)) for c in parsed.required]
     if not parts:
         parts = [(tantivy.Occur.Must, tantivy.Query.all_query())]
     parts += [(tantivy.Occur.MustNot, clause_query(c)) for c in parsed.excluded]

@@ -672,6 +672,7 @@ class SearchEngine:
         browse = not words or not parsed.required
         newest = query.sort == "newest" or browse
         tq = None if passage else text_query(parsed)
+        hq = None if passage else text_query(parsed, highlight=True)  # what snippets mark
         xq = excluded_query(parsed)
         if browse and (query.mode != "semantic" or not words):
             # No words: every article under the filters (and exclusions), newest first.
@@ -679,7 +680,7 @@ class SearchEngine:
             return browsing, parsed, None, Parts(browsing)
         if query.mode == "keyword":
             keyword_only = KeywordRanking(view, _and(tq, fq), newest)
-            return keyword_only, parsed, tq, Parts(keyword_only)
+            return keyword_only, parsed, hq, Parts(keyword_only)
         semantic = Prefix(np.zeros(0), Docs.empty(), True)
         if self._embed_query is not None and words:
             semantic = self._semantic(
@@ -691,7 +692,7 @@ class SearchEngine:
                 self.semantic_min_score,
             )
         if query.mode == "semantic":
-            return _resorted(FixedRanking(semantic), newest), parsed, tq, Parts()
+            return _resorted(FixedRanking(semantic), newest), parsed, hq, Parts()
         window = self.max_semantic_hits
         if passage:
             pq = passage_query(words, min_doc_frequency=1 if view.size < 1000 else 2)
@@ -704,13 +705,13 @@ class SearchEngine:
             unexcluded = Q.boolean_query([(MUST, Q.all_query()), (MUST_NOT, xq)]) if xq else None
             capped = KeywordRanking(view, _and(pq, fq, unexcluded), False, cap=window)
             fused = HybridRanking(capped, semantic, window).take(2 * window + 1)
-            return _resorted(FixedRanking(fused), newest), parsed, tq, Parts()
+            return _resorted(FixedRanking(fused), newest), parsed, hq, Parts()
         if tq is None or not parsed.required:
             fused = HybridRanking(None, semantic, window).take(2 * window + 1)
-            return _resorted(FixedRanking(fused), newest), parsed, tq, Parts()
+            return _resorted(FixedRanking(fused), newest), parsed, hq, Parts()
         keyword = KeywordRanking(view, _and(tq, fq), False)
         hybrid = HybridRanking(keyword, semantic, window)
-        return _resorted(hybrid, newest), parsed, tq, Parts(keyword, semantic)
+        return _resorted(hybrid, newest), parsed, hq, Parts(keyword, semantic)
 
     # Pages -------------------------------------------------------------------------------
 

@@ -10,6 +10,10 @@ same hits on SQLite and PostgreSQL.
   ``*_fold`` (folded, unstemmed: exact words). Every analyzer lowercases and folds accents, so
   ``Vacunación`` and ``vacunacion`` are one term. A query word is looked up in each field through
   that field's own analysis, so highlights in a field mark only what matched there.
+- **Word pairs** (``*_pairs``): every text's folded words also go in as adjacent pairs
+  (``ciudad_de de_mexico``), so a quoted phrase is a term (two words) or a phrase of pairs —
+  Elasticsearch's ``index_phrases``. Phrases of common words over the word fields read the
+  positions of every occurrence: ``"ciudad de méxico"`` took 70–130 ms at 1M articles.
 - **Fast fields** (columnar, memory-mapped) hold what filters, sorts, collapse and counts read:
   article id, date, source, country, language, topics, Covid flag, story, copy flag and the
   stamp that tells whether the stored article changed since it was indexed.
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -37,7 +42,7 @@ import tantivy
 from covidnews.taxonomy import topic_ids
 
 #: Index layout version: a new layout is built beside the old one (``covidnews reindex``).
-LAYOUT = "tantivy-v1"
+LAYOUT = "tantivy-v2"
 NO_DATE = -(2**62)
 #: Languages with their own stemmed fields; text in any other language goes to ``*_xx``.
 STEMMED = {"es": "spanish", "en": "english"}
@@ -65,6 +70,9 @@ ANALYZERS: dict[str, tantivy.TextAnalyzer] = {
     "en": _analyzer("english"),
     "fold": _analyzer(None),
 }
+#: Word pairs arrive as folded tokens joined by "_" (never inside a token): split on spaces.
+PAIRS_ANALYZER = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.whitespace()).build()
+PAIR_FIELDS = ("title_pairs", "body_pairs")
 #: Text field -> analyzer name.
 TEXT_FIELDS: dict[str, str] = {
     **{f"{part}_{lang}": lang for part in ("title", "body") for lang in STEMMED},
@@ -94,6 +102,8 @@ def build_schema() -> tantivy.Schema:
     for name, analyzer in TEXT_FIELDS.items():
         # Stemmed and other-language fields are stored (snippets); *_fold repeat their text.
         sb.add_text_field(name, stored=not name.endswith("_fold"), tokenizer_name=analyzer)
+    for name in PAIR_FIELDS:
+        sb.add_text_field(name, stored=False, tokenizer_name="pairs")
     return sb.build()
 
 
@@ -112,6 +122,16 @@ def decode(value: int) -> str | None:
     if not value:
         return None
     return int(value).to_bytes(4, "big").rstrip(b"\0").decode("ascii", "replace")
+
+
+def pairs(words: Sequence[str]) -> list[str]:
+    """Adjacent pairs of folded words, as the pair fields index them."""
+    return [f"{a}_{b}" for a, b in itertools.pairwise(words)]
+
+
+def pair_text(text: str) -> str:
+    """The pair field's text for a title or body: its folded words' adjacent pairs."""
+    return " ".join(pairs(ANALYZERS["fold"].analyze(text)))
 
 
 def topic_mask(topics: Iterable[str]) -> int:
@@ -170,6 +190,7 @@ class SearchDoc:
                     doc.add_text(f"{part}_{lang}", text)
                     if lang != "xx":
                         doc.add_text(f"{part}_fold", text)
+                    doc.add_text(f"{part}_pairs", pair_text(text))
         return doc
 
 
@@ -179,6 +200,7 @@ def open_index(path: Path) -> tantivy.Index:
     index = tantivy.Index(SCHEMA, path=str(path), reuse=True)
     for name, analyzer in ANALYZERS.items():
         index.register_tokenizer(name, analyzer)
+    index.register_tokenizer("pairs", PAIRS_ANALYZER)
     return index
 
 

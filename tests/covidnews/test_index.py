@@ -1,5 +1,5 @@
 """The vector index of a node: ids are article ids, updates and deletes, readers see whole
-published versions, a killed writer's tail is cut, exact search then IVF-SQ8 segments (recall,
+published versions, a killed writer's tail is cut, exact search then IVF (PQ fast-scan) segments (recall,
 new segments, merges dropping dead rows, retraining), filter masks, rebuilds, the store helper."""
 
 from __future__ import annotations
@@ -268,7 +268,7 @@ def test_allowed_mask_returns_only_allowed_rows(tmp_path: Path, exact_max: int) 
     idx.apply(records(range(1000)), vectors[:1000])
     idx.apply(records(range(0, 1000, 7), stamp=2.0), vectors[0:1000:7][::-1])  # some dead rows
     s = snap(idx)
-    assert manifest(idx).kind == ("exact" if exact_max > 1000 else "ivf-sq8")
+    assert manifest(idx).kind == ("exact" if exact_max > 1000 else "ivf-pq4fs")
     allowed = (s.rows["id"] % 3 == 0) & (np.arange(s.size) % 2 == 0)
     queries = clustered(20, dims=16, seed=5)
     allowed_live = np.flatnonzero(allowed & s.live)
@@ -292,7 +292,7 @@ def test_allowed_mask_returns_only_allowed_rows(tmp_path: Path, exact_max: int) 
     assert len(rows) == 0 and len(sims) == 0
 
 
-# IVF-SQ8 segments -----------------------------------------------------------------------
+# IVF segments ---------------------------------------------------------------------------
 
 
 def test_past_exact_max_ivf_segments_with_high_recall(tmp_path: Path) -> None:
@@ -303,7 +303,7 @@ def test_past_exact_max_ivf_segments_with_high_recall(tmp_path: Path) -> None:
     assert manifest(idx).kind == "exact"
     idx.apply(records(ids[800:]), vectors[800:])
     m = manifest(idx)
-    assert m.kind == "ivf-sq8" and m.nlist >= 64 and m.trained
+    assert m.kind == "ivf-pq4fs" and m.nlist >= 64 and m.trained
     assert m.segments and m.covered == m.rows == 4000
     gen = idx.dir / f"g{m.generation}"
     assert (gen / m.trained).is_file()
@@ -344,7 +344,7 @@ def test_delta_becomes_segments_and_segments_merge_dropping_dead_rows(tmp_path: 
 
     apply(range(300), [], seed=1)
     m = manifest(idx)
-    assert m.kind == "ivf-sq8" and len(m.segments) == 1 and m.covered == 300
+    assert m.kind == "ivf-pq4fs" and len(m.segments) == 1 and m.covered == 300
     counts = [len(m.segments)]
     next_id, seed, merged_now = 300, 2, False
     # Batches of 100 rows (= delta_max): 80 new articles and 20 updates of older ones.
@@ -429,7 +429,7 @@ def test_retrains_when_the_collection_grows(tmp_path: Path) -> None:
     vectors = clustered(150 + RETRAIN_GROWTH * 150, dims=16)
     idx.apply(records(range(150)), vectors[:150])
     first = manifest(idx)
-    assert first.kind == "ivf-sq8" and first.trained_at == 150
+    assert first.kind == "ivf-pq4fs" and first.trained_at == 150
     n = len(vectors)
     idx.apply(records(range(150, n)), vectors[150:])
     m = manifest(idx)
@@ -467,7 +467,7 @@ def test_rebuild_starts_a_new_generation(tmp_path: Path) -> None:
         add(records([250]), vectors[0:1])  # given twice: the last vector wins
         assert manifest(reader).generation == 2
     m = manifest(idx)
-    assert (m.generation, m.rows, m.dead, m.kind) == (3, 201, 1, "ivf-sq8")
+    assert (m.generation, m.rows, m.dead, m.kind) == (3, 201, 1, "ivf-pq4fs")
     assert m.segments and sum(seg.count for seg in m.segments) == 200
     assert sorted(p.name for p in idx.dir.glob("g*")) == ["g3"]
     assert reader.ids() == set(range(200, 400))

@@ -267,6 +267,43 @@ def test_phrases_exclusions_accents_and_limits(tmp_path: Path) -> None:
         engine.search(Query(q="x" * 2001, mode="hybrid"))
 
 
+def test_phrases_match_their_exact_words_in_any_language_and_are_highlighted(
+    tmp_path: Path,
+) -> None:
+    """Phrases are looked up as word pairs: exact words (accents and case folded), adjacent and
+    in order, in every language; no stems. Snippets still mark the phrase's words."""
+    KeywordIndex(tmp_path).write(
+        [
+            doc(1, "Casos confirmados en Jalisco", "Suben los CASOS CONFIRMADOS."),
+            doc(2, "Un caso confirmado", "Un solo caso confirmado hoy."),  # other forms
+            doc(3, "Confirmed cases rise", "More confirmed cases today.", lang="en"),
+            doc(4, "Los casos no confirmados", "Casos que no fueron confirmados."),
+            doc(5, "Casos confirmados no Brasil", "Mais casos confirmados.", lang="pt"),
+            doc(6, "Confirmados", "Confirmados los casos."),  # both words, other order
+        ]
+    )
+    engine = SearchEngine(tmp_path)
+
+    def ids(q: str) -> set[int]:
+        return {h.article_id for h in engine.search(kw(q)).hits}
+
+    assert ids('"casos confirmados"') == {1, 5}
+    assert ids('"Casos Confirmados" -jalisco') == {5}
+    assert ids('"confirmed cases"') == {3}
+    assert ids('"casos no confirmados"') == {4}  # three words: a phrase of two pairs
+    assert ids('"casos que no fueron"') == {4}
+    assert ids('"no confirmados los"') == set()
+    assert ids("casos confirmados") == {1, 2, 4, 5, 6}  # words, not a phrase: stems match
+    assert ids("casos -\"casos confirmados\"") == {2, 4, 6}
+    page = engine.search(kw('"casos confirmados"'))
+    text, lang = engine.snippets(page)[1]
+    assert lang == "es"
+    assert [w.casefold() for w in re.findall(r"<mark>(.*?)</mark>", text)] == [
+        "casos",
+        "confirmados",
+    ]
+
+
 @pytest.mark.parametrize("n", [0, 1])
 def test_empty_and_tiny_indexes(tmp_path: Path, n: int) -> None:
     if n:
