@@ -44,8 +44,9 @@ class FilterArgs(Schema):
         load_default="",
         validate=Length(max=MAX_PASSAGE_CHARS),
         metadata={
-            "description": 'Words (all required), "a phrase", -excluded. Accents and case do '
-            "not matter; Spanish and English word forms match (vacuna/vacunas/vacunación). "
+            "description": 'Words (all required), "a phrase" (its exact words, in order), '
+            "-excluded. Accents and case do not matter; Spanish and English word forms match "
+            "(vacuna/vacunas/vacunación). "
             "Empty: every article under the filters. Keyword mode takes up to "
             f"{MAX_QUERY_CHARS} characters and {MAX_CLAUSES} words or phrases; semantic and "
             f"hybrid modes also take a passage (a paragraph or claim, up to {MAX_PASSAGE_CHARS} "

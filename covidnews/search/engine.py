@@ -28,7 +28,7 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -67,6 +67,9 @@ GroupBy = Literal["topic", "source", "country", "language"]
 RRF_K = 60
 FIRST_FETCH_MAX = 10_000  # a first fetch larger than this counts the hits first
 EXACT_CANDIDATES = 5_000  # up to this many candidates, semantic search is an exact product
+#: Excluded documents per candidate below which a semantic query reads every excluded article id
+#: rather than asking about its candidates only (costs measured at 1M: ~0.4 vs ~6 µs).
+EXCLUDED_ALL_PER_ID = 15
 TERMS_SIZE = 65_000
 Q = tantivy.Query
 SHARED = Q.term_query(SCHEMA, "shared", 1)
@@ -252,6 +255,23 @@ class View:
             addrs = self.top(query, n)[1]
         return self.docs(addrs)
 
+    def ids_matching(self, query: Any, among: np.ndarray | None = None) -> np.ndarray:
+        """Article ids of every document matching ``query`` (only among these ids, if given),
+        unordered. Collected by the id fast field, unscored: ~3× cheaper per hit than
+        :meth:`matching` (no BM25, no address list, no column reads)."""
+        if self.searcher is None:
+            return np.zeros(0, np.int64)
+        if among is not None:
+            if not len(among):
+                return np.zeros(0, np.int64)
+            query, n = _and(query, id_set(among.tolist())), len(among)
+        else:
+            n = self.count(query)
+        if not n:
+            return np.zeros(0, np.int64)
+        hits = self.searcher.search(query, n, count=False, order_by_field="id").hits
+        return np.fromiter((h[0] for h in hits), dtype=np.int64, count=len(hits))
+
     def addresses(self, docs: Docs, idx: np.ndarray) -> list[Any]:
         """Addresses of these documents (``idx`` into ``docs``). Semantic hits come without
         one (they come from the vector rows) and are looked up by article id; an article the
@@ -293,6 +313,24 @@ class View:
         return {int(b["key"]): int(b["doc_count"]) for b in buckets}
 
 
+class _AllColumns:
+    """Every row's field ``name`` (``columns["date"]``), from the snapshot's column cache."""
+
+    def __init__(self, snap: Snapshot) -> None:
+        self.snap = snap
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.snap.column(name)
+
+
+def _any_of(values: np.ndarray, wanted: Sequence[int]) -> np.ndarray:
+    """``values`` equal to any of a few wanted values (one comparison each; ``np.isin`` sorts)."""
+    out = np.zeros(len(values), dtype=bool)
+    for w in wanted:
+        out |= values == values.dtype.type(w)
+    return out
+
+
 class Columns:
     """The filter columns of the vector rows (one snapshot of the vector index, memory-mapped):
     the semantic side filters its nearest vectors with a few vector operations instead of a
@@ -305,7 +343,7 @@ class Columns:
     def mask(self, f: Filters, at: np.ndarray | None = None) -> np.ndarray:
         """Which rows (all, or these) are live and pass the filters (the meaning of
         :func:`filter_query`)."""
-        r = self.rows if at is None else self.rows[at]
+        r: Any = _AllColumns(self.snap) if at is None else self.rows[at]
         m = self.snap.live.copy() if at is None else self.snap.live[at]
         if f.covid is not None:
             m &= r["covid"] == (1 if f.covid else 0)
@@ -315,15 +353,15 @@ class Columns:
             dates = r["date"]
             m &= (dates <= _day_start(f.date_to) + 86_399) & (dates != NO_DATE)
         if f.sources:
-            m &= np.isin(r["source"], np.asarray(f.sources, dtype=np.int64))
+            m &= _any_of(r["source"], f.sources)
         if f.countries:
-            m &= np.isin(r["country"], np.asarray([code(c) for c in f.countries], np.uint64))
+            m &= _any_of(r["country"], [code(c) for c in f.countries])
         if f.languages:
-            m &= np.isin(r["language"], np.asarray([code(c) for c in f.languages], np.uint64))
+            m &= _any_of(r["language"], [code(c) for c in f.languages])
         if f.topics:
             names = topic_ids()
             bits = sum(1 << names.index(t) for t in f.topics if t in names)
-            m &= (r["topics"] & np.uint64(bits)) != 0
+            m &= (r["topics"] & bits) != 0
         return np.asarray(m, dtype=bool)
 
     def docs(self, rows: np.ndarray) -> Docs:
@@ -624,19 +662,30 @@ class SearchEngine:
             return empty
         cols = Columns(snap)
         exclusions = excluded is not None and view.searcher is not None
+        excluded_ids: list[np.ndarray] = []  # every excluded article, once looked up
+
+        def every_excluded() -> np.ndarray:
+            if not excluded_ids:
+                excluded_ids.append(view.ids_matching(excluded))
+            return excluded_ids[0]
 
         def passes(rows: np.ndarray | None) -> np.ndarray:
             m = cols.mask(filters, rows)
-            sel = cols.rows if rows is None else cols.rows[rows]
+            sel: Any = _AllColumns(snap) if rows is None else cols.rows[rows]
             if not_story is not None:
                 m &= sel["story"] != not_story
             if exclusions:
                 if rows is None:  # every row: the documents of the exclusions, all of them
-                    gone = snap.positions(view.matching(excluded).ids)
+                    gone = snap.positions(every_excluded())
                     m[gone[gone >= 0]] = False
-                elif m.any():  # these rows: only they are looked up (an id-set query)
+                elif m.any():
                     ids = np.asarray(sel["id"][m], np.int64)
-                    hit = view.matching(excluded, among=ids).ids
+                    # Few excluded documents: all of them (unscored, ~0.4 µs each); many: only
+                    # these rows are looked up (an id-set query, ~6 µs per id).
+                    if excluded_ids or view.count(excluded) <= EXCLUDED_ALL_PER_ID * len(ids):
+                        hit = every_excluded()
+                    else:
+                        hit = view.ids_matching(excluded, among=ids)
                     m[np.flatnonzero(m)[np.isin(ids, hit)]] = False
             return m
 

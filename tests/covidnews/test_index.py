@@ -513,3 +513,35 @@ def test_store_vectors_by_model(store: Store, tmp_path: Path) -> None:
     assert VectorIndex(tmp_path, "m2").ids() == set()
     hits = idx.search(vectors[:1], k=1)[0]
     assert hits[0][0] == result.inserted[0]
+
+
+def test_filter_columns_follow_every_version(tmp_path: Path) -> None:
+    """The contiguous filter columns a snapshot caches equal its records at every version: the
+    part covered by segments is reused, the delta's part is re-read, a new segment re-reads."""
+    from covidnews.index import COLUMNS
+
+    idx = VectorIndex(tmp_path, "m1", exact_max=100, delta_max=150)
+    vectors = clustered(600, dims=16)
+
+    def dated(ids: range, offset: int) -> np.ndarray:
+        rows = records(ids)
+        rows["date"] = np.asarray(ids) * 10 + offset
+        rows["source"] = np.asarray(ids) % 7
+        rows["topics"] = np.asarray(ids) % 5
+        return rows
+
+    idx.apply(dated(range(200), 0), vectors[:200])
+    first = snap(idx)
+    assert first.column("date") is first.column("date")  # built once per version
+    covered = manifest(idx).covered
+    for start, offset in ((200, 1), (260, 2), (320, 3), (0, 4)):  # the last batch: updates
+        stop = start + 60
+        idx.apply(dated(range(start, stop), offset), vectors[start:stop])
+        s = snap(idx)
+        for name, dtype in COLUMNS.items():
+            col = s.column(name)
+            assert col.dtype == dtype and len(col) == s.size
+            assert np.array_equal(col, np.asarray(s.rows[name]).astype(dtype))
+        if manifest(idx).covered == covered:
+            assert s._base_columns is first._base_columns  # the covered part was reused
+    assert manifest(idx).covered > covered  # a delta turned into a segment on the way
