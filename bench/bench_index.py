@@ -3,13 +3,13 @@
 Two parts, each through ``covidnews.index.VectorIndex`` (the node's index) next to a raw baseline
 measured in the same run:
 
-- ``real``: recall@10 of the IVF index (PQ fast-scan codes) (re-ranked with the stored float16 vectors) against
-  exact float32 search, on **real E5 vectors**: ``--real`` distinct covid19mx paragraphs (first
-  400 characters, ``kind="passage"``) and ``--queries`` other paragraphs' first sentences
-  (``kind="query"``), embedded with the default embedder (cached in ``--cache-dir``). The index
-  is forced past exact search (``exact_max`` below the size). The queries are split in two:
-  the *tune* half picks the smallest nprobe reaching 0.95; recall is **reported on the other
-  half**, for that nprobe and for the production rule (``nprobe_for``).
+- ``real``: recall@10 of the IVF index (PQ fast-scan codes, candidates re-ranked with the stored
+  float16 vectors) against exact float32 search, on **real E5 vectors**: ``--real`` distinct
+  covid19mx paragraphs (first 400 characters, ``kind="passage"``) and ``--queries`` other
+  paragraphs' first sentences (``kind="query"``), embedded with the default embedder (cached in
+  ``--cache-dir``). The index is forced past exact search (``exact_max`` below the size). The
+  queries are split in two: the *tune* half picks the smallest nprobe reaching 0.95; recall is
+  **reported on the other half**, for that nprobe and for the production rule (``nprobe_for``).
 - ``scale`` (``--sizes``, default 100,000 and 1,000,000): vectors are the real E5 vectors plus
   Gaussian noise (``--noise`` per dimension), re-normalised — synthetic, with real
   neighbourhoods. Measured: build (``rebuilding``: append + train + segments; vectors/s);

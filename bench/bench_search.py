@@ -1113,20 +1113,35 @@ def tree_memory(pid: int) -> dict[str, Any]:
         p = todo.pop()
         tree.append(p)
         todo += children.get(p, [])
-    rss = pss = 0
+    rss = pss = anon = 0
+    each = []
     for p in tree:
         try:
+            fields = {}
             for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Rss:"):
-                    rss += int(line.split()[1])
-                elif line.startswith("Pss:"):
-                    pss += int(line.split()[1])
+                name, _, rest = line.partition(":")
+                if name in ("Rss", "Pss", "Anonymous"):
+                    fields[name] = int(rest.split()[0])
+            cmd = Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
+        rss += fields.get("Rss", 0)
+        pss += fields.get("Pss", 0)
+        anon += fields.get("Anonymous", 0)
+        each.append(
+            {
+                "command": " ".join(cmd.split()[1:4])[:60],
+                "rss_mb": round(fields.get("Rss", 0) / 1024),
+                "pss_mb": round(fields.get("Pss", 0) / 1024),
+                "anonymous_mb": round(fields.get("Anonymous", 0) / 1024),
+            }
+        )
     return {
         "processes": len(tree),
         "rss_sum_mb": round(rss / 1024),
         "pss_sum_mb": round(pss / 1024),
+        "anonymous_sum_mb": round(anon / 1024),
+        "per_process": each,
     }
 
 
