@@ -16,7 +16,7 @@ Layout of a generation (``g<N>/``; ``covidnews reindex`` starts a new one):
   quantizer with 4-bit product-quantizer codes laid out for FAISS's SIMD *fast scan*
   (``IndexIVFPQFastScan``, d/2 sub-quantizers of 4 bits: 96 bytes per 384-d vector) trained on
   a sample of the vectors, and *segments*: IVF indexes of that quantizer over row ranges,
-  ids = rows. The codes only choose candidates (1.5× as many as asked, at least 256 more);
+  ids = rows. The codes only choose candidates (1.5× as many as asked, at least 1,024 more);
   every candidate is re-ranked with its float16 vector. Segment files are immutable and
   memory-mapped (``IO_FLAG_MMAP_IFC``, zero-copy): the workers of a node share them.
   (Generations trained before PQ codes keep their 8-bit scalar codes,
@@ -83,10 +83,10 @@ MAX_SEGMENTS = 8
 MERGE_AT_ONCE = 4
 RETRAIN_GROWTH = 4  # news drifts (new waves, new words): retrain as the archive grows
 DEFAULT_DELTA_MAX = 20_000
-#: Candidates fetched from the codes (per result wanted, and at least), then re-ranked exactly
-#: with the float16 vectors: 4-bit PQ codes cannot order near-duplicates (a cluster of
-#: syndicated copies), 8-bit scalar codes (older generations) order them finely.
-RERANK: dict[str, tuple[float, int]] = {"pq4fs": (1.5, 256), "sq8": (1.5, 10)}
+#: Candidates fetched from the codes — this many per result wanted, and at least this many more
+#: than wanted — then re-ranked exactly with the float16 vectors: 4-bit PQ codes cannot order
+#: near-duplicates (a cluster of syndicated copies), 8-bit scalar codes (older ones) can.
+RERANK: dict[str, tuple[float, int]] = {"pq4fs": (1.5, 1024), "sq8": (1.5, 10)}
 
 
 def _faiss() -> Any:
@@ -340,8 +340,8 @@ class Snapshot:
                 params = faiss.SearchParametersIVF(
                     nprobe=self.nprobe, sel=faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits))
                 )
-            factor, floor = RERANK.get(self.manifest.codes, RERANK["pq4fs"])
-            fetch = int(want * factor) + floor
+            factor, extra = RERANK.get(self.manifest.codes, RERANK["pq4fs"])
+            fetch = max(int(want * factor), want + extra)
             for seg in self.segments:
                 _, got = seg.search(
                     qv.reshape(1, -1), min(fetch, max(1, seg.ntotal)), params=params
