@@ -17,10 +17,11 @@ Layout of a generation (``g<N>/``; ``covidnews reindex`` starts a new one):
   (``IndexIVFPQFastScan``, d/2 sub-quantizers of 4 bits: 96 bytes per 384-d vector) trained on
   a sample of the vectors, and *segments*: IVF indexes of that quantizer over row ranges,
   ids = rows. The codes only choose candidates (1.5× as many as asked, at least 1,024 more);
-  every candidate is re-ranked with its float16 vector. Segment files are immutable and
-  memory-mapped (``IO_FLAG_MMAP_IFC``, zero-copy): the workers of a node share them.
-  (Generations trained before PQ codes keep their 8-bit scalar codes,
-  ``IndexIVFScalarQuantizer``, until retrained.)
+  every candidate is re-ranked with its float16 vector. Segment files are immutable; each
+  process reads their codes (FAISS copies fast-scan lists into memory: 96 B per vector), while
+  the vectors and records — 88 % of the bytes — are memory-mapped and shared by the node's
+  workers. (Generations trained before PQ codes keep their 8-bit scalar codes,
+  ``IndexIVFScalarQuantizer``, mapped zero-copy, until retrained.)
 - ``manifest.json`` (one level up): what is committed — row, dead and segment counts. Readers
   read only up to its lengths; the writer appends, fsyncs, then replaces the manifest
   atomically, so a reader never sees half a batch and a killed writer's tail is cut off on the
@@ -231,10 +232,15 @@ class Snapshot:
         if same_gen and previous is not None:
             files = [s.file for s in previous.manifest.segments]
             reuse = dict(zip(files, previous.segments, strict=True))
-        # Zero-copy mapping where FAISS has it (the arrays point into the mapped file): measured
-        # 1.7× faster than the older on-disk-lists mapping for 8-bit codes.
-        mmap = getattr(faiss, "IO_FLAG_MMAP_IFC", faiss.IO_FLAG_MMAP)
-        flags = mmap | faiss.IO_FLAG_READ_ONLY
+        # 8-bit codes: mapped zero-copy where FAISS can (the arrays point into the mapped file;
+        # 1.7× faster than its older on-disk-lists mapping), shared by the node's processes.
+        # Fast-scan codes are block-interleaved lists that FAISS always copies into memory
+        # (measured: mapping them only added the file's pages on top), so they are read:
+        # 96 B per vector per process.
+        flags = 0
+        if m.codes == "sq8":
+            mmap = getattr(faiss, "IO_FLAG_MMAP_IFC", faiss.IO_FLAG_MMAP)
+            flags = mmap | faiss.IO_FLAG_READ_ONLY
         self.segments = [
             reuse[s.file] if s.file in reuse else faiss.read_index(str(gen / s.file), flags)
             for s in m.segments
