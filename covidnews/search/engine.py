@@ -702,7 +702,9 @@ class SearchEngine:
                     m[np.flatnonzero(m)[np.isin(ids, hit)]] = False
             return m
 
-        want = min(k + k // 2, snap.size)
+        # Users exclude words related to what they search, so exclusions remove more of the
+        # nearest rows than of the collection: fetch deeper before falling back to every row.
+        want = min(2 * k if exclusions else k + k // 2, snap.size)
         rows, sims = snap.nearest(qv, want)
         keep = passes(rows)
         reached = len(sims) > 0 and float(sims[-1]) < min_score
