@@ -675,12 +675,16 @@ class SearchEngine:
             return empty
         cols = Columns(snap)
         exclusions = excluded is not None and view.searcher is not None
-        excluded_ids: list[np.ndarray] = []  # every excluded article, once looked up
+        excluded_rows: list[np.ndarray] = []  # rows of every excluded article, once looked up
 
         def every_excluded() -> np.ndarray:
-            if not excluded_ids:
-                excluded_ids.append(view.ids_matching(excluded))
-            return excluded_ids[0]
+            """A mask of the rows whose article an exclusion matches (one unscored read)."""
+            if not excluded_rows:
+                gone = snap.positions(view.ids_matching(excluded))
+                rows = np.zeros(snap.size, dtype=bool)
+                rows[gone[gone >= 0]] = True
+                excluded_rows.append(rows)
+            return excluded_rows[0]
 
         def passes(rows: np.ndarray | None) -> np.ndarray:
             m = cols.mask(filters, rows)
@@ -689,17 +693,17 @@ class SearchEngine:
                 m &= sel["story"] != not_story
             if exclusions:
                 if rows is None:  # every row: the documents of the exclusions, all of them
-                    gone = snap.positions(every_excluded())
-                    m[gone[gone >= 0]] = False
+                    m &= ~every_excluded()
                 elif m.any():
-                    ids = np.asarray(sel["id"][m], np.int64)
                     # Few excluded documents: all of them (unscored, ~0.4 µs each); many: only
                     # these rows are looked up (an id-set query, ~6 µs per id).
-                    if excluded_ids or view.count(excluded) <= EXCLUDED_ALL_PER_ID * len(ids):
-                        hit = every_excluded()
+                    n = int(m.sum())
+                    if excluded_rows or view.count(excluded) <= EXCLUDED_ALL_PER_ID * n:
+                        m &= ~every_excluded()[rows]
                     else:
+                        ids = np.asarray(sel["id"][m], np.int64)
                         hit = view.ids_matching(excluded, among=ids)
-                    m[np.flatnonzero(m)[np.isin(ids, hit)]] = False
+                        m[np.flatnonzero(m)[np.isin(ids, hit)]] = False
             return m
 
         # Users exclude words related to what they search, so exclusions remove more of the

@@ -357,3 +357,73 @@ def test_a_passage_search_survives_deleted_documents(tmp_path: Path) -> None:
     assert engine.view().size == 200
     page = engine.search(Query(q=passage, mode="hybrid", filters=Filters(covid=None)), 50)
     assert page.total > 100 and {h.article_id for h in page.hits} <= set(range(1, 201))
+
+
+@pytest.mark.parametrize("exact_max", [100_000, 500])
+def test_semantic_filters_and_exclusions_match_brute_force(tmp_path: Path, exact_max: int) -> None:
+    """Semantic hits are the k nearest articles that pass the filters and contain no excluded
+    word, cosine ≥ the minimum — whichever path the engine takes: the nearest rows filtered,
+    every excluded id read (a rare word) or only the candidates asked about (a common word),
+    and the fall-back over every row when too few of the nearest pass; exact and IVF."""
+    from covidnews.index import ROW, VectorIndex
+
+    rng = np.random.default_rng(11)
+    n, dims = 2000, 16
+    vectors = rng.normal(size=(n, dims)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    query = vectors[7] + 0.3 * vectors[8]
+    query /= np.linalg.norm(query)
+    near = np.argsort(-(vectors @ query))
+    rare = set(near[:40:2].tolist())  # half of the very nearest say "raro"
+    common = set(range(0, n, 2)) | set(near[:60].tolist())  # "comun": many, and the nearest
+    docs = [
+        doc(
+            i,
+            f"Nota {i}",
+            " ".join(["texto", "raro" if i in rare else "", "comun" if i in common else ""]),
+        )
+        for i in range(n)
+    ]
+    KeywordIndex(tmp_path / "search").write(docs)
+    rows = np.zeros(n, dtype=ROW)
+    rows["id"] = np.arange(n)
+    rows["stamp"] = np.arange(n, dtype=np.float64)
+    rows["date"] = [d.date for d in docs]
+    rows["source"] = [d.source_id for d in docs]
+    rows["story"] = np.arange(n)
+    rows["covid"] = [int(bool(d.is_covid)) for d in docs]
+    index = VectorIndex(tmp_path / "index", "m", exact_max=exact_max)
+    index.apply(rows, vectors)
+    k, floor = 15, -1.0
+    engine = SearchEngine(
+        tmp_path / "search",
+        index,
+        lambda q: query,
+        semantic_min_score=floor,
+        max_semantic_hits=k,
+    )
+    sims = vectors.astype(np.float16).astype(np.float32) @ query  # the index stores float16
+    for q, word, source in (
+        ("nota -raro", "raro", None),
+        ("nota -comun", "comun", None),
+        ("nota -comun", "comun", 1),
+        ("nota", None, 2),
+    ):
+        filters = Filters(covid=True, sources=(source,) if source is not None else ())
+        hits = [
+            h.article_id
+            for h in engine.search(Query(q=q, mode="semantic", filters=filters), per_page=k).hits
+        ]
+        allowed = [
+            i
+            for i in range(n)
+            if docs[i].is_covid
+            and (source is None or docs[i].source_id == source)
+            and (word is None or i not in (rare if word == "raro" else common))
+        ]
+        truth = sorted(allowed, key=lambda i: (-sims[i], -i))[:k]
+        if exact_max > n:
+            assert hits == truth, (q, source)
+        else:  # IVF: approximate, but never an excluded or filtered-out article
+            assert set(hits) <= set(allowed) and len(hits) == k
+            assert len(set(hits) & set(truth)) >= k - 2, (q, source)
