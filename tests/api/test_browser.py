@@ -345,6 +345,9 @@ def test_keyboard_skip_link_moves_focus_to_main(server: str, browser: Any) -> No
     box = page.locator(".skip-link").bounding_box()
     assert box and box["y"] >= 0, "the focused skip link must be on screen"
     page.keyboard.press("Enter")
+    # Following an in-page link is asynchronous in Chromium: wait until it has happened (fails
+    # after the default timeout if it never does) instead of reading the URL at once.
+    page.wait_for_function("location.hash === '#main' && document.activeElement.id === 'main'")
     assert page.url.endswith("#main")
     assert page.evaluate("document.activeElement.id") == "main"
     # The next Tab continues inside main, not back in the header.
