@@ -94,12 +94,14 @@ class SharedIdle:
 
 ALIVE_TTL_SECONDS = 5
 CLAIM_TTL_SECONDS = 24 * 3600
-# Claim a page unless a live process (its alive key exists) holds it — this one included, but
-# for its own retries: a page can sit twice in the shared queue (queued, and resumed by a late
-# starter), and both copies may reach one process. Atomic.
+# Claim a page unless a live process (its alive key exists) holds it — this one included: a page
+# can sit twice in the shared queue (queued, and resumed by a late starter), and both copies may
+# reach one process. A retry (its fetch failed) is always claimed, by whichever process pops it
+# from the shared queue: the failed holder may well be alive, and dropping the retry would lose
+# the page for the run. Atomic.
 _CLAIM = """
 local owner = redis.call('GET', KEYS[1])
-if (not owner) or (owner == ARGV[1] and ARGV[3] == '1') or redis.call('EXISTS', owner) == 0 then
+if (not owner) or ARGV[3] == '1' or redis.call('EXISTS', owner) == 0 then
   redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[2]))
   return 1
 end
