@@ -15,8 +15,8 @@ own analysis — its Spanish stem in ``*_es``, its English stem in ``*_en``, its
 matches "vaccination" in English text, titles weigh double, and scores are tantivy's BM25.
 A phrase matches its exact words (accents and case folded, in any language, no stemming): a
 lookup of word pairs in ``*_pairs`` — one term for two words, a phrase of pairs for more.
-``snippet_query`` is the same query with phrases also looked up word by word in the language
-fields, so snippets can mark phrase words in the stored texts.
+``text_query(parsed, highlight=True)`` is the same query with phrases also looked up word by word
+in the language fields, so snippets can mark phrase words in the stored texts.
 """
 
 from __future__ import annotations

@@ -76,9 +76,10 @@ TERMS_SIZE = 65_000
 Q = tantivy.Query
 SHARED = Q.term_query(SCHEMA, "shared", 1)
 COPIES = Q.term_query(SCHEMA, "copy", 1)
+NOT_COPIES = Q.term_query(SCHEMA, "copy", 0)
 #: First copies that other articles point to (their story has copies).
 FIRSTS_WITH_COPIES = Q.boolean_query(
-    [(tantivy.Occur.Must, SHARED), (tantivy.Occur.Must, Q.term_query(SCHEMA, "copy", 0))]
+    [(tantivy.Occur.Must, SHARED), (tantivy.Occur.Must, NOT_COPIES)]
 )
 MUST, SHOULD, MUST_NOT = tantivy.Occur.Must, tantivy.Occur.Should, tantivy.Occur.MustNot
 
@@ -740,7 +741,9 @@ class SearchEngine:
         browse = not words or not parsed.required
         newest = query.sort == "newest" or browse
         tq = None if passage else text_query(parsed)
-        hq = None if passage else text_query(parsed, highlight=True)  # what snippets mark
+        # What snippets mark: differs from the ranking query only where a phrase is required.
+        phrases = any(c.is_phrase for c in parsed.required)
+        hq = text_query(parsed, highlight=True) if phrases and not passage else tq
         xq = excluded_query(parsed)
         if browse and (query.mode != "semantic" or not words):
             # No words: every article under the filters (and exclusions), newest first.
@@ -1034,7 +1037,7 @@ class SearchEngine:
             dated = Q.range_query(SCHEMA, "date", tantivy.FieldType.Integer, NO_DATE + 1, None)
             base = _and(kq, dated)
             if query.collapse:
-                base = _and(base, Q.term_query(SCHEMA, "copy", 0))
+                base = _and(base, NOT_COPIES)
             cells.append(_aggregate_cells(view, base, field_name))
             if query.collapse:
                 cells.append(self._copy_cells(view, kq, ranking, by))
