@@ -5,9 +5,8 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXTRAS ?= dev
-export COVIDNEWS_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: setup demo test test-fast lint format bench lock clean
+.PHONY: setup system-deps demo test test-fast lint format bench lock clean
 
 setup: $(STAMP)  ## create .venv with the covidnews command (quick when nothing changed)
 
@@ -18,9 +17,13 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[$(EXTRAS)]'
 	@touch $(STAMP)
 
-demo: setup  ## offline, end to end: demo news site → crawl → NLP → archive + API on http://127.0.0.1:8000
-	$(BIN)/covidnews init
-	$(BIN)/covidnews demo --serve --api-port $(or $(DEMO_PORT),8000)
+system-deps:  ## the distribution packages the demo and the tests need (scripts/install-system-deps)
+	@scripts/install-system-deps test
+
+demo:  ## offline, end to end: demo news site → crawl → NLP → archive + API on http://127.0.0.1:8000
+	@scripts/install-system-deps demo
+	@$(MAKE) --no-print-directory setup
+	@$(BIN)/covidnews demo --serve --api-port $(or $(DEMO_PORT),8000)
 
 lint: setup  ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .
@@ -31,7 +34,9 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: setup lint  ## lint, then the whole suite (needs PostgreSQL, Redis, apertium-eng-spa)
+test:  ## system packages, lint, then the whole suite (starts its own PostgreSQL/Redis if none runs)
+	@scripts/install-system-deps test
+	@$(MAKE) --no-print-directory lint
 	COVIDNEWS_TEST_STRICT=1 $(BIN)/pytest
 
 test-fast: setup

@@ -11,12 +11,23 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("COVIDNEWS_SHARED_DATA", ROOT.parent / "shared" / "data"))
-PG_ADMIN_URL = os.environ.get(
-    "COVIDNEWS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
+DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
+
+
+def pg_admin_url() -> str:
+    """The PostgreSQL admin connection (``COVIDNEWS_TEST_POSTGRES_URL``, default: local)."""
+    return os.environ.get("COVIDNEWS_TEST_POSTGRES_URL", DEFAULT_PG_URL)
+
+
+def redis_url(db: int) -> str:
+    """Database ``db`` of the Redis server in ``COVIDNEWS_TEST_REDIS_URL`` (default: local)."""
+    base = os.environ.get("COVIDNEWS_TEST_REDIS_URL", DEFAULT_REDIS_URL)
+    return urlsplit(base)._replace(path=f"/{db}").geturl()
 
 
 def real_articles(n: int, seed: int = 1) -> list[dict[str, Any]]:
@@ -59,12 +70,13 @@ def fresh_postgres() -> Iterator[str]:
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    admin_url = pg_admin_url()
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     name = f"covidnews_bench_{uuid.uuid4().hex[:10]}"
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -42,7 +42,7 @@ from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import SHARED, fresh_postgres
+from bench._common import SHARED, fresh_postgres, redis_url
 from crawler.demo_site import DemoSite, write_registry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,7 +83,7 @@ class Cluster:
         workdir: Path,
         site: DemoSite,
         database_url: str,
-        redis_db: int,
+        redis_url: str,
         *,
         batch_size: int = 4,
         visibility_timeout: int = 60,
@@ -97,7 +97,7 @@ class Cluster:
         self.logs.mkdir(parents=True, exist_ok=True)
         registry = workdir / "demo-sources.yaml"
         write_registry(site.port, registry)
-        self.redis_url = f"redis://127.0.0.1:6379/{redis_db}"
+        self.redis_url = redis_url
         self.redis = redis.Redis.from_url(self.redis_url)
         self.redis.flushdb()
         env = {k: v for k, v in os.environ.items() if not k.startswith("COVIDNEWS_")}
@@ -297,7 +297,7 @@ def resubmit_stranded(cluster: Cluster) -> int:
 @contextmanager
 def cluster(workdir: Path, site: DemoSite, redis_db: int, **kwargs: Any) -> Iterator[Cluster]:
     with fresh_postgres() as url:
-        c = Cluster(workdir, site, url, redis_db, **kwargs)
+        c = Cluster(workdir, site, url, redis_url(redis_db), **kwargs)
         try:
             yield c
         finally:

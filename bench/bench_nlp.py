@@ -42,7 +42,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import ROOT, SHARED, Timer
+from bench._common import ROOT, SHARED, Timer, redis_url
 from nlp_worker.backends.embed import document_text
 
 STAGE_NAMES = ("langid", "classify", "summarize", "translate", "embed")
@@ -135,7 +135,7 @@ def celery_worker_rss(rows: list[dict[str, Any]], batch: int, tmp: Path) -> dict
     from covidnews.ingest import parse_record
     from covidnews.store import Store
 
-    broker = "redis://127.0.0.1:6379/14"
+    broker = redis_url(14)
     client = redis.Redis.from_url(broker)
     client.flushdb()
     db = f"sqlite:///{tmp / 'celery.db'}"

@@ -1,7 +1,7 @@
 """Shared fixtures: a fresh database per test on SQLite *and* PostgreSQL, shared data, CLI runner.
 
-PostgreSQL is real (COVIDNEWS_TEST_POSTGRES_URL, default the local server's `test` database used
-only as the admin connection): each test gets its own database, dropped afterwards.
+PostgreSQL and Redis are real (tests/servers.py: the configured servers, or throwaway ones this
+session starts when none answers). Each PostgreSQL test gets its own database, dropped afterwards.
 """
 
 from __future__ import annotations
@@ -18,13 +18,38 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from bench._common import pg_admin_url
+from bench._common import redis_url as redis_url  # tests take Redis addresses from here
 from covidnews.store import Store
+from tests import servers
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("COVIDNEWS_SHARED_DATA", ROOT.parent / "shared" / "data"))
-PG_ADMIN_URL = os.environ.get(
-    "COVIDNEWS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
+
+_SERVERS = pytest.StashKey["servers.Throwaway"]()
+_SAID = pytest.StashKey[list[str]]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Before collection: make sure a PostgreSQL and a Redis server answer (tests/servers.py)."""
+    if hasattr(config, "workerinput"):  # an xdist worker: the controller did it
+        return
+    try:
+        owner, said = servers.ensure()
+    except servers.ServerError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[_SERVERS] = owner
+    config.stash[_SAID] = said
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    return config.stash.get(_SAID, [])
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    owner = config.stash.get(_SERVERS, None)
+    if owner is not None:
+        owner.stop()
 
 
 @pytest.fixture(scope="session")
@@ -36,12 +61,13 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def pg_admin() -> Iterator[object]:
-    engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    url = pg_admin_url()
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except Exception as exc:  # the suite needs the real server: fail loudly, never skip
-        pytest.fail(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}")
+        pytest.fail(f"PostgreSQL not reachable at {url}: {exc}")
     yield engine
     engine.dispose()
 
@@ -51,7 +77,7 @@ def _fresh_pg_database(pg_admin: object) -> Iterator[str]:
     with pg_admin.connect() as conn:  # type: ignore[attr-defined]
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+        yield make_url(pg_admin_url()).set(database=name).render_as_string(hide_password=False)
     finally:
         with pg_admin.connect() as conn:  # type: ignore[attr-defined]
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

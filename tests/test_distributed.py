@@ -30,7 +30,7 @@ from covidnews.search.engine import SearchEngine
 from covidnews.store import Store
 from covidnews.urls import canonical_url, url_hash
 from crawler.demo_site import DemoSite
-from tests.conftest import _fresh_pg_database
+from tests.conftest import _fresh_pg_database, redis_url
 
 pytestmark = pytest.mark.slow
 REDIS_DBS = (10, 11)  # one per run; flushed before and after
@@ -49,7 +49,9 @@ def make_cluster(
 ) -> Iterator[Cluster]:
     gen = _fresh_pg_database(pg_admin)
     url = next(gen)
-    c = Cluster(tmp_path, site, url, redis_db, batch_size=BATCH, visibility_timeout=VISIBILITY)
+    c = Cluster(
+        tmp_path, site, url, redis_url(redis_db), batch_size=BATCH, visibility_timeout=VISIBILITY
+    )
     try:
         yield c
     finally:

@@ -23,7 +23,7 @@ from covidnews.logging import setup_logging
 from covidnews.store import slugify
 from crawler.demo_site import DemoSite, write_registry
 from tests.api.test_serve import _free_port
-from tests.conftest import ROOT, _fresh_pg_database
+from tests.conftest import ROOT, _fresh_pg_database, redis_url
 from tests.nlp_worker.test_celery import corpus, counts
 
 REDIS_DB = 9  # a database of its own, flushed by the test
@@ -202,7 +202,7 @@ def test_crawl_metrics_count_pages_and_stored_articles(tmp_path: Path) -> None:
 def worker_env(pg_admin: object, tmp_path: Path) -> Iterator[dict[str, str]]:
     import redis
 
-    client = redis.Redis.from_url(f"redis://127.0.0.1:6379/{REDIS_DB}")
+    client = redis.Redis.from_url(redis_url(REDIS_DB))
     client.flushdb()
     gen = _fresh_pg_database(pg_admin)
     url = next(gen)
@@ -211,7 +211,7 @@ def worker_env(pg_admin: object, tmp_path: Path) -> Iterator[dict[str, str]]:
     values.update(
         COVIDNEWS_DATABASE_URL=url,
         COVIDNEWS_DATA_DIR=str(tmp_path / "var"),
-        COVIDNEWS_BROKER_URL=f"redis://127.0.0.1:6379/{REDIS_DB}",
+        COVIDNEWS_BROKER_URL=redis_url(REDIS_DB),
         COVIDNEWS_NLP_BATCH_SIZE="4",
         COVIDNEWS_EMBEDDER="hashing",  # the metrics are under test, not model quality
         COVIDNEWS_LOG_FORMAT="json",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from api import create_app
 from api.errors import ApiProblem, bad_param
 from covidnews.settings import Settings, load_settings
 
-REDIS_URL = os.environ.get("COVIDNEWS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+REDIS_DB = 15  # the rate-limit tests' database on the test Redis server (tests/servers.py)
 
 
 class EchoQuery(Schema):

@@ -14,9 +14,9 @@ import pytest
 from apiflask import APIFlask
 
 from api.ratelimit import MemoryLimiter, RedisLimiter
-from tests.api.conftest import REDIS_URL, AppFactory
+from tests.api.conftest import REDIS_DB, AppFactory
 from tests.api.test_errors import problem
-from tests.conftest import run_cli
+from tests.conftest import redis_url, run_cli
 
 
 def get(app: APIFlask, path: str = "/api/test/ping", **kwargs: Any) -> Any:
@@ -89,11 +89,11 @@ def test_trusted_proxy_hops_decide_the_client_address(make_app: AppFactory) -> N
 def redis_prefix() -> Iterator[str]:
     import redis
 
-    client = redis.Redis.from_url(REDIS_URL)
+    client = redis.Redis.from_url(redis_url(REDIS_DB))
     try:
         client.ping()
     except Exception as exc:  # the suite needs the real server: fail loudly, never skip
-        pytest.fail(f"Redis not reachable at {REDIS_URL}: {exc}")
+        pytest.fail(f"Redis not reachable at {redis_url(REDIS_DB)}: {exc}")
     prefix = f"covidnews-test:{uuid.uuid4().hex}:"
     yield prefix
     for key in client.scan_iter(prefix + "*"):
@@ -105,8 +105,8 @@ def test_redis_limit_is_shared_by_two_apps(make_app: AppFactory, redis_prefix: s
     import redis
 
     config = {"RATELIMIT_KEY_PREFIX": redis_prefix}
-    one = make_app(config=config, redis_url=REDIS_URL, api_rate_limit_anonymous=5)
-    two = make_app(config=config, redis_url=REDIS_URL, api_rate_limit_anonymous=5)
+    one = make_app(config=config, redis_url=redis_url(REDIS_DB), api_rate_limit_anonymous=5)
+    two = make_app(config=config, redis_url=redis_url(REDIS_DB), api_rate_limit_anonymous=5)
     assert one.extensions["covidnews.ratelimit"].backend == "redis"
     assert one.extensions["covidnews.ratelimit"] is not two.extensions["covidnews.ratelimit"]
     statuses = [get(one).status_code for _ in range(3)] + [get(two).status_code for _ in range(2)]
@@ -117,7 +117,7 @@ def test_redis_limit_is_shared_by_two_apps(make_app: AppFactory, redis_prefix: s
     problem(get(one), 429)
     assert 1 <= int(last.headers["Retry-After"]) <= 60
 
-    client = redis.Redis.from_url(REDIS_URL)
+    client = redis.Redis.from_url(redis_url(REDIS_DB))
     keys = list(client.scan_iter(redis_prefix + "*"))
     assert len(keys) == 1  # one counter for the one client address
     assert 0 < client.pttl(keys[0]) <= 60_000  # always expires
@@ -127,7 +127,7 @@ def test_redis_limit_is_shared_by_two_apps(make_app: AppFactory, redis_prefix: s
 def test_redis_concurrent_hits_are_counted_exactly(redis_prefix: str) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    limiter = RedisLimiter(REDIS_URL, prefix=redis_prefix)
+    limiter = RedisLimiter(redis_url(REDIS_DB), prefix=redis_prefix)
     with ThreadPoolExecutor(8) as pool:
         decisions = list(pool.map(lambda _: limiter.hit("ip:x", 50), range(80)))
     assert sum(d.allowed for d in decisions) == 50

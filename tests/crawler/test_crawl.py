@@ -24,7 +24,7 @@ from covidnews.schema import Article, Source
 from covidnews.store import Store
 from covidnews.urls import canonical_url, url_hash
 from crawler.demo_site import DemoSite, write_registry
-from tests.conftest import ROOT
+from tests.conftest import ROOT, redis_url
 
 FAST = [
     "-s",
@@ -249,9 +249,9 @@ def test_sigkill_mid_crawl_then_resume_loses_and_duplicates_nothing(
 def test_two_crawlers_with_redis_split_one_crawl(crawl_env: dict[str, str], site: DemoSite) -> None:
     import redis
 
-    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    client = redis.Redis.from_url(redis_url(0))
     run_id = f"test-{os.getpid()}-{time.time_ns()}"
-    env = dict(crawl_env, COVIDNEWS_REDIS_URL="redis://127.0.0.1:6379/0")
+    env = dict(crawl_env, COVIDNEWS_REDIS_URL=redis_url(0))
     subprocess.run(
         [sys.executable, "-m", "covidnews", "init"],
         env=env,

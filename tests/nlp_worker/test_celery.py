@@ -24,7 +24,7 @@ from covidnews.index import VectorIndex
 from covidnews.schema import Article, ArticleChange, Embedding, StageRun
 from covidnews.search.engine import Filters, Query, SearchEngine
 from covidnews.store import Store
-from tests.conftest import ROOT, SHARED, _fresh_pg_database
+from tests.conftest import ROOT, SHARED, _fresh_pg_database, redis_url
 
 pytestmark = pytest.mark.slow
 REDIS_DB = 13  # a database of its own, flushed by the test
@@ -39,13 +39,13 @@ def pg_url(pg_admin: object) -> Iterator[str]:
 def env(pg_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
     import redis
 
-    client = redis.Redis.from_url(f"redis://127.0.0.1:6379/{REDIS_DB}")
+    client = redis.Redis.from_url(redis_url(REDIS_DB))
     client.flushdb()
     values = {k: v for k, v in os.environ.items() if not k.startswith("COVIDNEWS_")}
     values.update(
         COVIDNEWS_DATABASE_URL=pg_url,
         COVIDNEWS_DATA_DIR=str(tmp_path / "var"),
-        COVIDNEWS_BROKER_URL=f"redis://127.0.0.1:6379/{REDIS_DB}",
+        COVIDNEWS_BROKER_URL=redis_url(REDIS_DB),
         COVIDNEWS_BROKER_VISIBILITY_TIMEOUT="5",
         COVIDNEWS_NLP_BATCH_SIZE="5",
         COVIDNEWS_EMBEDDER="hashing",  # the worker semantics are under test, not model quality
