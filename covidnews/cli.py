@@ -25,7 +25,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sources": ("crawler.commands:sources", "List or check the source registry."),
     "extract": ("crawler.commands:extract", "Extract the article of one HTML page as JSON."),
     "demo-site": ("crawler.commands:demo_site", "Serve the local demo news site."),
-    "demo": ("covidnews.commands.demo:demo", "Run the demo end to end: demo site → crawl → store."),
+    "demo": (
+        "covidnews.commands.demo:demo",
+        "Run the demo end to end: demo site → crawl → NLP → archive.",
+    ),
     "process": ("nlp_worker.commands:process", "Run pending articles through the NLP stages."),
     "reindex": ("nlp_worker.commands:reindex", "Rebuild this node's indexes from the store."),
     "follow": (

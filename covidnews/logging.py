@@ -100,11 +100,38 @@ def formatter(log_format: str) -> logging.Formatter:
     return logging.Formatter(TEXT_FORMAT, defaults={"context": ""})
 
 
-def configure_handler(handler: logging.Handler, log_format: str) -> None:
-    """Give ``handler`` our formatter and context filter (idempotent)."""
+class LibraryFilter(logging.Filter):
+    """Drops the records of :data:`QUIET_LIBRARIES` below their floor, unless ``debug``. A filter
+    on our handlers rather than logger levels: Scrapy (re)sets its loggers to DEBUG whenever a
+    crawler process starts."""
+
+    def __init__(self, debug: bool = False) -> None:
+        super().__init__()
+        self.debug = debug
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.debug:
+            return True
+        name = record.name
+        while True:
+            floor = QUIET_LIBRARIES.get(name)
+            if floor is not None:
+                return record.levelno >= floor
+            if "." not in name:
+                return True
+            name = name.rsplit(".", 1)[0]
+
+
+def configure_handler(handler: logging.Handler, log_format: str, debug: bool = False) -> None:
+    """Give ``handler`` our formatter, context filter and library filter (idempotent)."""
     handler.setFormatter(formatter(log_format))
     if not any(isinstance(f, ContextFilter) for f in handler.filters):
         handler.addFilter(ContextFilter())
+    library = next((f for f in handler.filters if isinstance(f, LibraryFilter)), None)
+    if library is None:
+        handler.addFilter(LibraryFilter(debug))
+    else:
+        library.debug = debug
 
 
 def setup_logging(
@@ -129,12 +156,25 @@ def setup_logging(
     if reformat:
         mine = list(target.handlers)
     for handler in mine:
-        configure_handler(handler, log_format)
+        configure_handler(handler, log_format, debug=level == "DEBUG")
     if mine and level is not None:
         target.setLevel(level)
-    if level is not None and level != "DEBUG":
-        logging.getLogger("alembic").setLevel(logging.WARNING)
     return target
+
+
+#: libraries that talk about their own machinery at INFO or WARNING (FAISS's loader trying CPU
+#: variants, Scrapy's settings and stats dumps, trafilatura's discarded page fragments, Alembic's
+#: migration steps): their records at these levels read like errors to a user, so below this
+#: level they show only when our level is DEBUG (:class:`LibraryFilter`)
+QUIET_LIBRARIES = {
+    "alembic": logging.WARNING,
+    "faiss.loader": logging.WARNING,
+    "scrapy": logging.WARNING,
+    "twisted": logging.ERROR,
+    "trafilatura": logging.ERROR,
+    "htmldate": logging.ERROR,
+    "filelock": logging.WARNING,
+}
 
 
 def setup_from_settings(settings: Any, **kwargs: Any) -> logging.Logger:

@@ -298,7 +298,7 @@ class StageRun(Base):
     stage: Mapped[str] = mapped_column(String(32), primary_key=True)
     model: Mapped[str] = mapped_column(String(200))
     input_hash: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16))  # done | skipped | failed
+    status: Mapped[str] = mapped_column(String(16))  # done | skipped | deferred | failed
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

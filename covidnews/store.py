@@ -29,6 +29,7 @@ from covidnews.schema import (
     Embedding,
     ProcessingState,
     Source,
+    StageRun,
     Translation,
     utcnow,
 )
@@ -497,6 +498,13 @@ class Store:
                 )
                 or 0,
                 "translations": s.scalar(select(func.count()).select_from(Translation)) or 0,
+                # waiting for a translator that could not run (`covidnews process` makes them)
+                "translations_deferred": s.scalar(
+                    select(func.count())
+                    .select_from(StageRun)
+                    .where(StageRun.stage == "translate", StageRun.status == "deferred")
+                )
+                or 0,
                 "topic_assignments": s.scalar(select(func.count()).select_from(ArticleTopic)) or 0,
                 "embeddings": s.scalar(select(func.count()).select_from(Embedding)) or 0,
                 "published": {

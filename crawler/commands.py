@@ -76,10 +76,14 @@ def crawl(
 
     Polite by default (robots.txt, AutoThrottle, 2 requests per domain). Incremental: feeds and
     sitemaps use conditional GET and stored articles are never fetched again; a killed crawl
-    resumes where it stopped. Live statistics are shown on a terminal.
+    resumes where it stopped. Live statistics are shown on a terminal. Afterwards the new
+    articles go through the NLP here (progress and ETA shown), or to the workers when
+    COVIDNEWS_BROKER_URL is set; COVIDNEWS_PROCESS_ON_INGEST=false leaves them for
+    `covidnews process`.
     """
     from covidnews.ingest import RecordError, parse_datetime
     from crawler.run import run_crawl
+    from nlp_worker.commands import process_after_collecting
 
     settings = load()
     registry = _registry(settings, sources_file)
@@ -110,16 +114,17 @@ def crawl(
             run_id=run_id,
             overrides=_parse_overrides(overrides),
         )
+        summary = report.summary()
+        if not as_json:
+            for key, value in summary.items():
+                click.echo(f"{key.replace('_', ' '):<22} {value}", err=True)
+        process_after_collecting(store, settings)
     except ValueError as exc:
         raise CommandError(str(exc), EXIT_SETTINGS) from None
     finally:
         store.close()
-    summary = report.summary()
     if as_json:
         click.echo(json.dumps(summary))
-    else:
-        for key, value in summary.items():
-            click.echo(f"{key.replace('_', ' '):<22} {value}", err=True)
 
 
 @click.group()

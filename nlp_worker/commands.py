@@ -2,14 +2,117 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 import click
 
 from covidnews.commands._common import EXIT_INPUT, EXIT_SETTINGS, CommandError, load, open_store
+
+
+def process_stored(
+    store: Any, settings: Any, *, limit: int | None = None, show: bool | None = None
+) -> Any:
+    """Run what is pending through the NLP here, telling the user what happens: which articles,
+    a progress bar with an ETA on a terminal (a line every ~10 s otherwise), and one warning line
+    when the translator cannot run (translations are then deferred, never failed). When the
+    translator can run, translations deferred earlier are queued again first.
+
+    Used by ``process``, and by ``demo``, ``crawl`` and ``ingest`` on the embedded default.
+    Returns the :class:`~nlp_worker.process.ProcessReport`; a backend that cannot run at all is
+    a :class:`CommandError` (one line, no traceback)."""
+    from nlp_worker.backends.base import BackendUnavailable
+    from nlp_worker.process import deferred_count, pending_ids, process_ids, requeue_deferred
+    from nlp_worker.stages import Backends
+
+    try:
+        backends = Backends.from_settings(settings)
+    except BackendUnavailable as exc:
+        raise CommandError(str(exc), EXIT_SETTINGS) from None
+    if backends.translator_unavailable:
+        waiting = deferred_count(store)
+        click.echo(
+            f"warning: no translations for now: {backends.translator_unavailable}. The articles "
+            "are stored and searchable; once it is installed, `covidnews process` translates "
+            f"them{f' ({waiting:,} waiting)' if waiting else ''}.",
+            err=True,
+        )
+    else:
+        requeued = requeue_deferred(store)
+        if requeued:
+            click.echo(
+                f"translating {requeued:,} articles whose translation was deferred", err=True
+            )
+    ids = pending_ids(store, limit)
+    if not ids:
+        return process_ids(store, settings, [], backends=backends)
+    click.echo(
+        f"processing {len(ids):,} articles here (language, Covid relevance and topics, "
+        "summaries, translation, embeddings)…",
+        err=True,
+    )
+    tty = sys.stderr.isatty() if show is None else show
+    with _progress(len(ids), tty) as advance:
+        return process_ids(store, settings, ids, backends=backends, on_batch=advance)
+
+
+def process_after_collecting(store: Any, settings: Any, *, show: bool | None = None) -> Any:
+    """After a crawl or an ingest: run the NLP here (the embedded default, with progress), or
+    say where it happens instead. Returns the report, or None when nothing ran here."""
+    from nlp_worker.process import pending_count
+
+    if settings.broker_url and settings.process_on_ingest:
+        click.echo("the NLP workers process the new articles (queued on the broker)", err=True)
+        return None
+    if not settings.process_on_ingest:
+        waiting = pending_count(store)
+        if waiting:
+            click.echo(
+                f"NLP deferred (COVIDNEWS_PROCESS_ON_INGEST=false): {waiting:,} articles "
+                "pending; `covidnews process` runs them",
+                err=True,
+            )
+        return None
+    return process_stored(store, settings, show=show)
+
+
+@contextlib.contextmanager
+def _progress(total: int, tty: bool) -> Iterator[Callable[[int], None]]:
+    """A progress bar with an ETA on a terminal; otherwise a line at most every 10 s."""
+    if tty:
+        with click.progressbar(
+            length=total, label="processing", file=sys.stderr, show_eta=True
+        ) as bar:
+            yield bar.update
+        return
+    started = last = time.monotonic()
+    done = 0
+
+    def advance(n: int) -> None:
+        nonlocal done, last
+        done += n
+        now = time.monotonic()
+        if done < total and now - last < 10:
+            return
+        last = now
+        rate = done / max(now - started, 1e-6)
+        left = f", about {_duration((total - done) / rate)} left" if done < total else ""
+        click.echo(f"processed {done:,}/{total:,} articles{left}", err=True)
+
+    yield advance
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 @click.command()
@@ -23,28 +126,19 @@ def process(limit: int | None, progress: bool | None, as_json: bool) -> None:
 
     language id → Covid relevance + topics → summary → translation (Covid articles) → embedding
     → index. Stages already done with the same input and model are skipped. Articles that keep
-    failing are marked failed with their error (see `covidnews stats`).
+    failing are marked failed with their error (see `covidnews stats`). When the translator
+    (COVIDNEWS_TRANSLATOR, default Apertium) is not installed, translations are deferred with a
+    warning and made by a later `covidnews process` once it is.
     """
-    from nlp_worker.backends.base import BackendUnavailable
-    from nlp_worker.process import pending_ids, process_ids
-
     settings = load()
     store = open_store(settings)
     try:
-        ids = pending_ids(store, limit)
-        show = sys.stderr.isatty() if progress is None else progress
-        try:
-            if show and ids:
-                with click.progressbar(length=len(ids), label="processing", file=sys.stderr) as bar:
-                    report = process_ids(store, settings, ids, on_batch=bar.update)
-            else:
-                report = process_ids(store, settings, ids)
-        except BackendUnavailable as exc:
-            raise CommandError(str(exc), EXIT_SETTINGS) from None
+        report = process_stored(store, settings, limit=limit, show=progress)
     finally:
         store.close()
+    processed = report.done + report.failed + report.retry
     summary = {
-        "processed": len(ids),
+        "processed": processed,
         "done": report.done,
         "failed": report.failed,
         "retry_later": report.retry,
@@ -54,7 +148,7 @@ def process(limit: int | None, progress: bool | None, as_json: bool) -> None:
         click.echo(json.dumps(summary))
     else:
         click.echo(
-            f"{len(ids)} articles: {report.done} done, {report.failed} failed, "
+            f"{processed} articles: {report.done} done, {report.failed} failed, "
             f"{report.retry} to retry; {report.indexed} vectors indexed",
             err=True,
         )

@@ -6,10 +6,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
 from covidnews.follow import Follower
-from covidnews.schema import Article, ProcessingState
+from covidnews.schema import Article, ProcessingState, StageRun
 from covidnews.store import Store
 from nlp_worker.stages import Backends, claim, run_batch
 
@@ -24,19 +24,47 @@ class ProcessReport:
     failed_ids: list[int] = field(default_factory=list)
 
 
+_WAITING = Article.state.in_([ProcessingState.pending.value, ProcessingState.processing.value])
+
+
+def pending_count(store: Store) -> int:
+    with store.session() as s:
+        return int(s.scalar(select(func.count()).select_from(Article).where(_WAITING)) or 0)
+
+
 def pending_ids(store: Store, limit: int | None = None) -> list[int]:
     """Articles waiting for the NLP stages, oldest first (stale ``processing`` included)."""
     with store.session() as s:
-        query = (
-            select(Article.id)
-            .where(
-                Article.state.in_([ProcessingState.pending.value, ProcessingState.processing.value])
-            )
-            .order_by(Article.id)
-        )
+        query = select(Article.id).where(_WAITING).order_by(Article.id)
         if limit:
             query = query.limit(limit)
         return list(s.scalars(query))
+
+
+_DEFERRED = (StageRun.stage == "translate", StageRun.status == "deferred")
+
+
+def deferred_count(store: Store) -> int:
+    """Articles whose translation waits for a translator that could not run."""
+    with store.session() as s:
+        return int(s.scalar(select(func.count()).select_from(StageRun).where(*_DEFERRED)) or 0)
+
+
+def requeue_deferred(store: Store) -> int:
+    """Put articles with a deferred translation back in the queue (call it when the translator
+    can run): every other stage is fresh, so only the translation runs. They stay searchable
+    meanwhile: the indexes keep an article's last version while it is processed again."""
+    with store.session() as s:
+        result = s.execute(
+            update(Article)
+            .where(
+                Article.id.in_(select(StageRun.article_id).where(*_DEFERRED)),
+                Article.state == ProcessingState.done.value,
+            )
+            .values(state=ProcessingState.pending.value)
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)  # CursorResult
 
 
 def process_ids(

@@ -49,6 +49,10 @@ class Backends:
     translator: Any  # Translator or None
     embedder: Any  # Embedder
     split_sentences: Callable[[str, str | None], list[str]] | None = None
+    #: why the configured translator cannot run here (e.g. Apertium not installed); translations
+    #: are then deferred, not failed: the articles are stored, classified and searchable, and
+    #: ``covidnews process`` translates them once the translator is installed
+    translator_unavailable: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Any) -> Backends:
@@ -71,6 +75,7 @@ def _backends(
     classifier_path: str,
     threads: int,
 ) -> Backends:
+    from nlp_worker.backends.base import BackendUnavailable
     from nlp_worker.backends.embed import get_embedder
     from nlp_worker.backends.langid import MODEL_ID as LANGID_MODEL
     from nlp_worker.backends.langid import detect_language
@@ -87,13 +92,20 @@ def _backends(
         tr_options["models"] = {
             tuple(pair.split("-", 1)): model for pair, model in translation_models
         }
+    built, unavailable = None, None
+    if translator != "none":
+        try:
+            built = get_translator(translator, **tr_options)
+        except BackendUnavailable as exc:  # said by whoever runs the stages (CLI, worker)
+            unavailable = str(exc)
     return Backends(
         detect_language=detect_language,
         langid_model=LANGID_MODEL,
         classifier=load_classifier(classifier_path or None),
-        translator=None if translator == "none" else get_translator(translator, **tr_options),
+        translator=built,
         embedder=emb,
         split_sentences=split_sentences,
+        translator_unavailable=unavailable,
     )
 
 
@@ -354,8 +366,25 @@ def _targets(language: str | None, pairs: set[tuple[str, str]]) -> list[str]:
     return [t for t in wanted if (language, t) in pairs]
 
 
+#: the pairs a missing translator is deferred for (every translator here has them)
+DEFERRED_PAIRS = {("es", "en"), ("en", "es")}
+#: the ``stage_runs.model`` of a deferred translation (never equal to a real model id, so the
+#: stage runs again once a translator is there)
+DEFERRED_MODEL = "unavailable"
+
+
 def _translate(s: Any, work: list[_Work], b: Backends, report: BatchReport) -> int:
     if b.translator is None:
+        if b.translator_unavailable:
+            for w in work:
+                a = w.article
+                targets = _targets(a.language, DEFERRED_PAIRS) if a.is_covid else []
+                if targets:
+                    key = _hash(
+                        a.content_hash, a.language or "", a.summary or "", ",".join(targets)
+                    )
+                    reason = {"reason": b.translator_unavailable, "targets": targets}
+                    _record(s, w, "translate", DEFERRED_MODEL, key, reason, status="deferred")
         return len(work)
     model = b.translator.model_id
     pairs = b.translator.pairs()

@@ -28,7 +28,10 @@ def _store() -> Store:
 
 @functools.cache
 def _backends() -> Backends:
-    return Backends.from_settings(get_settings())  # loaded once per worker process
+    backends = Backends.from_settings(get_settings())  # loaded once per worker process
+    if backends.translator_unavailable:
+        log.warning("translations deferred: %s", backends.translator_unavailable)
+    return backends
 
 
 # Both tasks: acknowledged after the work, redelivered if the worker dies, retried with backoff

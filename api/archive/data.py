@@ -17,7 +17,7 @@ from werkzeug.datastructures import MultiDict
 
 from api.errors import ApiProblem
 from api.services import services
-from covidnews.schema import Source
+from covidnews.schema import Source, StageRun
 from covidnews.search.analysis import MAX_PASSAGE_CHARS, QueryError
 from covidnews.search.engine import CursorError, Filters, Query
 from covidnews.search.results import ArticleView, SourceView, excerpt, load_articles
@@ -96,6 +96,18 @@ def similar(view: ArticleView, k: int = 6) -> list[ArticleView]:
     hits = services().engine.similar(view.id, k, Filters(covid=True))
     found = load_articles(services().store, [h.article_id for h in hits], with_text=False)
     return [found[h.article_id] for h in hits if h.article_id in found]
+
+
+def translation_deferred(article_id: int) -> bool:
+    """The article's translation waits for a translator that could not run when it was
+    processed (``covidnews process`` makes it once one can)."""
+    with services().store.session() as s:
+        found = s.scalar(
+            select(StageRun.status).where(
+                StageRun.article_id == article_id, StageRun.stage == "translate"
+            )
+        )
+    return found == "deferred"
 
 
 def source_by_slug(slug: str) -> SourceView | None:

@@ -346,6 +346,7 @@ def article(article_id: int) -> str:
         original=original,
         other=other,
         translation=translation,
+        translation_deferred=translation is None and data.translation_deferred(view.id),
         ver=ver,
         body=paragraphs(view.text),
         body_tr=paragraphs(translation.text if translation else None),

@@ -36,6 +36,17 @@ def load() -> Settings:
     return settings
 
 
+def terse_logging(settings: Settings) -> None:
+    """For commands that report in their own words (``demo``): only warnings and errors from the
+    logs, unless COVIDNEWS_LOG_LEVEL asks for more."""
+    import logging
+    import os
+
+    if "COVIDNEWS_LOG_LEVEL" not in os.environ:
+        logging.getLogger().setLevel(logging.WARNING)
+        os.environ["COVIDNEWS_LOG_LEVEL"] = "WARNING"  # for what it runs next (the server)
+
+
 def open_store(settings: Settings, *, migrate: bool = True) -> Store:
     """The configured store, migrated to the current schema (a fresh data dir just works)."""
     from covidnews.store import Store, StoreError

@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from covidnews.commands._common import EXIT_SETTINGS, EXIT_STORE, CommandError, load, open_store
+from covidnews.commands._common import (
+    EXIT_SETTINGS,
+    EXIT_STORE,
+    CommandError,
+    load,
+    open_store,
+    terse_logging,
+)
 
 if TYPE_CHECKING:
     from crawler.demo_site import DemoSite
@@ -51,8 +58,10 @@ def demo(ctx: click.Context, port: int, as_json: bool, serve: bool, api_port: in
     from crawler.demo_site import DemoSite, write_registry
     from crawler.registry import load_registry
     from crawler.run import run_crawl
+    from nlp_worker.commands import process_after_collecting
 
     settings = load()
+    terse_logging(settings)
     try:
         site = DemoSite(port=port).start()
     except OSError as exc:
@@ -68,39 +77,49 @@ def demo(ctx: click.Context, port: int, as_json: bool, serve: bool, api_port: in
         with _stopped_by(site, owner):
             registry_path = settings.data_dir / "demo-sources.yaml"
             write_registry(site.port, registry_path)
+            registry = load_registry(registry_path)
             demo_settings = settings.model_copy(
                 update={"crawl_allow_private": ["127.0.0.1"], "sources_file": registry_path}
             )
             click.echo(
-                f"demo news site: http://127.0.0.1:{site.port}/ "
-                f"(outlets at http://NAME.localhost:{site.port}/)",
+                f"demo news site (fictional outlets, real articles): http://127.0.0.1:{site.port}/",
                 err=True,
             )
+            click.echo(f"crawling its {len(registry)} outlets…", err=True)
             report = run_crawl(
                 demo_settings,
                 store,
-                registry=load_registry(registry_path),
+                registry=registry,
                 # The site is local: no need to be slow with it.
                 overrides={"AUTOTHROTTLE_ENABLED": False, "DOWNLOAD_DELAY": 0},
             )
-            if settings.process_on_ingest:
-                # What the crawl's hand-off left (e.g. a previous run stopped midway).
-                from nlp_worker.process import process_pending
-
-                processed = process_pending(store, settings)
+            _report_crawl(report.summary(), as_json)
+            processed = process_after_collecting(store, settings)
             stats = store.stats()
             if serve:
                 store.close()
-                _report(report.summary(), stats, as_json, processed)
+                _report(stats, as_json, processed, report.summary())
                 from covidnews.commands.serve import serve as serve_command
 
-                ctx.invoke(serve_command, host="127.0.0.1", port=api_port, workers=1, threads=4)
+                click.echo(
+                    f"serving the archive on http://127.0.0.1:{api_port}/ (English: "
+                    f"http://127.0.0.1:{api_port}/?lang=en) and the search API; Ctrl-C stops",
+                    err=True,
+                )
+                ctx.invoke(
+                    serve_command,
+                    host="127.0.0.1",
+                    port=api_port,
+                    workers=1,
+                    threads=4,
+                    access_log=False,
+                )
                 return
     except StoreError as exc:
         raise CommandError(str(exc), EXIT_STORE) from None
     finally:
         store.close()
-    _report(report.summary(), stats, as_json, processed)
+    _report(stats, as_json, processed, report.summary())
 
 
 @contextlib.contextmanager
@@ -119,21 +138,36 @@ def _stopped_by(site: DemoSite, owner: int) -> Iterator[None]:
             site.stop()
 
 
-def _report(summary: dict[str, Any], stats: dict[str, Any], as_json: bool, processed: Any) -> None:
+def _report_crawl(summary: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps({"crawl": summary, "store": stats}, ensure_ascii=False))
         return
     click.echo(
         f"crawled {summary['pages_fetched']} pages in {summary['elapsed_seconds']} s: "
         f"{summary['articles_stored']} new articles, {summary['syndicated_copies']} syndicated "
-        f"copies grouped, {summary['robots_forbidden']} pages refused by robots.txt"
+        f"copies grouped, {summary['robots_forbidden']} pages refused by robots.txt",
+        err=True,
     )
+
+
+def _report(
+    stats: dict[str, Any],
+    as_json: bool,
+    processed: Any,
+    crawl: dict[str, Any] | None = None,
+) -> None:
+    if as_json:
+        if crawl is not None:
+            click.echo(json.dumps({"crawl": crawl, "store": stats}, ensure_ascii=False))
+        return
     click.echo(
-        f"store: {stats['articles']} articles from {stats['sources']} sources ({stats['database']})"
+        f"store: {stats['articles']} articles from {stats['sources']} sources "
+        f"({stats['database']})",
+        err=True,
     )
     states = stats.get("states", {})
     if processed is not None or states.get("done"):
         click.echo(
             f"processed: {states.get('done', 0)} articles ready to search, "
-            f"{states.get('failed', 0)} failed, {states.get('pending', 0)} pending"
+            f"{states.get('failed', 0)} failed, {states.get('pending', 0)} pending",
+            err=True,
         )

@@ -69,6 +69,14 @@ def stats(as_json: bool) -> None:
             f"assignments · {data['embeddings']:,} embeddings",
         ),
     ]
+    if data["translations_deferred"]:
+        rows.append(
+            (
+                "Deferred",
+                f"{data['translations_deferred']:,} translations wait for the translator "
+                "(install it, then run `covidnews process`)",
+            )
+        )
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         click.echo(f"{label:<{width}}  {value}")

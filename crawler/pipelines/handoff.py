@@ -1,7 +1,9 @@
 """Hand new or changed articles to the NLP stage.
 
 With a broker they are queued in batches as the crawl goes. In-process (the embedded default)
-they are processed when the crawl ends, so models never stall the crawler's event loop.
+nothing runs here: the articles are stored ``pending`` and the command that ran the crawl
+(``covidnews crawl``, ``covidnews demo``) processes them when the crawl ends, with progress, so
+models never stall the crawler's event loop and a crawl killed midway loses nothing.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ class HandoffPipeline:
 
     def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
         ids = item.get("article_ids") or []
-        self.pending.extend(ids)
-        if self.settings.broker_url and len(self.pending) >= self.settings.nlp_batch_size:
-            self._flush()
+        if self.settings.broker_url:
+            self.pending.extend(ids)
+            if len(self.pending) >= self.settings.nlp_batch_size:
+                self._flush()
         # Items are not exported anywhere: keep memory flat on long crawls.
         return {"url": item["record"].url, "source": item["source"], "ids": ids}
 

@@ -306,8 +306,12 @@ class NewsSpider(scrapy.Spider):
         request = failure.request
         response = getattr(failure.value, "response", None)
         status = response.status if response is not None else 0
-        self.crawler.stats.inc_value("covidnews/articles/failed")
-        log.warning("article %s failed: %s", request.url, failure.getErrorMessage())
+        message = failure.getErrorMessage()
+        if "robots.txt" in message:  # the site asks us not to: expected, counted in the summary
+            log.info("article %s not fetched: %s", request.url, message)
+        else:
+            self.crawler.stats.inc_value("covidnews/articles/failed")
+            log.warning("article %s failed: %s", request.url, message)
         if status in {404, 410, 451}:  # gone for good: don't queue it forever
             self.frontier.mark_fetched([request.url], status, failure.getErrorMessage()[:500])
         elif "robots.txt" in failure.getErrorMessage():  # the site asks us not to: respect that
