@@ -12,9 +12,10 @@ setup: $(STAMP)  ## create .venv with the covidnews command (quick when nothing 
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 needed")'
+	@echo "setting up $(VENV) (pip install -e '.[$(EXTRAS)]'; a few minutes the first time)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[$(EXTRAS)]'
+	@$(PY) -m pip install --quiet --upgrade pip
+	@$(PY) -m pip install --quiet -c constraints.txt -e '.[$(EXTRAS)]'
 	@touch $(STAMP)
 
 system-deps:  ## the distribution packages the demo and the tests need (scripts/install-system-deps)

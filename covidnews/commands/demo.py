@@ -8,6 +8,7 @@ on http://127.0.0.1:8000 (the demo site stays up, so "read the original" links w
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 from collections.abc import Iterator
@@ -81,11 +82,9 @@ def demo(ctx: click.Context, port: int, as_json: bool, serve: bool, api_port: in
             demo_settings = settings.model_copy(
                 update={"crawl_allow_private": ["127.0.0.1"], "sources_file": registry_path}
             )
-            click.echo(
-                f"demo news site (fictional outlets, real articles): http://127.0.0.1:{site.port}/",
-                err=True,
-            )
-            click.echo(f"crawling its {len(registry)} outlets…", err=True)
+            say = functools.partial(click.echo, err=as_json)  # stdout holds only the JSON
+            say(f"demo news site (fictional outlets, real articles): http://127.0.0.1:{site.port}/")
+            say(f"crawling its {len(registry)} outlets…")
             report = run_crawl(
                 demo_settings,
                 store,
@@ -101,10 +100,9 @@ def demo(ctx: click.Context, port: int, as_json: bool, serve: bool, api_port: in
                 _report(stats, as_json, processed, report.summary())
                 from covidnews.commands.serve import serve as serve_command
 
-                click.echo(
+                say(
                     f"serving the archive on http://127.0.0.1:{api_port}/ (English: "
-                    f"http://127.0.0.1:{api_port}/?lang=en) and the search API; Ctrl-C stops",
-                    err=True,
+                    f"http://127.0.0.1:{api_port}/?lang=en) and the search API; Ctrl-C stops"
                 )
                 ctx.invoke(
                     serve_command,
@@ -145,7 +143,6 @@ def _report_crawl(summary: dict[str, Any], as_json: bool) -> None:
         f"crawled {summary['pages_fetched']} pages in {summary['elapsed_seconds']} s: "
         f"{summary['articles_stored']} new articles, {summary['syndicated_copies']} syndicated "
         f"copies grouped, {summary['robots_forbidden']} pages refused by robots.txt",
-        err=True,
     )
 
 
@@ -162,12 +159,10 @@ def _report(
     click.echo(
         f"store: {stats['articles']} articles from {stats['sources']} sources "
         f"({stats['database']})",
-        err=True,
     )
     states = stats.get("states", {})
     if processed is not None or states.get("done"):
         click.echo(
             f"processed: {states.get('done', 0)} articles ready to search, "
             f"{states.get('failed', 0)} failed, {states.get('pending', 0)} pending",
-            err=True,
         )
