@@ -114,13 +114,15 @@ def crawl(
             run_id=run_id,
             overrides=_parse_overrides(overrides),
         )
-        summary = report.summary()
-        if not as_json:
-            for key, value in summary.items():
-                click.echo(f"{key.replace('_', ' '):<22} {value}", err=True)
-        process_after_collecting(store, settings)
     except ValueError as exc:
+        store.close()
         raise CommandError(str(exc), EXIT_SETTINGS) from None
+    summary = report.summary()
+    if not as_json:
+        for key, value in summary.items():
+            click.echo(f"{key.replace('_', ' '):<22} {value}", err=True)
+    try:
+        process_after_collecting(store, settings)
     finally:
         store.close()
     if as_json:

@@ -142,7 +142,7 @@ def _report_crawl(summary: dict[str, Any], as_json: bool) -> None:
     click.echo(
         f"crawled {summary['pages_fetched']} pages in {summary['elapsed_seconds']} s: "
         f"{summary['articles_stored']} new articles, {summary['syndicated_copies']} syndicated "
-        f"copies grouped, {summary['robots_forbidden']} pages refused by robots.txt",
+        f"copies grouped, {summary['robots_forbidden']} pages refused by robots.txt"
     )
 
 
@@ -157,12 +157,11 @@ def _report(
             click.echo(json.dumps({"crawl": crawl, "store": stats}, ensure_ascii=False))
         return
     click.echo(
-        f"store: {stats['articles']} articles from {stats['sources']} sources "
-        f"({stats['database']})",
+        f"store: {stats['articles']} articles from {stats['sources']} sources ({stats['database']})"
     )
     states = stats.get("states", {})
     if processed is not None or states.get("done"):
         click.echo(
             f"processed: {states.get('done', 0)} articles ready to search, "
-            f"{states.get('failed', 0)} failed, {states.get('pending', 0)} pending",
+            f"{states.get('failed', 0)} failed, {states.get('pending', 0)} pending"
         )

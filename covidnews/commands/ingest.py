@@ -122,25 +122,28 @@ def ingest(
                 if settings.broker_url
                 else None,
             )
-        summary = report.as_dict()
-        if not as_json:
-            click.echo(
-                f"{summary['lines']:,} lines: {report.inserted:,} new, {report.updated:,} "
-                f"updated, {report.unchanged:,} unchanged, {len(report.bad):,} rejected",
-                err=True,
-            )
+    except StoreError as exc:
+        store.close()
+        raise CommandError(str(exc), EXIT_STORE) from None
+    except OSError as exc:
+        store.close()
+        raise CommandError(f"cannot read {file}: {exc}", EXIT_INPUT) from None
+    finally:
         if errors_file is not None:
             errors_file.close()
-            errors_file = None
+    summary = report.as_dict()
+    if not as_json:
+        click.echo(
+            f"{summary['lines']:,} lines: {report.inserted:,} new, {report.updated:,} updated, "
+            f"{report.unchanged:,} unchanged, {len(report.bad):,} rejected",
+            err=True,
+        )
+    try:
         process_after_collecting(store, settings, show=progress)
     except StoreError as exc:
         raise CommandError(str(exc), EXIT_STORE) from None
-    except OSError as exc:
-        raise CommandError(f"cannot read {file}: {exc}", EXIT_INPUT) from None
     finally:
         store.close()
-        if errors_file is not None:
-            errors_file.close()
     if as_json:
         click.echo(json.dumps(summary, ensure_ascii=False))
     if report.bad:

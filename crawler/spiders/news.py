@@ -313,8 +313,8 @@ class NewsSpider(scrapy.Spider):
             self.crawler.stats.inc_value("covidnews/articles/failed")
             log.warning("article %s failed: %s", request.url, message)
         if status in {404, 410, 451}:  # gone for good: don't queue it forever
-            self.frontier.mark_fetched([request.url], status, failure.getErrorMessage()[:500])
-        elif "robots.txt" in failure.getErrorMessage():  # the site asks us not to: respect that
+            self.frontier.mark_fetched([request.url], status, message[:500])
+        elif "robots.txt" in message:  # the site asks us not to: respect that
             self.frontier.mark_fetched([request.url], 0, "forbidden by robots.txt")
 
 
