@@ -31,6 +31,7 @@ from covidnews.schema import (
     utcnow,
 )
 from covidnews.store import Store
+from nlp_worker.backends.base import BackendUnavailable
 from nlp_worker.backends.embed import document_text
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,6 @@ def _backends(
     classifier_path: str,
     threads: int,
 ) -> Backends:
-    from nlp_worker.backends.base import BackendUnavailable
     from nlp_worker.backends.embed import get_embedder
     from nlp_worker.backends.langid import MODEL_ID as LANGID_MODEL
     from nlp_worker.backends.langid import detect_language
@@ -418,11 +418,17 @@ def _translate(s: Any, work: list[_Work], b: Backends, report: BatchReport) -> i
         for target in targets:
             groups.setdefault((w.article.language or "", target), []).append(w)
     results: dict[tuple[int, str], list[str]] = {}
+    unavailable: dict[int, str] = {}  # article id → why a pair could not run (deferred)
     for (source, target), members in groups.items():
         texts = [
             t for w in members for t in (w.article.title, w.article.summary or "", w.article.text)
         ]
-        out = b.translator.translate(texts, source, target)
+        try:
+            out = b.translator.translate(texts, source, target)
+        except BackendUnavailable as exc:  # e.g. a model folder gone: defer, as if missing
+            for w in members:
+                unavailable[w.article.id] = str(exc)
+            continue
         if len(out) != len(texts):
             raise RuntimeError(f"translator returned {len(out)} texts for {len(texts)}")
         for i, w in enumerate(members):
@@ -438,11 +444,17 @@ def _translate(s: Any, work: list[_Work], b: Backends, report: BatchReport) -> i
     for w, key, targets in todo:
         a = w.article
         for target in targets:
+            if (a.id, target) not in results:
+                continue
             title, summary, text = results[(a.id, target)]
             row = existing.get((a.id, target)) or Translation(article_id=a.id, language=target)
             row.title, row.summary, row.text, row.model = title, summary or None, text, model
             s.add(row)
-        _record(s, w, "translate", model, key, {"targets": targets})
+        if a.id in unavailable:
+            reason = {"reason": unavailable[a.id], "targets": targets}
+            _record(s, w, "translate", DEFERRED_MODEL, key, reason, status="deferred")
+        else:
+            _record(s, w, "translate", model, key, {"targets": targets})
     return skipped
 
 

@@ -29,14 +29,14 @@ from covidnews.schema import (
 from covidnews.search.keyword import KeywordIndex
 from covidnews.settings import load_settings
 from covidnews.store import Store
-from nlp_worker.backends.base import Kind
+from nlp_worker.backends.base import BackendUnavailable, Kind
 from nlp_worker.backends.embed import document_text, get_embedder
 from nlp_worker.backends.langid import MODEL_ID as LANGID_MODEL
 from nlp_worker.backends.langid import detect_language
 from nlp_worker.backends.sentences import split_sentences
 from nlp_worker.backends.translate import get_translator
 from nlp_worker.classify import CovidClassifier, load_classifier
-from nlp_worker.process import pending_ids, process_ids
+from nlp_worker.process import deferred_count, pending_ids, process_ids, requeue_deferred
 from nlp_worker.stages import Backends, _hash
 from tests.conftest import SHARED
 
@@ -342,3 +342,75 @@ def test_classifier_and_embed_stage_share_one_embedding_per_article(
     assert not e5.texts
     with store.session() as s:
         assert set(s.scalars(select(StageRun.attempts))) == {1}
+
+
+class GoneModel:
+    """A translator whose model went away between start and use (a deleted model folder)."""
+
+    model_id = "hf:gone"
+
+    def pairs(self) -> set[tuple[str, str]]:
+        return {("es", "en"), ("en", "es")}
+
+    def translate(self, texts: list[str], source: str, target: str) -> list[str]:
+        raise BackendUnavailable("the model folder /models/gone does not exist")
+
+
+def _translate_runs(store: Store) -> dict[str, tuple[str, str]]:
+    with store.session() as s:
+        return {
+            url: (status, model)
+            for url, status, model in s.execute(
+                select(Article.url, StageRun.status, StageRun.model)
+                .join(StageRun, StageRun.article_id == Article.id)
+                .where(StageRun.stage == "translate")
+            )
+        }
+
+
+@pytest.mark.parametrize("how", ["not installed", "model gone"])
+def test_a_translator_that_cannot_run_defers_translations_until_one_can(
+    store: Store, tmp_path: Path, backends: Backends, how: str
+) -> None:
+    ids = articles(store)
+    cfg = settings(tmp_path)
+    if how == "not installed":  # what Backends.from_settings builds without the apertium command
+        missing = Backends(
+            **{**backends.__dict__, "translator": None, "translator_unavailable": "no apertium"}
+        )
+    else:
+        missing = Backends(**{**backends.__dict__, "translator": GoneModel()})
+    first = process_ids(store, cfg, ids, backends=missing)
+    # Nothing failed: every article is done and searchable, none translated.
+    assert first.done == len(ids) and first.failed == first.retry == 0
+    assert_indexes_follow(store, cfg, backends.embedder.model_id)
+    runs = _translate_runs(store)
+    deferred = {url for url, (status, _) in runs.items() if status == "deferred"}
+    assert deferred == {"https://d.example/covid-es", "https://d.example/covid-en"}
+    assert {model for status, model in runs.values() if status == "deferred"} == {"unavailable"}
+    with store.session() as s:
+        assert s.scalar(select(func.count()).select_from(Translation)) == 0
+        assert set(s.scalars(select(Article.attempts))) == {0}
+    assert deferred_count(store) == 2 == store.stats()["translations_deferred"]
+    # Once a translator can run (`covidnews process` checks), only those two go back to the
+    # queue, and only their translation runs.
+    assert requeue_deferred(store) == 2
+    assert set(pending_ids(store)) == set(articles_by_url(store, deferred).values())
+    process_ids(store, cfg, pending_ids(store), backends=backends)
+    assert deferred_count(store) == 0 and requeue_deferred(store) == 0
+    with store.session() as s:
+        languages = set(s.execute(select(Translation.article_id, Translation.language)))
+        assert {lang for _, lang in languages} == {"en", "es"} and len(languages) == 2
+        attempts = dict(
+            s.execute(
+                select(StageRun.stage, func.max(StageRun.attempts)).group_by(StageRun.stage)
+            ).all()
+        )
+    assert attempts == {"langid": 1, "classify": 1, "summarize": 1, "translate": 2, "embed": 1}
+    assert done_ids(store) == set(ids)
+    assert_indexes_follow(store, cfg, backends.embedder.model_id)
+
+
+def articles_by_url(store: Store, urls: set[str]) -> dict[str, int]:
+    with store.session() as s:
+        return dict(s.execute(select(Article.url, Article.id).where(Article.url.in_(urls))).all())
