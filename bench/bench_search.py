@@ -528,8 +528,9 @@ def bootstrap_node(data_dir: Path, n: int, model_id: str) -> dict[str, Any]:
     return {
         "bootstrap_seconds": round(t.seconds, 1),
         "bootstrap_parts_seconds": {**parts, "keyword": round(keyword, 2)},
-        "keyword_index_docs_per_s": round(n / keyword, 1),
-        "vector_index_vectors_per_s": round(n / parts["vectors"], 1),
+        # (None when a part took under the report's resolution, as on tiny smoke-test corpora)
+        "keyword_index_docs_per_s": round(n / keyword, 1) if keyword > 0 else None,
+        "vector_index_vectors_per_s": round(n / parts["vectors"], 1) if parts["vectors"] else None,
     }
 
 

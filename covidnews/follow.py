@@ -309,8 +309,8 @@ class Follower:
             t2 = time.perf_counter()
         clock["vectors"] += time.perf_counter() - t2  # training and segments, at the end
         report.vectors = sum(vectors_by_chunk)
-        report.seconds = {k: round(v, 2) for k, v in clock.items()}
-        report.seconds["total"] = round(time.perf_counter() - started, 2)
+        report.seconds = {k: round(v, 6) for k, v in clock.items()}
+        report.seconds["total"] = round(time.perf_counter() - started, 6)
         self._save(
             {
                 "position": mark,
