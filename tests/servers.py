@@ -24,6 +24,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,10 +91,10 @@ def _postgres_bin(name: str) -> str:
     return candidates[-1]
 
 
-def _wait(check: object, what: str, log: Path | None = None) -> None:
+def _wait(check: Callable[[], bool], what: str, log: Path | None = None) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
+        if check():
             return
         time.sleep(0.2)
     tail = log.read_text(errors="replace")[-2000:] if log and log.exists() else ""
@@ -104,12 +105,12 @@ def _wait(check: object, what: str, log: Path | None = None) -> None:
 class Throwaway:
     """Servers this session started; :meth:`stop` removes them."""
 
-    stops: list[tuple[str, object]] = field(default_factory=list)
+    stops: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
 
     def stop(self) -> None:
         for _, stop in reversed(self.stops):
             with contextlib.suppress(Exception):
-                stop()  # type: ignore[operator]
+                stop()
         self.stops.clear()
 
 

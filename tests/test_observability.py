@@ -341,3 +341,31 @@ def test_worker_metrics_over_http_and_json_task_logs(
     assert all(len(r.get("task_id", "")) == 36 for r in batch_lines), batch_lines
     assert len({r["task_id"] for r in batch_lines}) == 3
     assert any(r["logger"].startswith("celery") for r in records)
+
+
+def test_library_chatter_shows_only_at_debug() -> None:
+    """FAISS's loader and Scrapy's INFO lines are dropped by our handlers unless the level is
+    DEBUG; their warnings/errors and our own INFO lines always pass."""
+
+    def emitted(level: str) -> str:
+        stream = io.StringIO()
+        logger = logging.getLogger(f"covidnews-test-{level}")
+        logger.propagate = False
+        setup_logging(level, "text", logger=logger, stream=stream)
+        for name, lvl, text in (
+            ("faiss.loader", logging.INFO, "Could not load library with AVX512 support"),
+            ("scrapy.statscollectors", logging.INFO, "Dumping Scrapy stats"),
+            ("scrapy.core.engine", logging.ERROR, "Scraper close failure"),
+            ("trafilatura.core", logging.WARNING, "discarding data"),
+            ("covidnews.store", logging.INFO, "migrating the store"),
+        ):
+            logger.handle(logging.LogRecord(name, lvl, __file__, 0, text, None, None))
+        return stream.getvalue()
+
+    quiet = emitted("INFO")
+    assert "migrating the store" in quiet and "Scraper close failure" in quiet
+    for noise in ("AVX512", "Dumping Scrapy stats", "discarding data"):
+        assert noise not in quiet
+    loud = emitted("DEBUG")
+    for line in ("AVX512", "Dumping Scrapy stats", "discarding data", "migrating the store"):
+        assert line in loud
