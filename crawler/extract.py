@@ -41,9 +41,22 @@ _BYLINE_TEXT = re.compile(r"^(?:por|escrito por|by|texto de)\s*:?\s+[A-ZÁÉÍÓ
 _AUTHOR_SPLIT = re.compile(r"\s*(?:,|;|\||/|\s+y\s+|\s+and\s+|\s+e\s+)\s*")
 _AUTHOR_PREFIX = re.compile(r"^(?:por|by|de|texto|textos|redacta|escrito por)\s*:?\s+", re.I)
 _NAME_WORD = re.compile(r"^[A-ZÁÉÍÓÚÑÜ][\w'’.-]*$|^(?:de|del|la|las|los|y|da|dos|van|von|di)$")
+# A bare "Redacción" (newsroom) credit names nobody, like the publisher given as the author.
 _NOT_NAMES = re.compile(
     r"\d|@|https?:|www\.|actualizad|publicad|hace\s|minutos|horas|redacci[oó]n\s*$", re.I
 )
+#: news agencies credited in bylines ("Por E.P", "EFE", "Agencias"): the article's source
+#: agency (``Extracted.agencies``), not a person; an agency-only byline leaves the authors to the
+#: next source of names
+_AGENCIES = {
+    "efe": "EFE", "agencia efe": "EFE", "afp": "AFP", "agence france-presse": "AFP",
+    "europa press": "Europa Press", "ep": "Europa Press", "e.p": "Europa Press",
+    "e.p.": "Europa Press", "reuters": "Reuters", "ap": "AP", "associated press": "AP",
+    "ansa": "ANSA", "dpa": "dpa", "xinhua": "Xinhua", "notimex": "Notimex", "télam": "Télam",
+    "telam": "Télam", "prensa latina": "Prensa Latina", "sputnik": "Sputnik",
+    "agencias": "Agencias", "ips": "IPS", "colprensa": "Colprensa", "andina": "Andina",
+    "ansa latina": "ANSA",
+}  # fmt: skip
 # Lines that are site furniture, not article text (subscription walls, comment rules, sharing).
 _BOILERPLATE = re.compile(
     r"(?:tu suscripci[oó]n|suscr[ií]bete|hazte suscriptor|inicia sesi[oó]n para|ya eres suscriptor"
@@ -88,6 +101,9 @@ class Extracted:
     description: str | None = None
     site_name: str | None = None
     is_article: bool = False  # the page declares itself an article or has an article body
+    #: news agencies credited in the byline or author fields (EFE, Europa Press…): the wire
+    #: source, kept apart from the authors
+    agencies: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -125,8 +141,24 @@ def decode_html(body: bytes, content_type: str | None = None) -> str:
         except (LookupError, UnicodeDecodeError):
             continue
         if name.startswith("utf") or "\ufffd" not in text:
-            return text
-    return body.decode("utf-8", errors="replace")
+            return _unmojibake(text)
+    return _unmojibake(body.decode("utf-8", errors="replace"))
+
+
+#: UTF-8 read as cp1252/latin-1, the usual mojibake of Spanish pages ("PolicÃ­a", "Â«"): a cheap
+#: test before asking ftfy
+_MOJIBAKE = re.compile("[ÃÂ][\u0080-\u00bf\u2018-\u203a\u0152\u0153\u0160\u0161\u0178]")
+
+
+def _unmojibake(text: str) -> str:
+    """Repair text that was double-encoded before it reached us (a CMS storing UTF-8 read as
+    cp1252 — the page itself carries ``PolicÃ­a``): ftfy's ``fix_encoding`` when a sample looks
+    broken. Correct pages are left alone (no marker, or ftfy finds nothing bad)."""
+    if len(_MOJIBAKE.findall(text, 0, 200_000)) < 3:
+        return text
+    import ftfy
+
+    return str(ftfy.fix_encoding(text))
 
 
 def _parse(html: str) -> Any:
@@ -298,6 +330,89 @@ def _names_from(value: Any, publisher: str) -> list[str]:
             if item.startswith(("http://", "https://")):
                 continue
             out.extend(_split_authors(_clean(item)))
+    return out
+
+
+_AUTHOR_META = ("article:author", "author", "dc.creator", "parsely-author", "sailthru.author")
+
+
+def _authors(
+    doc: Any,
+    meta: dict[str, list[str]],
+    article: dict[str, Any],
+    publisher: str,
+    site_names: list[str],
+    byline: list[str],
+) -> list[str]:
+    """Authors, from the first source that names someone other than the site itself: JSON-LD
+    ``author`` → microdata ``itemprop=author`` (its ``name`` part) → author meta tags → the
+    visible byline. A source naming only the publisher ("lainformacion" as a Person) falls
+    through to the next instead of leaving the article without authors."""
+    sites = {_fold(n) for n in site_names if n}
+
+    def usable(names: list[str]) -> list[str]:
+        return list(
+            dict.fromkeys(
+                n for n in names if n and _fold(n) not in sites and n.lower() not in _AGENCIES
+            )
+        )
+
+    for names in (
+        _names_from(article.get("author"), publisher) if article else [],
+        _microdata_authors(doc),
+        *(
+            [
+                n
+                for value in meta.get(key, [])
+                if not value.startswith(("http://", "https://"))
+                for n in _split_authors(_clean(value))
+            ]
+            for key in _AUTHOR_META
+        ),
+        byline,
+    ):
+        found = usable(names)
+        if found:
+            return found
+    return []
+
+
+def _agencies(meta: dict[str, list[str]], article: dict[str, Any], byline: list[str]) -> list[str]:
+    """Agencies named where authors are (JSON-LD author, author meta, microdata, bylines)."""
+    texts = list(byline)
+    texts += [
+        str(a.get("name") if isinstance(a, dict) else a) for a in _as_list(article.get("author"))
+    ]
+    for key in (*_AUTHOR_META, "itemprop:author"):
+        texts += meta.get(key, [])
+    found = []
+    for text in texts:
+        for part in _split_authors(_clean(text)):
+            agency = _AGENCIES.get(part.lower())
+            if agency and agency not in found:
+                found.append(agency)
+    return found
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _microdata_authors(doc: Any) -> list[str]:
+    """``itemprop="author"`` elements: their ``itemprop="name"`` part when they have one (the rest
+    is often the date or the city), else their own text, split into names."""
+    out: list[str] = []
+    for el in doc.xpath('//*[@itemprop="author"][not(self::meta)]'):
+        if _in_comments(el):
+            continue
+        parts = el.xpath('.//*[@itemprop="name"]')
+        texts = [(p.get("content") or p.text_content()) for p in parts] or [
+            el.get("content") or el.text_content()
+        ]
+        for text in texts:
+            out += [n for n in _split_authors(_clean(text)) if _looks_like_name(n)]
     return out
 
 
@@ -542,18 +657,9 @@ def extract(
         meta, "og:description", "description", "twitter:description"
     )
 
-    authors = _names_from(article.get("author"), publisher_name) if article else []
     byline_authors, byline_date = _byline(doc)
-    if not authors:
-        for key in ("article:author", "author", "dc.creator", "parsely-author", "sailthru.author"):
-            for value in meta.get(key, []):
-                if not value.startswith(("http://", "https://")):
-                    authors += _split_authors(_clean(value))
-            if authors:
-                break
-    if not authors:
-        authors = byline_authors
-    authors = list(dict.fromkeys(a for a in authors if a and _fold(a) != _fold(site_name)))
+    authors = _authors(doc, meta, article, publisher_name, site_names, byline_authors)
+    agencies = _agencies(meta, article, byline_authors)
 
     published = _date(
         [
@@ -656,6 +762,7 @@ def extract(
         description=description or None,
         site_name=site_name or None,
         is_article=is_article,
+        agencies=agencies,
     )
 
 

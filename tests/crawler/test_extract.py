@@ -181,3 +181,57 @@ def test_cli_contract(tmp_path: Path) -> None:
         cwd=ROOT,
     )
     assert bad.returncode == 1 and "cannot read" in bad.stderr
+
+
+def test_double_encoded_page_is_repaired() -> None:
+    """A CMS that stored UTF-8 read as cp1252: the page itself says "PolicÃ­a"."""
+    lead = "<p>La PolicÃ\xada detuvo a un sospechoso Â«peligrosoÂ» en la estaciÃ³n.</p>"
+    got = extract(page(body_top=lead).encode("utf-8"), "https://diario.example/a")
+    assert "La Policía detuvo a un sospechoso «peligroso» en la estación." in got.text
+    assert got.title == "Casos récord de covid"
+    # A correct page is left as it is, accents and quotes included.
+    fine_lead = "<p>Año «récord» – ¿y ahora? Ã la carte.</p>"
+    fine = extract(page(body_top=fine_lead).encode("utf-8"), "https://d.example/b")
+    assert "Año «récord» – ¿y ahora? Ã la carte." in fine.text
+
+
+def test_agency_credit_is_an_agency_not_an_author() -> None:
+    html = page(
+        head="<meta name='author' content='Laura Gómez'>",
+        body_top="<p class='byline' itemprop='author'>Por E.P</p>",
+    )
+    got = extract(html, "https://diario.example/a")
+    assert got.authors == ["Laura Gómez"]  # the agency byline falls through to the next source
+    assert got.agencies == ["Europa Press"]
+    only_agency = extract(page(body_top="<p class='firma'>Por EFE</p>"), "https://d.example/b")
+    assert only_agency.authors == [] and only_agency.agencies == ["EFE"]
+
+
+def test_publisher_as_author_falls_through_to_the_next_source() -> None:
+    graph = {
+        "@context": "https://schema.org",
+        "@type": "NewsArticle",
+        "headline": "Casos récord de covid",
+        "author": {"@type": "Person", "name": "Diario Ejemplo"},
+        "publisher": {"@type": "Organization", "name": "Diario Ejemplo"},
+    }
+    html = page(
+        head=f"<script type='application/ld+json'>{json.dumps(graph)}</script>"
+        "<meta property='og:site_name' content='Diario Ejemplo'>",
+        body_top="<div itemprop='author' itemscope><span itemprop='name'>Ana Ruiz</span>"
+        "<time>12/03/2020 10:00</time> Madrid</div>",
+    )
+    got = extract(html, "https://diario.example/a")
+    assert got.authors == ["Ana Ruiz"]  # microdata's name part, not the date or the city
+
+
+def test_newsroom_credit_names_nobody_and_several_authors_are_split() -> None:
+    staff = extract(page(head="<meta name='author' content='Redacción'>"), "https://d.example/a")
+    assert staff.authors == []
+    two = extract(
+        page(
+            body_top="<address class='autor'><a href='/autor/x'>S. Fernández / N. Val</a></address>"
+        ),
+        "https://d.example/b",
+    )
+    assert two.authors == ["S. Fernández", "N. Val"]
