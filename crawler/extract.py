@@ -41,6 +41,9 @@ _BYLINE_TEXT = re.compile(r"^(?:por|escrito por|by|texto de)\s*:?\s+[A-ZÁÉÍÓ
 _AUTHOR_SPLIT = re.compile(r"\s*(?:,|;|\||/|\s+y\s+|\s+and\s+|\s+e\s+)\s*")
 _AUTHOR_PREFIX = re.compile(r"^(?:por|by|de|texto|textos|redacta|escrito por)\s*:?\s+", re.I)
 _NAME_WORD = re.compile(r"^[A-ZÁÉÍÓÚÑÜ][\w'’.-]*$|^(?:de|del|la|las|los|y|da|dos|van|von|di)$")
+_UPDATE_LINE = re.compile(
+    r"actualiza|[uú]ltima (?:modificaci|edici)|modificad[oa]|editad[oa]|updated|last modified", re.I
+)
 # A bare "Redacción" (newsroom) credit names nobody, like the publisher given as the author.
 _NOT_NAMES = re.compile(
     r"\d|@|https?:|www\.|actualizad|publicad|hace\s|minutos|horas|redacci[oó]n\s*$", re.I
@@ -701,7 +704,11 @@ def extract(
             " or contains(@class,'publicado')]"
         )
         texts = [" ".join(el.text_content().split()) for el in visible if not _in_chrome(el)]
-        published = _date([t for t in texts if len(t) < 120][:8], tz, now)
+        # An update line ("Actualizado hoy", "Última actualización: hace 2 horas") dates the
+        # last edit, not the publication: read as a publication date it turns an old article into
+        # one published the day it was fetched. No date beats an invented one.
+        texts = [t for t in texts if len(t) < 120 and not _UPDATE_LINE.search(t)]
+        published = _date(texts[:8], tz, now)
     modified = _date(
         [
             article.get("dateModified"),

@@ -107,6 +107,22 @@ def test_relative_date_uses_fetch_time() -> None:
     assert got.published_at == fetched - timedelta(hours=3)
 
 
+@pytest.mark.parametrize(
+    "line", ["Actualizado hoy", "Última actualización: hace 2 horas", "Modificado el 12/03/2021"]
+)
+def test_an_update_line_is_not_a_publication_date(line: str) -> None:
+    """A page whose only visible date is its last edit has no publication date: never the
+    fetch day (an old article would look new)."""
+    fetched = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
+    top = f"<p class='fecha'>{line}</p>"
+    got = extract(page(body_top=top), "https://diario.example/noticias/a", fetched_at=fetched)
+    assert got.published_at is None
+    assert (
+        extract(page(), "https://diario.example/noticias/b", fetched_at=fetched).published_at
+        is None
+    )
+
+
 def test_cp1252_without_or_with_wrong_charset() -> None:
     html = page(title="Vacunación: España recibe más dosis").replace("<meta charset='utf-8'>", "")
     raw = html.encode("cp1252")
