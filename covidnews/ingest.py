@@ -95,8 +95,11 @@ def _opt_str(obj: Mapping[str, Any], key: str) -> str | None:
     return value or None
 
 
-def parse_datetime(value: Any, key: str = "published_at") -> datetime | None:
-    """ISO 8601 date or date-time; a time without a zone is taken as UTC."""
+def parse_datetime(
+    value: Any, key: str = "published_at", *, keep_zone: bool = False
+) -> datetime | None:
+    """ISO 8601 date or date-time; a time without a zone is taken as UTC. Returned in UTC, or
+    with the offset it was written in when ``keep_zone``."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if not isinstance(value, str):
@@ -114,7 +117,13 @@ def parse_datetime(value: Any, key: str = "published_at") -> datetime | None:
         parsed = parsed.replace(tzinfo=UTC)
     if not 1900 <= parsed.year <= 2200:
         raise RecordError(f"'{key}' year {parsed.year} is out of range")
-    return parsed.astimezone(UTC)
+    return parsed if keep_zone else parsed.astimezone(UTC)
+
+
+def offset_minutes(value: datetime | None) -> int | None:
+    """The UTC offset of an aware datetime in minutes (None for None)."""
+    offset = value.utcoffset() if value is not None else None
+    return None if offset is None else int(offset.total_seconds() // 60)
 
 
 def parse_language(value: Any) -> str | None:
@@ -188,6 +197,7 @@ def parse_record(obj: Any, *, origin: str = "ingest") -> ArticleRecord:
         raise RecordError("'title' must be a string")
     text = text.replace("\r\n", "\n").strip()
     title = normalise_text(title or "")
+    published = parse_datetime(obj.get("published_at"), keep_zone=True)
     fields: dict[str, Any] = {
         "url": url,
         "title": title,
@@ -197,7 +207,8 @@ def parse_record(obj: Any, *, origin: str = "ingest") -> ArticleRecord:
         "country": parse_country(obj.get("country")),
         "source": _opt_str(obj, "source"),
         "authors": parse_authors(obj.get("authors")),
-        "published_at": parse_datetime(obj.get("published_at")),
+        "published_at": published.astimezone(UTC) if published else None,
+        "published_offset": offset_minutes(published),
         "modified_at": parse_datetime(obj.get("modified_at"), "modified_at"),
         "section": _opt_str(obj, "section"),
         "image_url": _opt_str(obj, "image"),
@@ -210,7 +221,8 @@ def parse_record(obj: Any, *, origin: str = "ingest") -> ArticleRecord:
     return ArticleRecord(
         url_hash=url_hash(url),
         content_hash=content_hash(title, text),
-        record_hash=_record_hash(fields),
+        # (an offset of 0 hashes as before it was stored: re-ingesting UTC data changes nothing)
+        record_hash=_record_hash({k: v for k, v in fields.items() if k != "published_offset" or v}),
         simhash=simhash(text),  # body only: outlets retitle syndicated copies
         origin=origin,
         **fields,

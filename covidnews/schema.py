@@ -144,6 +144,9 @@ class Article(Base):
     section: Mapped[str | None] = mapped_column(Text)
     image_url: Mapped[str | None] = mapped_column(Text)
     published_at: Mapped[datetime | None] = mapped_column(index=True)
+    # the UTC offset (minutes) the outlet dated it in: its own day and clock, while the stored
+    # UTC instant stays the ordering key (the page's offset, else the source country's zone)
+    published_offset: Mapped[int | None] = mapped_column(SmallInteger)
     modified_at: Mapped[datetime | None]
     fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
     # sha256 of normalised title + text: a change re-queues the article for NLP.

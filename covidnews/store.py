@@ -96,6 +96,7 @@ class ArticleRecord:
     source: str | None = None  # source name; None: matched by the URL's domain
     authors: list[str] = field(default_factory=list)
     published_at: datetime | None = None
+    published_offset: int | None = None  # minutes east of UTC the outlet dated it in
     modified_at: datetime | None = None
     section: str | None = None
     image_url: str | None = None
@@ -131,6 +132,7 @@ _RECORD_COLUMNS = (
     "section",
     "image_url",
     "published_at",
+    "published_offset",
     "modified_at",
     "content_hash",
     "record_hash",

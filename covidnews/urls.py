@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 # Query parameters that only track the reader, never select content.
 TRACKING_PARAMS = frozenset(
@@ -68,22 +68,33 @@ class InvalidURL(ValueError):
 
 
 def _clean_path(path: str) -> str:
-    # Normalise percent-encoding (decode, re-encode consistently) and drop AMP markers.
-    path = quote(unquote(path), safe="/:@!$&'()*+,;=-._~%")
+    # AMP markers and repeated slashes go; percent-escapes are w3lib's business (below).
     path = _AMP_PATH.sub("", path) or "/"
-    path = re.sub(r"/{2,}", "/", path)
-    return path
+    return re.sub(r"/{2,}", "/", path)
+
+
+def _kept_param(part: str) -> bool:
+    """A ``key=value`` of the raw query worth keeping: not empty, not a tracker."""
+    key, _, value = part.partition("=")
+    key = unquote_plus(key).strip().lower()
+    return (
+        bool(key and value) and key not in TRACKING_PARAMS and not key.startswith(TRACKING_PREFIXES)
+    )
 
 
 def canonical_url(url: str) -> str:
-    """The canonical form of an http(s) URL.
+    """The canonical form of an http(s) URL, which always points where ``url`` points.
 
     Lower-cases scheme and host, removes AMP path markers (``/amp``, ``.amp``), default ports,
     fragments (but not hash-bang routes), tracking and empty parameters, and sorts the remaining
-    query. The host is kept (the result must still open the page); :func:`url_key` also folds
-    host variants.
-    Raises :class:`InvalidURL`.
+    query. Percent-escapes are normalised as w3lib's ``canonicalize_url`` does: escapes of
+    unreserved characters decoded, others upper-cased, non-ASCII encoded as UTF-8 — while the
+    escapes that change what a URL means are kept (``%2F`` is not ``/``, ``%25`` is not ``%``).
+    The host is kept (the result must still open the page); :func:`url_key` also folds host
+    variants. Raises :class:`InvalidURL`.
     """
+    from w3lib.url import canonicalize_url
+
     if not isinstance(url, str):
         raise InvalidURL("URL must be a string")
     raw = url.strip()
@@ -105,16 +116,12 @@ def canonical_url(url: str) -> str:
     except ValueError as exc:
         raise InvalidURL(f"invalid port in {url[:200]!r}") from exc
     netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
-    query = [
-        (key, value)
-        for key, value in parse_qsl(parts.query, keep_blank_values=False)
-        if key.lower() not in TRACKING_PARAMS and not key.lower().startswith(TRACKING_PREFIXES)
-    ]
-    query.sort()
+    query = "&".join(part for part in parts.query.split("&") if _kept_param(part))
     # Fragments are in-page anchors, except hash-bang / client-side routes ("#!/noticias/…",
     # "#/noticias/…") where the fragment *is* the page.
     fragment = parts.fragment if parts.fragment.startswith(("!", "/")) else ""
-    return urlunsplit((scheme, netloc, _clean_path(parts.path), urlencode(query), fragment))
+    rebuilt = urlunsplit((scheme, netloc, _clean_path(parts.path), query, fragment))
+    return str(canonicalize_url(rebuilt, keep_blank_values=True, keep_fragments=bool(fragment)))
 
 
 def canonical_or_raw(url: str) -> str:

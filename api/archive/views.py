@@ -68,6 +68,10 @@ def static_url(filename: str) -> str:
 
 
 def fdate(value: date | datetime | None, fmt: str = "medium") -> str:
+    """A date in the reader's language; an aware datetime shows its own day (an article's is on
+    its outlet's clock, see ``local_time``), not the day in UTC."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        value = value.date()
     return str(format_date(value, fmt)) if value is not None else ""
 
 

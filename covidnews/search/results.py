@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import bindparam, func, literal, select
@@ -88,6 +88,7 @@ def _statements(full: bool, head: int | None) -> tuple[Any, Any, Any]:
         Article.is_covid,
         Article.covid_score,
         Article.duplicate_of,
+        Article.published_offset,
         Source.id,
         Source.slug,
         Source.name,
@@ -138,8 +139,8 @@ def load_articles(
     with store.engine.connect() as conn:
         for row in conn.execute(articles, params):
             (aid, url, title, text, summary, language, country, published, modified) = row[:9]
-            (fetched, authors, section, image, is_covid, score, duplicate_of) = row[9:16]
-            src = row[16:]
+            (fetched, authors, section, image, is_covid, score, duplicate_of, offset) = row[9:17]
+            src = row[17:]
             source = SourceView(*src) if src[0] is not None else None
             out[aid] = ArticleView(
                 id=aid,
@@ -149,7 +150,7 @@ def load_articles(
                 summary=summary,
                 language=language,
                 country=country or (source.country if source else None),
-                published_at=published,
+                published_at=local_time(published, offset),
                 modified_at=modified,
                 fetched_at=fetched,
                 authors=list(authors or []),
@@ -171,6 +172,14 @@ def load_articles(
                     lang, t_title, t_summary, t_text, model
                 )
     return out
+
+
+def local_time(value: datetime | None, offset: int | None) -> datetime | None:
+    """The stored UTC instant on the outlet's clock (its offset in minutes), when known: the
+    same instant, printed as the outlet printed it (the day a reader there saw)."""
+    if value is None or offset is None:
+        return value
+    return value.astimezone(timezone(timedelta(minutes=offset)))
 
 
 def excerpt(view: ArticleView, size: int = SNIPPET_CHARS) -> tuple[str, str | None]:

@@ -1,7 +1,8 @@
 """Turn an extracted page into the store's :class:`~covidnews.store.ArticleRecord`.
 
 The same validation as ``covidnews ingest`` (canonical URL, ISO dates, language and country
-codes, hashes, SimHash); the source's language and the listing's date fill gaps.
+codes, hashes, SimHash); the source's language and the listing's date fill gaps. Dates keep the
+offset the outlet wrote them in; one written in UTC is placed in the source country's zone.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 from scrapy.exceptions import DropItem
 
 from covidnews.ingest import RecordError, parse_record
+from crawler.dates import zone_for
 
 
 class NormalisePipeline:
@@ -25,6 +27,9 @@ class NormalisePipeline:
         spider = self.crawler.spider
         page = item["page"]
         published = page.published_at or item.get("listed_published")
+        if published is not None and not published.utcoffset():
+            # Written in UTC (a machine's "Z"): the outlet's own clock is its country's zone.
+            published = published.astimezone(zone_for(item.get("country")))
         try:
             item["record"] = parse_record(
                 {

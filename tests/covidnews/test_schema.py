@@ -137,3 +137,59 @@ def test_concurrent_init_processes(db_url: str, tmp_path: object) -> None:
         assert s.current_revision() == s.head_revision()
     finally:
         s.close()
+
+
+def test_migration_0006_rekeys_urls_and_merges_the_duplicates_it_reveals(store: Store) -> None:
+    """At 0005, two rows hold one page under two spellings (``ni%c3%b1o``/``niño``) and another
+    has a key from the old function; after 0006 every key is the new function's, the page is one
+    article (the older row), and what pointed at the merged row points at the kept one."""
+    from alembic import command
+    from sqlalchemy import func
+
+    from covidnews.schema import BotPost, CrawlState, Translation
+    from covidnews.urls import canonical_url, url_hash
+
+    with store.engine.connect() as conn:
+        command.downgrade(store._alembic_config(conn), "0005")
+        conn.commit()
+    assert store.current_revision() == "0005"
+
+    def row(url: str, key: str, **kw: object) -> Article:
+        return Article(url=url, url_hash=key, text="t", content_hash="c", record_hash="r", **kw)
+
+    with store.session() as s:
+        keep = row("https://x.es/ni%c3%b1o", "a" * 64)
+        s.add(keep)
+        s.flush()
+        merged = row("https://x.es/niño", "b" * 64)
+        s.add(merged)
+        s.flush()
+        copy = row("https://y.es/copia", url_hash("https://y.es/copia"), duplicate_of=merged.id)
+        escaped = row("https://x.es/a/100%25-seguro", "c" * 64)
+        s.add_all([copy, escaped])
+        s.flush()
+        s.add(Translation(article_id=merged.id, language="en", title="t", text="t", model="m"))
+        s.add(BotPost(channel="x", dedup_key="k", kind="story", article_id=merged.id, text="p"))
+        when = datetime(2024, 1, 1, tzinfo=UTC)
+        s.add(CrawlState(url_hash="d" * 64, url="https://x.es/feed?a=1&utm_source=z", kind="feed"))
+        s.add(
+            CrawlState(url_hash="e" * 64, url="https://x.es/feed?a=1", kind="feed", fetched_at=when)
+        )
+        ids = (keep.id, merged.id, copy.id, escaped.id)
+    assert store.migrate() == store.head_revision()
+    with store.session() as s:
+        rows = {a.id: a for a in s.scalars(select(Article))}
+        assert set(rows) == {ids[0], ids[2], ids[3]}  # the later spelling merged into the older
+        assert rows[ids[0]].url == "https://x.es/ni%C3%B1o"
+        assert rows[ids[3]].url == "https://x.es/a/100%25-seguro"  # the escape kept
+        for a in rows.values():
+            assert a.url_hash == url_hash(canonical_url(a.url))
+        assert rows[ids[2]].duplicate_of == ids[0]
+        assert s.scalar(select(BotPost.article_id)) == ids[0]
+        assert s.scalar(select(func.count()).select_from(Translation)) == 0  # went with its row
+        states = s.execute(select(CrawlState.url_hash, CrawlState.url, CrawlState.fetched_at)).all()
+        assert len(states) == 1  # the two spellings of one feed: the one fetched last stays
+        assert states[0][0] == url_hash("https://x.es/feed?a=1") and states[0][2] == when
+        # The merged row's deletion is in the change sequence the indexes follow.
+        noted = set(s.scalars(text("SELECT article_id FROM article_changes")))
+        assert ids[1] in noted

@@ -77,3 +77,22 @@ def test_url_hash_folds_host_and_scheme_variants() -> None:
 def test_host_of() -> None:
     assert host_of("https://www.elpais.com/x") == "elpais.com"
     assert host_of("https://noticias.ELPAIS.com./x") == "noticias.elpais.com"
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        # Escapes that change what the URL points to are kept as they are.
+        ("https://x.es/a/100%25-seguro", "https://x.es/a/100%25-seguro"),
+        ("https://x.es/a%2Fb/c", "https://x.es/a%2Fb/c"),
+        ("https://x.es/a%3Fb", "https://x.es/a%3Fb"),
+        ("https://x.es/buscar?q=a%26b&r=%2F", "https://x.es/buscar?q=a%26b&r=%2F"),
+        # The rest is normalised: case of hex digits, unreserved characters, non-ASCII.
+        ("https://x.es/ni%c3%b1o", "https://x.es/ni%C3%B1o"),
+        ("https://x.es/niño", "https://x.es/ni%C3%B1o"),
+        ("https://x.es/%41b%7e", "https://x.es/Ab~"),
+    ],
+)
+def test_canonical_url_never_changes_what_a_url_points_to(given: str, expected: str) -> None:
+    assert canonical_url(given) == expected
+    assert canonical_url(expected) == expected  # stable: a canonical URL is its own canonical

@@ -251,3 +251,24 @@ def test_newsroom_credit_names_nobody_and_several_authors_are_split() -> None:
         "https://d.example/b",
     )
     assert two.authors == ["S. Fernández", "N. Val"]
+
+
+def test_a_date_written_in_utc_is_placed_on_the_outlets_clock() -> None:
+    """The crawl's record keeps a page's own offset; a "Z" date gets the source country's."""
+    from types import SimpleNamespace
+
+    from crawler.pipelines.normalise import NormalisePipeline
+
+    pipeline = NormalisePipeline(SimpleNamespace(spider=None))
+    for meta, offset in (
+        ("2022-05-04T02:41:00Z", -240),  # 22:41 on 3 May in La Paz
+        ("2022-05-03T23:41:00-03:00", -180),  # the page's own offset wins
+    ):
+        got = extract(
+            page(head=f"<meta property='article:published_time' content='{meta}'>"),
+            "https://bo.example/nota",
+        )
+        item = {"page": got, "source_name": "Diario", "country": "BO", "fetched_urls": []}
+        record = pipeline.process_item(item)["record"]
+        assert record.published_at == datetime(2022, 5, 4, 2, 41, tzinfo=UTC)
+        assert record.published_offset == offset

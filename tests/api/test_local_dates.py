@@ -1,0 +1,43 @@
+"""An article is dated on its outlet's clock: a Bolivian article published at 22:41 (-04:00) on
+3 May is "3 May" for its readers, though UTC is already on the 4th."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from covidnews.ingest import parse_record
+from covidnews.schema import Article
+from covidnews.store import Store
+from tests.api.conftest import AppFactory
+
+
+def test_an_article_keeps_its_outlets_day_and_clock(db_url: str, make_app: AppFactory) -> None:
+    store = Store(db_url)
+    store.migrate()
+    rows = [
+        {"url": "https://bo.example/nota", "title": "Nota", "text": "Texto de la nota.",
+         "published_at": "2022-05-03T22:41:00-04:00"},
+        {"url": "https://es.example/utc", "title": "UTC", "text": "Sin zona.",
+         "published_at": "2022-05-03T22:41:00"},
+    ]  # fmt: skip
+    store.upsert_articles([parse_record(r) for r in rows])
+    with store.session() as s:
+        stored = {a.url: a for a in s.scalars(select(Article))}
+    bo = stored["https://bo.example/nota"]
+    # Stored: the UTC instant (the ordering key) and the offset it was written in.
+    assert bo.published_at == datetime(2022, 5, 4, 2, 41, tzinfo=UTC)
+    assert bo.published_offset == -240
+    assert stored["https://es.example/utc"].published_offset == 0
+    store.close()
+
+    client = make_app(db_url=db_url).test_client()
+    got = client.get(f"/api/v1/articles/{bo.id}").get_json()
+    assert got["published_at"] == "2022-05-03T22:41:00-04:00"
+    page = client.get(f"/articulo/{bo.id}").get_data(as_text=True)
+    assert '<time datetime="2022-05-03T22:41:00-04:00">3 may 2022</time>' in page
+    english = client.get(f"/articulo/{bo.id}?lang=en").get_data(as_text=True)
+    assert ">May 3, 2022</time>" in english
+    utc = client.get(f"/api/v1/articles/{stored['https://es.example/utc'].id}").get_json()
+    assert utc["published_at"] == "2022-05-03T22:41:00+00:00"
