@@ -174,7 +174,35 @@ def parse_date(
             if time:
                 return day.replace(hour=int(time[1]) % 24, minute=int(time[2]) % 60)
             return day
+    if len(text) <= 80 and re.search(r"\d{4}", text):
+        return _dateparser(text, tz, now)
     return None
+
+
+def _dateparser(text: str, tz: tzinfo, now: datetime) -> datetime | None:
+    """dateparser as the last resort for wordings our patterns miss (it knows many languages'
+    month names and orders; ~1-80 ms a call, so only for text with a year our fast paths could
+    not read). A full day, month and year are required: no guessing of missing parts."""
+    import dateparser
+
+    zone = getattr(tz, "key", None) or "UTC"
+    try:
+        parsed = dateparser.parse(
+            text,
+            languages=["es", "en", "pt"],
+            settings={
+                "RELATIVE_BASE": now.astimezone(tz).replace(tzinfo=None),
+                "TIMEZONE": zone,
+                "RETURN_AS_TIMEZONE_AWARE": True,
+                "PREFER_DATES_FROM": "past",
+                "REQUIRE_PARTS": ["day", "month", "year"],
+            },
+        )
+    except Exception:  # dateparser raises assorted errors on odd input: no date, then
+        return None
+    if not isinstance(parsed, datetime) or not 1900 <= parsed.year <= 2200:
+        return None
+    return parsed
 
 
 _URL_DATE = re.compile(

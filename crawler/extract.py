@@ -107,6 +107,11 @@ class Extracted:
     #: news agencies credited in the byline or author fields (EFE, Europa Press…): the wire
     #: source, kept apart from the authors
     agencies: list[str] = field(default_factory=list)
+    #: where the publication date was read: ``metadata`` (JSON-LD, meta tags, ``<time pubdate>``),
+    #: ``byline``, ``time`` (visible ``<time>``), ``url`` (a date in the path: the day only,
+    #: an estimate), ``text`` (a dated line of the page); None when the page gives none — no date
+    #: is ever made up from the fetch time
+    published_from: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -692,12 +697,13 @@ def extract(
         now,
         iso_only=True,
     )
+    published_from = "metadata" if published is not None else None
     if published is None and byline_date:
-        published = parse_date(byline_date, tz=tz, now=now)
+        published, published_from = parse_date(byline_date, tz=tz, now=now), "byline"
     if published is None:
-        published = _date(_time_values(doc), tz, now)
+        published, published_from = _date(_time_values(doc), tz, now), "time"
     if published is None:
-        published = date_from_url(canonical or url, tz)
+        published, published_from = date_from_url(canonical or url, tz), "url"
     if published is None:
         visible = doc.xpath(
             "//article//time|//*[contains(@class,'fecha') or contains(@class,'date')"
@@ -708,7 +714,9 @@ def extract(
         # last edit, not the publication: read as a publication date it turns an old article into
         # one published the day it was fetched. No date beats an invented one.
         texts = [t for t in texts if len(t) < 120 and not _UPDATE_LINE.search(t)]
-        published = _date(texts[:8], tz, now)
+        published, published_from = _date(texts[:8], tz, now), "text"
+    if published is None:
+        published_from = None
     modified = _date(
         [
             article.get("dateModified"),
@@ -770,6 +778,7 @@ def extract(
         site_name=site_name or None,
         is_article=is_article,
         agencies=agencies,
+        published_from=published_from,
     )
 
 

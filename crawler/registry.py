@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -46,6 +48,29 @@ class SourceEntry(BaseModel):
     article_patterns: list[str] = Field(default_factory=list)
     exclude_patterns: list[str] = Field(default_factory=list)
     weight: float = Field(default=1.0, ge=0.1, le=3.0)
+    #: IANA zone the outlet dates its news in (default: its country's capital's, see
+    #: ``crawler.dates.COUNTRY_TZ``); set it for outlets elsewhere in a many-zone country
+    timezone: str | None = None
+
+    @property
+    def zone(self) -> tzinfo:
+        """The zone dates without an offset are read in, and UTC dates are shown in."""
+        from crawler.dates import zone_for
+
+        return ZoneInfo(self.timezone) if self.timezone else zone_for(self.country)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"timezone {value!r} is not an IANA zone such as America/La_Paz"
+            ) from None
+        return value
 
     @field_validator("country", mode="before")
     @classmethod

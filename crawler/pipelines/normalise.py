@@ -26,10 +26,13 @@ class NormalisePipeline:
     def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
         spider = self.crawler.spider
         page = item["page"]
-        published = page.published_at or item.get("listed_published")
+        published, published_from = page.published_at, page.published_from
+        if published is None and item.get("listed_published"):
+            # the date the outlet's feed or sitemap gave it: its own statement, not the page's
+            published, published_from = item["listed_published"], "listing"
         if published is not None and not published.utcoffset():
             # Written in UTC (a machine's "Z"): the outlet's own clock is its country's zone.
-            published = published.astimezone(zone_for(item.get("country")))
+            published = published.astimezone(item.get("zone") or zone_for(item.get("country")))
         try:
             item["record"] = parse_record(
                 {
@@ -44,6 +47,8 @@ class NormalisePipeline:
                     "image": page.image,
                     "source": item["source_name"],
                     "description": page.description,
+                    # kept in the article's `extra`: measured (metadata, byline…) vs estimated
+                    "published_from": published_from,
                 },
                 origin="crawl",
             )

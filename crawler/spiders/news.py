@@ -27,7 +27,7 @@ from scrapy.linkextractors import LinkExtractor
 
 from covidnews.store import Store
 from covidnews.urls import InvalidURL, canonical_or_raw, canonical_url
-from crawler.dates import parse_date, zone_for
+from crawler.dates import parse_date
 from crawler.extract import ExtractionError, extract
 from crawler.frontier import Discovery, Frontier
 from crawler.links import looks_like_article, worth_following
@@ -190,7 +190,7 @@ class NewsSpider(scrapy.Spider):
             return
         entry = self.registry.get(response.meta["source"])
         assert entry is not None
-        tz = zone_for(entry.country)
+        tz = entry.zone
         items, error = parse_feed_items(
             response.body, _header(response, "Content-Type"), response.url, tz
         )
@@ -211,7 +211,7 @@ class NewsSpider(scrapy.Spider):
             except OSError as exc:
                 yield from self._discover(response, entry, [], f"bad gzip: {exc}")
                 return
-        children, urls, news, error = parse_sitemap_xml(body, zone_for(entry.country))
+        children, urls, news, error = parse_sitemap_xml(body, entry.zone)
         for child in children:
             yield self._listing_request(child, entry, "sitemap", self.parse_sitemap)
         # A news sitemap lists articles; a plain one lists every page (home, sections, legal
@@ -277,7 +277,7 @@ class NewsSpider(scrapy.Spider):
                 response.url,
                 content_type=_header(response, "Content-Type"),
                 fetched_at=fetched_at,
-                tz=zone_for(entry.country),
+                tz=entry.zone,
             )
         except ExtractionError as exc:
             self.frontier.mark_fetched(_urls(response), response.status, f"extraction: {exc}")
@@ -290,6 +290,7 @@ class NewsSpider(scrapy.Spider):
             "source_name": entry.name,
             "source_id": self.source_ids[entry.slug],
             "country": entry.country,
+            "zone": entry.zone,
             "default_language": entry.language,
             "fetched_at": fetched_at,
             "listed_published": datetime.fromisoformat(listed) if listed else None,

@@ -89,3 +89,15 @@ def test_zone_for_country() -> None:
     assert zone_for("MX") == ZoneInfo("America/Mexico_City")
     assert zone_for(None) is UTC
     assert zone_for("ZZ") is UTC
+
+
+def test_dateparser_reads_what_our_patterns_do_not_and_never_guesses() -> None:
+    now = datetime(2021, 3, 15, 12, tzinfo=UTC)
+    ar = ZoneInfo("America/Argentina/Buenos_Aires")
+    assert parse_date("4th of November 2020", tz=ar, now=now) == datetime(2020, 11, 4, tzinfo=ar)
+    assert parse_date("Nov. 4th 2020 10:35 pm", tz=ar, now=now) == datetime(
+        2020, 11, 4, 22, 35, tzinfo=ar
+    )
+    # A year alone, or a month and a year, is not a day: nothing is invented.
+    assert parse_date("Presupuesto 2020", tz=ar, now=now) is None
+    assert parse_date("noviembre de 2020", tz=ar, now=now) is None

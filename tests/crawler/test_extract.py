@@ -272,3 +272,21 @@ def test_a_date_written_in_utc_is_placed_on_the_outlets_clock() -> None:
         record = pipeline.process_item(item)["record"]
         assert record.published_at == datetime(2022, 5, 4, 2, 41, tzinfo=UTC)
         assert record.published_offset == offset
+
+
+def test_each_date_says_where_it_was_read() -> None:
+    from types import SimpleNamespace
+
+    from crawler.pipelines.normalise import NormalisePipeline
+
+    meta = "<meta property='article:published_time' content='2020-03-12T10:00:00-06:00'>"
+    assert extract(page(head=meta), "https://d.example/a").published_from == "metadata"
+    in_url = extract(page(), "https://d.example/2020/03/12/casos")
+    assert in_url.published_from == "url" and in_url.published_at is not None
+    nothing = extract(page(), "https://d.example/casos")
+    assert nothing.published_at is None and nothing.published_from is None
+    # No date on the page: the feed's date is used, and marked as the listing's.
+    listed = datetime(2020, 3, 12, 16, 0, tzinfo=UTC)
+    item = {"page": nothing, "source_name": "D", "country": "MX", "listed_published": listed}
+    record = NormalisePipeline(SimpleNamespace(spider=None)).process_item(item)["record"]
+    assert record.published_at == listed and record.extra["published_from"] == "listing"

@@ -277,3 +277,17 @@ def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(RegistryError, match="cannot read"):
         load_registry(tmp_path / "absent.yaml")
     assert issubclass(RegistryError, ValueError)
+
+
+def test_a_source_dates_its_news_in_its_zone() -> None:
+    from zoneinfo import ZoneInfo
+
+    base: dict[str, Any] = {
+        "name": "Diario", "domains": ["d.example"], "language": "es",
+        "feeds": ["https://d.example/rss"],
+    }  # fmt: skip
+    assert SourceEntry(**base, country="BO").zone == ZoneInfo("America/La_Paz")
+    tijuana = SourceEntry(**base, country="MX", timezone="America/Tijuana")
+    assert tijuana.zone == ZoneInfo("America/Tijuana")  # not Mexico City's
+    with pytest.raises(ValueError, match="not an IANA zone"):
+        SourceEntry(**base, country="MX", timezone="Mexico/Nowhere")
