@@ -16,7 +16,7 @@ import html as html_lib
 import json
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Any
@@ -604,6 +604,22 @@ def _clean_body(text: str, title: str, byline_authors: list[str]) -> str:
 # Entry point ---------------------------------------------------------------------------------
 
 
+@dataclass
+class _Page:
+    """What every field function reads: the parsed page and its metadata."""
+
+    doc: Any
+    meta: dict[str, list[str]]
+    objects: list[dict[str, Any]]
+    article: dict[str, Any]  # the JSON-LD article object ({} when none)
+    url: str
+    tz: tzinfo
+    now: datetime
+    publisher: str = ""
+    site_name: str = ""
+    site_names: list[str] = field(default_factory=list)
+
+
 def extract(
     page: str | bytes,
     url: str,
@@ -611,175 +627,215 @@ def extract(
     content_type: str | None = None,
     fetched_at: datetime | None = None,
     tz: tzinfo = UTC,
+    selectors: Mapping[str, str] | None = None,
 ) -> Extracted:
     """Read the article in ``page`` (HTML text or bytes) fetched from ``url``.
 
-    ``tz`` is the zone for dates written without one (the source country's);
-    ``fetched_at`` anchors relative dates ("hace 3 horas"). Raises :class:`ExtractionError`.
+    ``tz`` is the zone for dates written without one (the source's); ``fetched_at`` anchors
+    relative dates ("hace 3 horas"). ``selectors`` (a source's own, from the registry: CSS for
+    ``title``, ``authors``, ``published``, ``body``) are tried before the generic chain of each
+    field, which still answers when a selector finds nothing. One function per field below, each
+    with its fallback chain. Raises :class:`ExtractionError`.
     """
     html = decode_html(page, content_type) if isinstance(page, bytes) else page
     doc = _parse(html)
-    meta = _meta(doc)
     objects = list(_jsonld_objects(doc))
-    article = _pick_article(objects)
-    now = fetched_at or datetime.now(UTC)
-
-    publisher = article.get("publisher")
-    publisher_name = _clean(publisher.get("name")) if isinstance(publisher, dict) else ""
-    site_name = _first(meta, "og:site_name", "application-name", "twitter:site") or publisher_name
-    host = host_of(url) if url else ""
-    site_names = [site_name, publisher_name, host, host.split(".")[0] if host else ""]
-    site_names += [
-        _clean(o.get("name"))
-        for o in objects
-        if _types(o) & {"organization", "newsmediaorganization", "website"}
-    ]
-
-    # Canonical URL: the page's own claim when it stays on the same site.
-    base = url or _first(meta, "og:url")
-    canonical = url
-    for href in doc.xpath('//link[@rel="canonical"]/@href') + meta.get("og:url", []):
-        candidate = urljoin(base, href.strip()) if base else href.strip()
-        if candidate and (not url or _same_site(candidate, url)):
-            canonical = candidate
-            break
-    try:
-        canonical = canonical_url(canonical) if canonical else ""
-    except InvalidURL:
-        canonical = url
-
-    h1 = [" ".join(h.text_content().split()) for h in doc.xpath("//h1")][:1]
-    title_tag = [" ".join(t.text_content().split()) for t in doc.xpath("//title")][:1]
-    title = _choose_title(
-        [
-            _clean(article.get("headline")),
-            _first(meta, "og:title"),
-            _first(meta, "twitter:title"),
-            *h1,
-            *title_tag,
-            _first(meta, "title", "dc.title"),
-        ],
-        site_names,
+    p = _Page(
+        doc, _meta(doc), objects, _pick_article(objects), url, tz, fetched_at or datetime.now(UTC)
     )
-    description = _clean(article.get("description")) or _first(
-        meta, "og:description", "description", "twitter:description"
-    )
-
+    _site(p)
+    own = _selected(doc, selectors or {})
+    canonical, base = _canonical(p)
+    title = own.get("title") or _title(p)
     byline_authors, byline_date = _byline(doc)
-    authors = _authors(doc, meta, article, publisher_name, site_names, byline_authors)
-    agencies = _agencies(meta, article, byline_authors)
-
-    published = _date(
-        [
-            article.get("datePublished"),
-            article.get("dateCreated"),
-            *(
-                meta.get(k, [None])[0]
-                for k in (
-                    "article:published_time",
-                    "og:published_time",
-                    "itemprop:datepublished",
-                    "datepublished",
-                    "pubdate",
-                    "publishdate",
-                    "publish-date",
-                    "dc.date.issued",
-                    "dc.date",
-                    "date",
-                    "sailthru.date",
-                    "parsely-pub-date",
-                    "cxenseparse:recs:publishtime",
-                )
-            ),
-            *doc.xpath("//time[@pubdate]/@datetime"),
-        ],
-        tz,
-        now,
-        iso_only=True,
-    )
-    published_from = "metadata" if published is not None else None
-    if published is None and byline_date:
-        published, published_from = parse_date(byline_date, tz=tz, now=now), "byline"
+    authors = _split_authors(own["authors"]) if own.get("authors") else []
+    authors = authors or _authors(doc, p.meta, p.article, p.publisher, p.site_names, byline_authors)
+    published, published_from = None, None
+    if own.get("published"):
+        published, published_from = parse_date(own["published"], tz=tz, now=p.now), "selector"
     if published is None:
-        published, published_from = _date(_time_values(doc), tz, now), "time"
-    if published is None:
-        published, published_from = date_from_url(canonical or url, tz), "url"
-    if published is None:
-        visible = doc.xpath(
-            "//article//time|//*[contains(@class,'fecha') or contains(@class,'date')"
-            " or contains(@class,'publicado')]"
-        )
-        texts = [" ".join(el.text_content().split()) for el in visible if not _in_chrome(el)]
-        # An update line ("Actualizado hoy", "Última actualización: hace 2 horas") dates the
-        # last edit, not the publication: read as a publication date it turns an old article into
-        # one published the day it was fetched. No date beats an invented one.
-        texts = [t for t in texts if len(t) < 120 and not _UPDATE_LINE.search(t)]
-        published, published_from = _date(texts[:8], tz, now), "text"
-    if published is None:
-        published_from = None
-    modified = _date(
-        [
-            article.get("dateModified"),
-            *(
-                meta.get(k, [None])[0]
-                for k in (
-                    "article:modified_time",
-                    "og:updated_time",
-                    "itemprop:datemodified",
-                    "datemodified",
-                    "last-modified",
-                    "dc.date.modified",
-                )
-            ),
-        ],
-        tz,
-        now,
-        iso_only=True,
-    )
-
-    section = (
-        _clean(article.get("articleSection"))
-        if isinstance(article.get("articleSection"), str)
-        else ""
-    )
-    if (
-        not section
-        and isinstance(article.get("articleSection"), list)
-        and article["articleSection"]
-    ):
-        section = _clean(article["articleSection"][0])
-    section = section or _first(meta, "article:section")
-    image = _first(meta, "og:image", "twitter:image")
-    if not image:
-        img = article.get("image")
-        if isinstance(img, list) and img:
-            img = img[0]
-        if isinstance(img, dict):
-            img = img.get("url")
-        image = img if isinstance(img, str) else ""
-
+        published, published_from = _published(p, byline_date, canonical or url)
+    image = _image(p)
     # The tree is handed to trafilatura last: it prunes it in place.
-    body = _clean_body(_body_text(html, url, article, doc), title, authors)
-    is_article = bool(article) and bool(_types(article) & (ARTICLE_TYPES - {"webpage"}))
-    # Without metadata, an article is a page with prose: lines of running text, not teaser lists.
-    prose = sum(len(line) for line in body.splitlines() if len(line) >= 80)
-    is_article = is_article or _first(meta, "og:type") == "article" or prose >= 500
+    body = _clean_body(own.get("body") or _body_text(html, url, p.article, doc), title, authors)
     return Extracted(
         url=canonical or url,
         title=title,
         text=body,
         authors=authors,
         published_at=published,
-        modified_at=modified,
-        language=_language(doc, meta, article, body),
-        section=section or None,
+        modified_at=_modified(p),
+        language=_language(doc, p.meta, p.article, body),
+        section=_section(p) or None,
         image=urljoin(base, image) if image and base else (image or None),
-        description=description or None,
-        site_name=site_name or None,
-        is_article=is_article,
-        agencies=agencies,
+        description=_description(p) or None,
+        site_name=p.site_name or None,
+        is_article=_is_article(p, body),
+        agencies=_agencies(p.meta, p.article, byline_authors),
         published_from=published_from,
     )
+
+
+# Fields: one function each, its sources in the order they are trusted ----------------------
+
+
+def _selected(doc: Any, selectors: Mapping[str, str]) -> dict[str, str]:
+    """A source's own CSS selectors: the text each finds (``published``: a ``datetime`` or
+    ``content`` attribute first; ``body``: one line per element)."""
+    found: dict[str, str] = {}
+    for name, css in selectors.items():
+        try:
+            elements = doc.cssselect(css)
+        except Exception:  # an invalid selector was refused by the registry; never fail a page
+            continue
+        elements = [el for el in elements if not _in_comments(el)]
+        if not elements:
+            continue
+        if name == "body":
+            lines = [" ".join(el.text_content().split()) for el in elements]
+            found[name] = "\n".join(line for line in lines if line)
+        elif name == "published":
+            el = elements[0]
+            found[name] = el.get("datetime") or el.get("content") or el.text_content()
+        elif name == "authors":
+            found[name] = ", ".join(" ".join(el.text_content().split()) for el in elements)
+        else:
+            found[name] = " ".join(elements[0].text_content().split())
+    return {k: v for k, v in found.items() if v.strip()}
+
+
+def _site(p: _Page) -> None:
+    """The publisher's and the site's names (never an author, never part of a title)."""
+    publisher = p.article.get("publisher")
+    p.publisher = _clean(publisher.get("name")) if isinstance(publisher, dict) else ""
+    p.site_name = _first(p.meta, "og:site_name", "application-name", "twitter:site") or p.publisher
+    host = host_of(p.url) if p.url else ""
+    p.site_names = [p.site_name, p.publisher, host, host.split(".")[0] if host else ""]
+    p.site_names += [
+        _clean(o.get("name"))
+        for o in p.objects
+        if _types(o) & {"organization", "newsmediaorganization", "website"}
+    ]
+
+
+def _canonical(p: _Page) -> tuple[str, str]:
+    """(canonical URL, base for relative links): the page's own claim (``<link
+    rel=canonical>``, ``og:url``) when it stays on the same site, else the fetched URL."""
+    base = p.url or _first(p.meta, "og:url")
+    canonical = p.url
+    for href in p.doc.xpath('//link[@rel="canonical"]/@href') + p.meta.get("og:url", []):
+        candidate = urljoin(base, href.strip()) if base else href.strip()
+        if candidate and (not p.url or _same_site(candidate, p.url)):
+            canonical = candidate
+            break
+    try:
+        return (canonical_url(canonical) if canonical else ""), base
+    except InvalidURL:
+        return p.url, base
+
+
+def _title(p: _Page) -> str:
+    """JSON-LD headline, OpenGraph, Twitter card, ``<h1>``, ``<title>``, meta title — the one
+    most of them agree on, without the site's name."""
+    h1 = [" ".join(h.text_content().split()) for h in p.doc.xpath("//h1")][:1]
+    title_tag = [" ".join(t.text_content().split()) for t in p.doc.xpath("//title")][:1]
+    return _choose_title(
+        [
+            _clean(p.article.get("headline")),
+            _first(p.meta, "og:title"),
+            _first(p.meta, "twitter:title"),
+            *h1,
+            *title_tag,
+            _first(p.meta, "title", "dc.title"),
+        ],
+        p.site_names,
+    )
+
+
+def _description(p: _Page) -> str:
+    return _clean(p.article.get("description")) or _first(
+        p.meta, "og:description", "description", "twitter:description"
+    )
+
+
+_PUBLISHED_META = (
+    "article:published_time", "og:published_time", "itemprop:datepublished", "datepublished",
+    "pubdate", "publishdate", "publish-date", "dc.date.issued", "dc.date", "date",
+    "sailthru.date", "parsely-pub-date", "cxenseparse:recs:publishtime",
+)  # fmt: skip
+_MODIFIED_META = (
+    "article:modified_time", "og:updated_time", "itemprop:datemodified", "datemodified",
+    "last-modified", "dc.date.modified",
+)  # fmt: skip
+
+
+def _published(p: _Page, byline_date: str, url: str) -> tuple[datetime | None, str | None]:
+    """(publication date, where it was read): JSON-LD and meta tags (ISO only) → the byline's
+    date → visible ``<time>`` → a date in the URL (the day only) → a dated line of the page
+    that is not an update line. None when the page gives no date: never the fetch time."""
+    values = [
+        p.article.get("datePublished"),
+        p.article.get("dateCreated"),
+        *(p.meta.get(k, [None])[0] for k in _PUBLISHED_META),
+        *p.doc.xpath("//time[@pubdate]/@datetime"),
+    ]
+    found = _date(values, p.tz, p.now, iso_only=True)
+    if found is not None:
+        return found, "metadata"
+    if byline_date:
+        found = parse_date(byline_date, tz=p.tz, now=p.now)
+        if found is not None:
+            return found, "byline"
+    found = _date(_time_values(p.doc), p.tz, p.now)
+    if found is not None:
+        return found, "time"
+    found = date_from_url(url, p.tz)
+    if found is not None:
+        return found, "url"
+    visible = p.doc.xpath(
+        "//article//time|//*[contains(@class,'fecha') or contains(@class,'date')"
+        " or contains(@class,'publicado')]"
+    )
+    texts = [" ".join(el.text_content().split()) for el in visible if not _in_chrome(el)]
+    # An update line ("Actualizado hoy", "Última actualización: hace 2 horas") dates the last
+    # edit, not the publication: read as a publication date it turns an old article into one
+    # published the day it was fetched. No date beats an invented one.
+    texts = [t for t in texts if len(t) < 120 and not _UPDATE_LINE.search(t)]
+    found = _date(texts[:8], p.tz, p.now)
+    return (found, "text") if found is not None else (None, None)
+
+
+def _modified(p: _Page) -> datetime | None:
+    values = [p.article.get("dateModified"), *(p.meta.get(k, [None])[0] for k in _MODIFIED_META)]
+    return _date(values, p.tz, p.now, iso_only=True)
+
+
+def _section(p: _Page) -> str:
+    section = p.article.get("articleSection")
+    if isinstance(section, list):
+        section = section[0] if section else ""
+    return _clean(section) or _first(p.meta, "article:section")
+
+
+def _image(p: _Page) -> str:
+    image = _first(p.meta, "og:image", "twitter:image")
+    if image:
+        return image
+    img = p.article.get("image")
+    if isinstance(img, list) and img:
+        img = img[0]
+    if isinstance(img, dict):
+        img = img.get("url")
+    return img if isinstance(img, str) else ""
+
+
+def _is_article(p: _Page, body: str) -> bool:
+    """The page declares itself an article, or (without metadata) has prose: lines of running
+    text, not teaser lists."""
+    if p.article and _types(p.article) & (ARTICLE_TYPES - {"webpage"}):
+        return True
+    prose = sum(len(line) for line in body.splitlines() if len(line) >= 80)
+    return _first(p.meta, "og:type") == "article" or prose >= 500
 
 
 def _date(

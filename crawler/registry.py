@@ -30,6 +30,9 @@ def normalize_host(host: str) -> str:
     return host.removeprefix("www.")
 
 
+SELECTOR_FIELDS = ("title", "authors", "published", "body")
+
+
 class SourceEntry(BaseModel):
     """One outlet or agency: where its articles come from and which hosts belong to it."""
 
@@ -51,6 +54,24 @@ class SourceEntry(BaseModel):
     #: IANA zone the outlet dates its news in (default: its country's capital's, see
     #: ``crawler.dates.COUNTRY_TZ``); set it for outlets elsewhere in a many-zone country
     timezone: str | None = None
+    #: CSS selectors for an outlet whose markup defeats the generic extraction: any of
+    #: ``title``, ``authors``, ``published``, ``body``; tried first, the generic chain answers
+    #: when one finds nothing
+    selectors: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("selectors")
+    @classmethod
+    def _selectors(cls, value: dict[str, str]) -> dict[str, str]:
+        from cssselect import GenericTranslator, SelectorError
+
+        for name, css in value.items():
+            if name not in SELECTOR_FIELDS:
+                raise ValueError(f"selector {name!r}: choose from {', '.join(SELECTOR_FIELDS)}")
+            try:
+                GenericTranslator().css_to_xpath(css)
+            except SelectorError as exc:
+                raise ValueError(f"selector {name!r}: {css!r} is not valid CSS ({exc})") from None
+        return value
 
     @property
     def zone(self) -> tzinfo:

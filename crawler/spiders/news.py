@@ -278,6 +278,7 @@ class NewsSpider(scrapy.Spider):
                 content_type=_header(response, "Content-Type"),
                 fetched_at=fetched_at,
                 tz=entry.zone,
+                selectors=entry.selectors,
             )
         except ExtractionError as exc:
             self.frontier.mark_fetched(_urls(response), response.status, f"extraction: {exc}")

@@ -290,3 +290,23 @@ def test_each_date_says_where_it_was_read() -> None:
     item = {"page": nothing, "source_name": "D", "country": "MX", "listed_published": listed}
     record = NormalisePipeline(SimpleNamespace(spider=None)).process_item(item)["record"]
     assert record.published_at == listed and record.extra["published_from"] == "listing"
+
+
+def test_a_sources_selectors_come_first_and_the_generic_chain_fills_the_rest() -> None:
+    top = (
+        "<div class='cabecera'><span class='firmante'>Lucía Prado</span>"
+        "<span class='cuando' data-x='1'>jueves 12 mar. 2020 - 10:30 a.m.</span></div>"
+    )
+    html = page(head="<meta name='author' content='Otro Autor'>", body_top=top)
+    plain = extract(html, "https://d.example/a", tz=MX)
+    assert plain.authors == ["Otro Autor"]
+    own = extract(
+        html,
+        "https://d.example/a",
+        tz=MX,
+        selectors={"authors": ".firmante", "published": ".cuando", "title": ".no-existe"},
+    )
+    assert own.authors == ["Lucía Prado"]
+    assert own.published_at == datetime(2020, 3, 12, 10, 30, tzinfo=MX)
+    assert own.published_from == "selector"
+    assert own.title == plain.title == "Casos récord de covid"  # no match: the generic chain

@@ -291,3 +291,16 @@ def test_a_source_dates_its_news_in_its_zone() -> None:
     assert tijuana.zone == ZoneInfo("America/Tijuana")  # not Mexico City's
     with pytest.raises(ValueError, match="not an IANA zone"):
         SourceEntry(**base, country="MX", timezone="Mexico/Nowhere")
+
+
+def test_selectors_are_checked_when_the_registry_loads() -> None:
+    base: dict[str, Any] = {
+        "name": "Diario", "domains": ["d.example"], "language": "es", "country": "MX",
+        "feeds": ["https://d.example/rss"],
+    }  # fmt: skip
+    ok = SourceEntry(**base, selectors={"authors": ".firma a", "published": "time.fecha"})
+    assert ok.selectors["authors"] == ".firma a"
+    with pytest.raises(ValueError, match="choose from title, authors, published, body"):
+        SourceEntry(**base, selectors={"headline": "h1"})
+    with pytest.raises(ValueError, match="not valid CSS"):
+        SourceEntry(**base, selectors={"title": "h1[["})
