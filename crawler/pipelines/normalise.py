@@ -47,8 +47,10 @@ class NormalisePipeline:
                     "image": page.image,
                     "source": item["source_name"],
                     "description": page.description,
-                    # kept in the article's `extra`: measured (metadata, byline…) vs estimated
+                    # kept in the article's `extra`: measured (metadata, byline…) vs estimated,
+                    # and the wire agencies credited (EFE, Europa Press…), who are not authors
                     "published_from": published_from,
+                    **({"agencies": page.agencies} if page.agencies else {}),
                 },
                 origin="crawl",
             )

@@ -290,6 +290,12 @@ def test_each_date_says_where_it_was_read() -> None:
     item = {"page": nothing, "source_name": "D", "country": "MX", "listed_published": listed}
     record = NormalisePipeline(SimpleNamespace(spider=None)).process_item(item)["record"]
     assert record.published_at == listed and record.extra["published_from"] == "listing"
+    credited = extract(
+        page(body_top="<p class='firma'>Por EFE</p>"), "https://d.example/2020/03/12/b"
+    )
+    item = {"page": credited, "source_name": "D", "country": "MX"}
+    record = NormalisePipeline(SimpleNamespace(spider=None)).process_item(item)["record"]
+    assert record.extra["agencies"] == ["EFE"] and record.authors == []
 
 
 def test_a_sources_selectors_come_first_and_the_generic_chain_fills_the_rest() -> None:
