@@ -64,9 +64,15 @@ class FilterArgs(Schema):
     from_ = Date(
         data_key="from",
         load_default=None,
-        metadata={"description": "Published on or after (YYYY-MM-DD)."},
+        metadata={
+            "description": "Published on or after (YYYY-MM-DD), a day on the outlet's own clock "
+            "(an article of 3 May 22:41 -04:00 is on 3 May)."
+        },
     )
-    to = Date(load_default=None, metadata={"description": "Published on or before (YYYY-MM-DD)."})
+    to = Date(
+        load_default=None,
+        metadata={"description": "Published on or before (YYYY-MM-DD), on the outlet's clock."},
+    )
     source = List(
         String(validate=Length(min=1, max=200)),
         load_default=list,

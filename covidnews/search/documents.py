@@ -5,13 +5,15 @@ Only processed articles (state ``done``) are indexed: their Covid flag, topics a
 are known. Indexed: the title and body in the article's language, and the title and body (its
 summary when the text was not translated) of each translation in its language — which is what
 makes keyword search cross-lingual. The summary is extractive (sentences of the body), so it
-adds no words. The date is the publication time, else the time the article was fetched.
+adds no words. The date is the publication time on the outlet's clock (:func:`index_date`), else
+the time the article was fetched.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
 
 from sqlalchemy import select
 
@@ -20,6 +22,18 @@ from covidnews.search.keyword import SearchDoc
 from covidnews.store import Store
 
 BATCH = 1000
+
+
+def index_date(
+    published: datetime | None, offset: int | None, fetched: datetime | None
+) -> int | None:
+    """The indexes' date of an article: the outlet's clock read as if it were UTC (epoch seconds
+    of the UTC instant plus its offset), so date filters and day counts are by the day the
+    outlet's readers saw — a Bolivian article of 3 May 22:41 (-04:00) is in 3 May, not in 4 May
+    as its UTC instant is. Without a publication date, the fetch time (UTC)."""
+    if published is not None:
+        return int(published.timestamp()) + 60 * (offset or 0)
+    return int(fetched.timestamp()) if fetched is not None else None
 
 
 def _chunks(ids: Sequence[int], size: int) -> Iterator[Sequence[int]]:
@@ -64,12 +78,11 @@ def search_docs(store: Store, article_ids: Iterable[int]) -> list[SearchDoc]:
                 texts += [
                     (t.title, t.text or t.summary or "", t.language) for t in translations[a.id]
                 ]
-                when = a.published_at or a.fetched_at
                 docs.append(
                     SearchDoc(
                         article_id=a.id,
                         stamp=a.updated_at.timestamp(),
-                        date=int(when.timestamp()) if when else None,
+                        date=index_date(a.published_at, a.published_offset, a.fetched_at),
                         source_id=a.source_id,
                         country=a.country or source_country,
                         language=a.language,

@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 
 from api import create_app
 from covidnews.schema import Article, ArticleTopic, Source
+from covidnews.search.results import local_time
 from covidnews.settings import load_settings
 from covidnews.store import Store
 
@@ -51,12 +52,16 @@ def facts(store: Store) -> dict[str, Any]:
     """Ids and values of the corpus the tests look for."""
     with store.session() as s:
         covid = s.execute(
-            select(Article.id, Article.published_at, Article.duplicate_of, Article.language).where(
-                Article.is_covid.is_(True), Article.state == "done"
-            )
+            select(
+                Article.id,
+                Article.published_at,
+                Article.duplicate_of,
+                Article.language,
+                Article.published_offset,
+            ).where(Article.is_covid.is_(True), Article.state == "done")
         ).all()
-        copied = next(a for _, _, a, _ in covid if a is not None)
-        english = next(i for i, _, _, lang in covid if lang == "en")
+        copied = next(a for _, _, a, _, _ in covid if a is not None)
+        english = next(i for i, _, _, lang, _ in covid if lang == "en")
         source = s.scalars(
             select(Source.slug)
             .join(Article, Article.source_id == Source.id)
@@ -66,8 +71,8 @@ def facts(store: Store) -> dict[str, Any]:
             s.scalars(select(ArticleTopic.article_id).where(ArticleTopic.topic == "vaccines"))
         )
     by_day: dict[date, set[int]] = {}
-    for i, published, _, _ in covid:
-        by_day.setdefault(published.astimezone(UTC).date(), set()).add(i)
+    for i, published, _, _, offset in covid:  # the outlet's day: its clock, not UTC's
+        by_day.setdefault(local_time(published, offset).date(), set()).add(i)
     return {
         "copied": copied,
         "english": english,

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import select
 
@@ -41,3 +42,36 @@ def test_an_article_keeps_its_outlets_day_and_clock(db_url: str, make_app: AppFa
     assert ">May 3, 2022</time>" in english
     utc = client.get(f"/api/v1/articles/{stored['https://es.example/utc'].id}").get_json()
     assert utc["published_at"] == "2022-05-03T22:41:00+00:00"
+
+
+def test_the_archive_day_page_and_date_filters_use_the_outlets_day(
+    db_url: str, make_app: AppFactory, tmp_path: Path
+) -> None:
+    from sqlalchemy import update
+
+    from covidnews.follow import Follower
+
+    store = Store(db_url)
+    store.migrate()
+    rows = [
+        {"url": "https://bo.example/noche", "title": "Vacunas en La Paz", "text": "Vacunas.",
+         "published_at": "2022-05-03T22:41:00-04:00", "language": "es"},
+        {"url": "https://es.example/madrugada", "title": "Vacunas en Madrid", "text": "Vacunas.",
+         "published_at": "2022-05-04T05:00:00+02:00", "language": "es"},
+    ]  # fmt: skip
+    store.upsert_articles([parse_record(r) for r in rows])
+    with store.session() as s:
+        s.execute(update(Article).values(state="done", is_covid=True, covid_score=0.9))
+        ids = dict(s.execute(select(Article.url, Article.id)).all())
+    app = make_app(db_url=db_url)  # its data directory: tmp_path / "var"
+    Follower(store, tmp_path / "var", "none").poll()  # keyword documents (no vectors here)
+    store.close()
+    client = app.test_client()
+    la_paz, madrid = ids["https://bo.example/noche"], ids["https://es.example/madrugada"]
+    # Both are 4 May in UTC (02:41 and 03:00); each is in its outlet's day.
+    third = client.get("/archivo/2022/05/03/").get_data(as_text=True)
+    fourth = client.get("/archivo/2022/05/04/").get_data(as_text=True)
+    assert f"/articulo/{la_paz}" in third and f"/articulo/{madrid}" not in third
+    assert f"/articulo/{madrid}" in fourth and f"/articulo/{la_paz}" not in fourth
+    found = client.get("/api/v1/search?covid=all&from=2022-05-03&to=2022-05-03")
+    assert [r["id"] for r in found.get_json()["results"]] == [la_paz]
