@@ -20,10 +20,10 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     # Nullable, no default: rows stored before are "offset unknown" and show in UTC as before.
-    with op.batch_alter_table("articles") as batch:
-        batch.add_column(sa.Column("published_offset", sa.SmallInteger(), nullable=True))
+    # Plain ALTER TABLE on both backends: SQLite's batch mode would rebuild the table and drop
+    # the change-sequence triggers of 0005 with it.
+    op.add_column("articles", sa.Column("published_offset", sa.SmallInteger(), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("articles") as batch:
-        batch.drop_column("published_offset")
+    op.execute("ALTER TABLE articles DROP COLUMN published_offset")  # SQLite ≥ 3.35, PostgreSQL
