@@ -20,7 +20,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
@@ -56,6 +56,9 @@ def _story_col() -> object:
     return func.coalesce(Article.duplicate_of, Article.id)
 
 
+OFFSET_SLACK = timedelta(hours=14)
+
+
 def load_stories(
     store: Store,
     *,
@@ -63,7 +66,8 @@ def load_stories(
     day: tuple[datetime, datetime] | None = None,
 ) -> list[Story]:
     """Stories with a processed Covid article stored since ``stored_since`` or published
-    (stored, when the date is unknown) within ``day`` = [start, end)."""
+    (stored, when the date is unknown) within ``day`` = [start, end), read on the outlet's
+    clock (a Bolivian story of 3 May 22:41 -04:00 is in 3 May's digest, not 4 May's)."""
     story = func.coalesce(Article.duplicate_of, Article.id)
     covid = (Article.state == "done", Article.is_covid.is_(True))
     with store.session() as s:
@@ -72,7 +76,9 @@ def load_stories(
             q = q.where(Article.created_at >= stored_since)
         if day is not None:
             when = func.coalesce(Article.published_at, Article.created_at)
-            q = q.where(when >= day[0], when < day[1])
+            # UTC offsets span -12 h to +14 h: the outlet's day is within this wider window,
+            # and is checked exactly below
+            q = q.where(when >= day[0] - OFFSET_SLACK, when < day[1] + OFFSET_SLACK)
         story_ids = sorted({int(i) for i in s.scalars(q.limit(MAX_CANDIDATES))})
         if not story_ids:
             return []
@@ -111,6 +117,9 @@ def load_stories(
                 weight=weight or 1.0,
             )
         )
+    if day is not None:  # the story's day on its outlet's clock (``when`` is already on it)
+        start, end = (d.astimezone(UTC).replace(tzinfo=None) for d in day)
+        out = [s for s in out if s.when and start <= s.when.replace(tzinfo=None) < end]
     return out
 
 

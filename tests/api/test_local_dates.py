@@ -75,3 +75,29 @@ def test_the_archive_day_page_and_date_filters_use_the_outlets_day(
     assert f"/articulo/{madrid}" in fourth and f"/articulo/{la_paz}" not in fourth
     found = client.get("/api/v1/search?covid=all&from=2022-05-03&to=2022-05-03")
     assert [r["id"] for r in found.get_json()["results"]] == [la_paz]
+
+
+def test_the_bots_digest_day_is_the_outlets_day(db_url: str) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from bot.select import load_stories
+
+    store = Store(db_url)
+    store.migrate()
+    rows = [
+        {"url": "https://bo.example/noche", "title": "Vacunas en La Paz", "text": "Vacunas.",
+         "published_at": "2022-05-03T22:41:00-04:00"},
+        {"url": "https://es.example/madrugada", "title": "Vacunas en Madrid", "text": "Vacunas.",
+         "published_at": "2022-05-04T05:00:00+02:00"},
+    ]  # fmt: skip
+    store.upsert_articles([parse_record(r) for r in rows])
+    with store.session() as s:
+        s.execute(update(Article).values(state="done", is_covid=True, covid_score=0.9))
+    day = datetime(2022, 5, 3, tzinfo=UTC)
+    third = load_stories(store, day=(day, day + timedelta(days=1)))
+    fourth = load_stories(store, day=(day + timedelta(days=1), day + timedelta(days=2)))
+    store.close()
+    assert [s.article.url for s in third] == ["https://bo.example/noche"]
+    assert [s.article.url for s in fourth] == ["https://es.example/madrugada"]
