@@ -115,3 +115,56 @@ def test_broken_sitemap_recovers_what_it_can() -> None:
         "https://d.example/b.html",
     ]
     assert parse_sitemap_xml(b"", UTC)[3] is not None
+
+
+# Hostile input from the network: entity expansion and external entities ----------------------
+
+_LAUGHS_DTD = '<!ENTITY a "lol">' + "".join(
+    f'<!ENTITY {n} "{("&" + p + ";") * 10}">' for p, n in zip("abcdefgh", "bcdefghi", strict=True)
+)  # &i; would expand to 10^8 "lol"s
+_XXE_DTD = '<!ENTITY x SYSTEM "file:///etc/passwd"><!ENTITY y SYSTEM "http://127.0.0.1:9/x">'
+
+
+def _hostile(kind: str, dtd: str, ref: str) -> bytes:
+    if kind == "rss":
+        doc = (
+            f'<rss version="2.0"><channel><title>{ref}</title><item><title>{ref}</title>'
+            f"<link>https://d.example/a</link><description>{ref}</description></item>"
+            "</channel></rss>"
+        )
+        root = "rss"
+    elif kind == "atom":
+        doc = (
+            f'<feed xmlns="http://www.w3.org/2005/Atom"><title>{ref}</title><entry>'
+            f'<title>{ref}</title><link href="https://d.example/a"/><summary>{ref}</summary>'
+            "</entry></feed>"
+        )
+        root = "feed"
+    else:
+        doc = (
+            '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+            f"<url><loc>https://d.example/a{ref}</loc></url></urlset>"
+        )
+        root = "urlset"
+    return f'<?xml version="1.0"?><!DOCTYPE {root} [{dtd}]>{doc}'.encode()
+
+
+@pytest.mark.parametrize("kind", ["rss", "atom"])
+def test_feeds_never_expand_entities(kind: str) -> None:
+    """A billion-laughs feed is refused by the parser's amplification limit (one problem, the
+    links still read); an external entity (a local file, a local port) is never fetched."""
+    items, error = parse_feed_items(
+        _hostile(kind, _LAUGHS_DTD, "&i;"), None, "https://d.example/", UTC
+    )
+    assert error and "malformed feed" in error
+    assert all("lol" not in link for link, _ in items)
+    items, _ = parse_feed_items(_hostile(kind, _XXE_DTD, "&x;&y;"), None, "https://d.example/", UTC)
+    assert [link for link, _ in items] == ["https://d.example/a"]
+    assert "root:" not in repr(items)
+
+
+def test_sitemaps_never_expand_entities() -> None:
+    for dtd, ref in ((_LAUGHS_DTD, "&i;"), (_XXE_DTD, "&x;")):
+        children, urls, news, _ = parse_sitemap_xml(_hostile("sitemap", dtd, ref), UTC)
+        assert children == [] and not news
+        assert all("lol" not in u and "root:" not in u and len(u) < 200 for u, _ in urls)
