@@ -170,6 +170,10 @@ QUIET_LIBRARIES = {
     "alembic": logging.WARNING,
     "faiss.loader": logging.WARNING,
     "scrapy": logging.WARNING,
+    # a response over DOWNLOAD_MAXSIZE (an endless feed, a gzip bomb): the spider's own warning
+    # names the listing and the reason once; Scrapy's two or three lines about it are noise
+    "scrapy.core.downloader.handlers.http11": logging.ERROR,
+    "scrapy.downloadermiddlewares.httpcompression": logging.ERROR,
     "twisted": logging.ERROR,
     "trafilatura": logging.ERROR,
     "htmldate": logging.ERROR,

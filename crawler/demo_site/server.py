@@ -36,7 +36,13 @@ from crawler.demo_site.outlets import OUTLETS, Outlet, amp_path, article_path, s
 from crawler.demo_site.templates import FAULT_LINKS, THEMES
 
 CONTENT_PATH = Path(__file__).with_name("content.json")
-FAULTS = frozenset({"slow", "errors", "redirect-loop", "oversized"})
+FAULTS = frozenset({"slow", "errors", "redirect-loop", "oversized", "hostile-feeds"})
+#: ``hostile-feeds``: extra feeds and sitemaps of the fault outlet, each hostile in one way
+HOSTILE_FEEDS = ("/rss/risa.xml", "/rss/xxe.xml", "/rss/sin-fin.xml", "/rss/bomba.xml")
+HOSTILE_SITEMAPS = ("/sitemaps/bucle.xml", "/sitemaps/bomba.xml.gz")
+_LAUGHS = '<!ENTITY a "lol">' + "".join(
+    f'<!ENTITY {n} "{("&" + p + ";") * 10}">' for p, n in zip("abcdefgh", "bcdefghi", strict=True)
+)
 FAULT_OUTLET = "elfaro"
 SLOW_SECONDS = 3.0
 OVERSIZED_BYTES = 30 * 1024 * 1024
@@ -131,13 +137,17 @@ def expected_articles(port: int, include_disallowed: bool = False) -> list[dict[
     return _expected(port, _content(), include_disallowed)
 
 
-def demo_registry(port: int) -> list[dict[str, Any]]:
-    """Registry entries (the crawler's ``sources.yaml`` format) for the demo outlets."""
+def demo_registry(port: int, faults: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """Registry entries (the crawler's ``sources.yaml`` format) for the demo outlets; with the
+    ``hostile-feeds`` fault, the fault outlet also lists its hostile feeds and sitemaps."""
     entries: list[dict[str, Any]] = []
     for slug, outlet in OUTLETS.items():
         base = f"http://{slug}.localhost:{port}"
         sitemaps = [base + p for p in (outlet.sitemap_index_path, outlet.sitemap_path) if p]
         feeds_ = [base + outlet.feed_path] if outlet.feed_path else []
+        if slug == FAULT_OUTLET and "hostile-feeds" in faults:
+            feeds_ += [base + p for p in HOSTILE_FEEDS]
+            sitemaps += [base + p for p in HOSTILE_SITEMAPS]
         entries.append(
             {
                 "name": outlet.name,
@@ -158,11 +168,11 @@ def demo_registry(port: int) -> list[dict[str, Any]]:
     return entries
 
 
-def write_registry(port: int, path: str | Path) -> None:
-    """Write ``{"version": 1, "sources": demo_registry(port)}`` as YAML to ``path``."""
+def write_registry(port: int, path: str | Path, faults: Iterable[str] = ()) -> None:
+    """Write ``{"version": 1, "sources": demo_registry(port, faults)}`` as YAML to ``path``."""
     import yaml
 
-    doc = {"version": 1, "sources": demo_registry(port)}
+    doc = {"version": 1, "sources": demo_registry(port, faults)}
     text = yaml.safe_dump(doc, allow_unicode=True, sort_keys=False, width=100)
     Path(path).write_text(text, encoding="utf-8")
 
@@ -263,8 +273,10 @@ class DemoSite:
 
     ``faults``: ``slow`` (some article pages take 3 s), ``errors`` (some article pages answer 500
     once, then 200), ``redirect-loop`` (linked pages redirect in a loop), ``oversized`` (a linked
-    page streams 30 MiB, another is a gzip bomb inflating to 100 MiB). Fault pages and faulty
-    articles are on ``elfaro``; :meth:`fault_urls` lists them.
+    page streams 30 MiB, another is a gzip bomb inflating to 100 MiB), ``hostile-feeds`` (extra
+    feeds and sitemaps: billion laughs, external entities, an endless feed, gzip bombs, sitemap
+    indexes naming each other; in the registry with ``write_registry(..., faults)``). Fault pages
+    and faulty articles are on ``elfaro``; :meth:`fault_urls` lists them.
     """
 
     def __init__(
@@ -383,6 +395,8 @@ class DemoSite:
         for fault, links in FAULT_LINKS.items():
             if fault in self.faults:
                 out[fault] = [base + p for p, _ in links]
+        if "hostile-feeds" in self.faults:
+            out["hostile-feeds"] = [base + p for p in (*HOSTILE_FEEDS, *HOSTILE_SITEMAPS)]
         return out
 
     def add_article(self, outlet_slug: str, **fields: Any) -> dict[str, Any]:
@@ -537,6 +551,10 @@ class DemoSite:
             fault = self._fault_page(ctx, path)
             if fault is not None:
                 return fault
+        if slug == FAULT_OUTLET and "hostile-feeds" in self.faults:
+            hostile = _hostile_listing(ctx, path)
+            if hostile is not None:
+                return hostile
 
         try:
             page = int(query.get("page", ["1"])[0])
@@ -616,6 +634,67 @@ class DemoSite:
                 resp.headers.append(("Content-Encoding", "gzip"))
                 return resp
         return None
+
+
+def _hostile_listing(ctx: Ctx, path: str) -> Response | None:
+    """The ``hostile-feeds`` fault's feeds and sitemaps (each names one real article, so a
+    crawler that survives them loses nothing)."""
+    real = ctx.url(ctx.visible[0]["path"]) if ctx.visible else ctx.url("/")
+
+    def rss(dtd: str, ref: str) -> bytes:
+        return (
+            f'<?xml version="1.0"?><!DOCTYPE rss [{dtd}]><rss version="2.0"><channel>'
+            f"<title>{ref}</title><item><title>{ref}</title><link>{real}</link>"
+            f"<description>{ref}</description></item></channel></rss>"
+        ).encode()
+
+    xml = "application/rss+xml; charset=utf-8"
+    if path == "/rss/risa.xml":  # billion laughs: &i; is 10^8 "lol"s
+        return Response(200, rss(_LAUGHS, "&i;"), xml)
+    if path == "/rss/xxe.xml":  # external entities: a local file, a local port
+        dtd = '<!ENTITY x SYSTEM "file:///etc/passwd"><!ENTITY y SYSTEM "http://127.0.0.1:9/">'
+        return Response(200, rss(dtd, "&x;&y;"), xml)
+    if path == "/rss/sin-fin.xml":  # never ends (chunked, until the client hangs up)
+        return Response(200, content_type=xml, stream=_stream_endless_feed)
+    if path == "/rss/bomba.xml":  # gzip transfer coding inflating to 100 MiB
+        resp = Response(200, xml_bomb(), xml)
+        resp.headers.append(("Content-Encoding", "gzip"))
+        return resp
+    if path in ("/sitemaps/bucle.xml", "/sitemaps/bucle-2.xml"):  # two indexes naming each other
+        other = "/sitemaps/bucle-2.xml" if path == "/sitemaps/bucle.xml" else "/sitemaps/bucle.xml"
+        body = (
+            '<?xml version="1.0"?><sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+            f"<sitemap><loc>{ctx.url(path)}</loc></sitemap>"
+            f"<sitemap><loc>{ctx.url(other)}</loc></sitemap></sitemapindex>"
+        )
+        return Response(200, body.encode(), "application/xml; charset=utf-8")
+    if path == "/sitemaps/bomba.xml.gz":  # a gzip file (not transfer coding) inflating to 100 MiB
+        return Response(200, xml_bomb(), "application/gzip")
+    return None
+
+
+def _stream_endless_feed(out: BufferedIOBase) -> None:
+    out.write(b'<?xml version="1.0"?><rss version="2.0"><channel><title>Sin fin</title>')
+    item = b"<item><title>Otra</title><link>http://elfaro.localhost/x</link></item>" * 500
+    for _ in range(1 << 16):  # ~2 GiB at most, were the client never to hang up
+        out.write(item)
+
+
+_xml_bomb: bytes | None = None
+
+
+def xml_bomb() -> bytes:
+    """~100 KB of gzip inflating to ~100 MiB: an XML declaration and whitespace (built once)."""
+    global _xml_bomb
+    with _bomb_lock:
+        if _xml_bomb is None:
+            comp = zlib.compressobj(9, zlib.DEFLATED, 31)
+            parts = [comp.compress(b'<?xml version="1.0"?><rss version="2.0"><channel>')]
+            block = b" " * (1 << 20)
+            parts += [comp.compress(block) for _ in range(BOMB_BYTES >> 20)]
+            parts.append(comp.flush())
+            _xml_bomb = b"".join(parts)
+        return _xml_bomb
 
 
 def _as_datetime(value: object, default: datetime, zone: tzinfo) -> datetime:

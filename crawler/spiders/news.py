@@ -207,9 +207,15 @@ class NewsSpider(scrapy.Spider):
         body = response.body
         if body[:2] == b"\x1f\x8b":
             try:
-                body = gzip.GzipFile(fileobj=io.BytesIO(body)).read(SITEMAP_MAX_BYTES)
+                # One byte more than the cap tells a sitemap that inflates past it (a gzip bomb)
+                body = gzip.GzipFile(fileobj=io.BytesIO(body)).read(SITEMAP_MAX_BYTES + 1)
             except OSError as exc:
                 yield from self._discover(response, entry, [], f"bad gzip: {exc}")
+                return
+            if len(body) > SITEMAP_MAX_BYTES:
+                problem = f"inflates past {SITEMAP_MAX_BYTES >> 20} MiB: not read"
+                log.warning("sitemap %s: %s", response.url, problem)
+                yield from self._discover(response, entry, [], problem)
                 return
         children, urls, news, error = parse_sitemap_xml(body, entry.zone)
         for child in children:
@@ -259,7 +265,10 @@ class NewsSpider(scrapy.Spider):
         if failure.check(ClaimedElsewhere):
             return  # a live peer of this distributed crawl reads it: nothing failed
         request = failure.request
-        log.warning("listing %s failed: %s", request.url, failure.getErrorMessage())
+        reason = failure.getErrorMessage() or type(failure.value).__name__
+        if "Cancelled" in type(failure.value).__name__:  # what Scrapy does at DOWNLOAD_MAXSIZE
+            reason = f"cancelled: larger than {self.settings.getint('DOWNLOAD_MAXSIZE'):,} bytes"
+        log.warning("listing %s failed: %s", request.url, reason)
         self.crawler.stats.inc_value("covidnews/listing/failed")
 
     # Articles -----------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from covidnews.schema import Article, Source
+from covidnews.schema import Article, CrawlState, Source
 from covidnews.store import Store
 from covidnews.urls import canonical_url, url_hash
 from crawler.demo_site import DemoSite, write_registry
@@ -311,3 +311,71 @@ def test_fault_modes_do_not_break_the_crawl(cli_env: dict[str, str], tmp_path: P
             assert key(fault_url) not in articles
         assert elapsed < 120
         assert summary["finish_reason"] == "finished"
+
+
+CRAWL_MEASURED = """
+import atexit, resource, sys
+atexit.register(
+    lambda: print("MAXRSS_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+)
+from covidnews.cli import main
+sys.argv = ["covidnews", "crawl", "--json", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_hostile_feeds_and_sitemaps_do_not_stop_the_crawl(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Billion laughs, external entities, an endless feed, gzip bombs (transfer coding and a
+    `.xml.gz` file), sitemap indexes naming each other: the crawl ends, every article of every
+    outlet is stored, nothing of /etc/passwd is anywhere in the store, the crawler's memory stays
+    bounded, and each hostile listing costs at most a warning."""
+    import re
+
+    with DemoSite(faults=frozenset({"hostile-feeds"})) as site:
+        registry = tmp_path / "demo-sources.yaml"
+        write_registry(site.port, registry, site.faults)
+        env = dict(
+            cli_env, COVIDNEWS_SOURCES_FILE=str(registry), COVIDNEWS_CRAWL_ALLOW_PRIVATE="127.0.0.1"
+        )
+        started = datetime.now(UTC)
+        proc = subprocess.run(
+            [sys.executable, "-c", CRAWL_MEASURED, *FAST],
+            env=env, cwd=ROOT, capture_output=True, text=True, timeout=500,
+        )  # fmt: skip
+        elapsed = (datetime.now(UTC) - started).total_seconds()
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        summary = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert summary["finish_reason"] == "finished"
+        assert_matches_demo(site, stored(env))  # every outlet's articles, the fault outlet's too
+        hostile = site.fault_urls()["hostile-feeds"]
+        for url in hostile:  # each was asked for (the loop's second index too, once)
+            assert site.hits[path_of(url)] >= 1, url
+        assert site.hits[("elfaro.localhost", "/sitemaps/bucle-2.xml")] == 1
+        assert site.hits[("elfaro.localhost", "/sitemaps/bucle.xml")] == 1
+        warnings = [line for line in proc.stderr.splitlines() if " WARNING " in line]
+        for path in (
+            "/rss/risa.xml",
+            "/rss/bomba.xml",
+            "/rss/sin-fin.xml",
+            "/sitemaps/bomba.xml.gz",
+        ):
+            assert sum(path in line for line in warnings) == 1, (path, warnings)
+    assert elapsed < 180
+    store = Store(env["COVIDNEWS_DATABASE_URL"])
+    try:
+        with store.session() as s:
+            texts = [
+                " ".join(str(v) for v in row)
+                for table in (Article, CrawlState)
+                for row in s.execute(select(*table.__table__.columns))
+            ]
+    finally:
+        store.close()
+    assert texts and not [t for t in texts if "root:x:0:0" in t or "lollollol" in t]
+    maxrss_mb = int(re.findall(r"MAXRSS_KB (\d+)", proc.stderr)[-1]) / 1024
+    print(f"hostile crawl: {elapsed:.0f} s, max RSS {maxrss_mb:.0f} MB")
+    assert maxrss_mb < 700
