@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "init": ("covidnews.commands.store:init", "Create or upgrade the database schema."),
     "ingest": ("covidnews.commands.ingest:ingest", "Store articles from a JSONL file (or -)."),
     "stats": ("covidnews.commands.store:stats", "Show what the store holds."),
+    "backup": ("covidnews.commands.store:backup", "Write a consistent backup of the store."),
+    "restore": ("covidnews.commands.store:restore", "Replace the store with a backup."),
     "crawl": ("crawler.commands:crawl", "Crawl the registry's outlets (feeds, sitemaps, links)."),
     "sources": ("crawler.commands:sources", "List or check the source registry."),
     "extract": ("crawler.commands:extract", "Extract the article of one HTML page as JSON."),

@@ -1,8 +1,9 @@
-"""``covidnews init`` and ``covidnews stats``."""
+"""``covidnews init``, ``stats``, ``backup`` and ``restore``."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
@@ -80,3 +81,68 @@ def stats(as_json: bool) -> None:
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         click.echo(f"{label:<{width}}  {value}")
+
+
+@click.command()
+@click.argument("dest", type=click.Path(dir_okay=False, path_type=Path))
+def backup(dest: Path) -> None:
+    """Write a consistent backup of the store to DEST (a new file), while it runs.
+
+    SQLite: the online backup API. PostgreSQL: pg_dump custom format (needs the PostgreSQL
+    client). Restore with `covidnews restore DEST`. The search indexes are not in it: they are
+    rebuilt from the store (see docs/operations.md, Backups).
+    """
+    from covidnews.backup import BackupError
+    from covidnews.backup import backup as make_backup
+
+    settings = load()
+    store = open_store(settings)
+    try:
+        written = make_backup(store, dest)
+        counts = store.stats()
+    except BackupError as exc:
+        raise CommandError(str(exc), EXIT_STORE) from None
+    finally:
+        store.close()
+    size = written.stat().st_size
+    click.echo(f"backup of {counts['articles']:,} articles written to {written} ({size:,} bytes)")
+
+
+@click.command()
+@click.argument("src", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--yes", is_flag=True, help="Do not ask: the store's current content is replaced.")
+@click.option(
+    "--reindex/--no-reindex",
+    default=True,
+    show_default=True,
+    help="Rebuild this machine's search indexes from the restored store afterwards.",
+)
+def restore(src: Path, yes: bool, reindex: bool) -> None:
+    """Replace the whole store with the backup SRC (from `covidnews backup`), then rebuild this
+    machine's indexes. Other nodes rebuild theirs: `covidnews reindex` on each (or restart them
+    with an empty data directory)."""
+    from covidnews.backup import BackupError
+    from covidnews.backup import restore as restore_backup
+
+    settings = load()
+    store = open_store(settings, migrate=False)
+    if not yes:
+        click.confirm(f"Replace everything in {store.safe_url} with {src}?", abort=True, err=True)
+    try:
+        restore_backup(store, src)
+        store.ensure_schema()  # a backup from an older version is brought up to this one
+        counts = store.stats()
+    except BackupError as exc:
+        raise CommandError(str(exc), EXIT_STORE) from None
+    finally:
+        store.close()
+    click.echo(f"restored {counts['articles']:,} articles from {src}")
+    if reindex:
+        from covidnews.follow import Follower
+
+        store = open_store(settings)
+        try:
+            report = Follower.from_settings(settings, store, None).reset()
+        finally:
+            store.close()
+        click.echo(f"indexes rebuilt: {report.written:,} documents, {report.vectors:,} vectors")
