@@ -57,6 +57,17 @@ def _run(args: list[str]) -> None:
         raise BackupError(f"{Path(args[0]).name} failed: {proc.stderr.strip()[-2000:]}")
 
 
+def _sqlite_copy(source: sqlite3.Connection, target_path: Path) -> None:
+    """SQLite's online backup API: ``source`` (closed afterwards) into the file ``target_path``."""
+    target = sqlite3.connect(target_path)
+    try:
+        with target:
+            source.backup(target)
+    finally:
+        target.close()
+        source.close()
+
+
 def backup(store: Store, dest: Path) -> Path:
     """Write a consistent backup of the store to ``dest`` (a file); returns it."""
     dest = dest.expanduser()
@@ -64,14 +75,7 @@ def backup(store: Store, dest: Path) -> Path:
         raise BackupError(f"{dest} exists: choose a new file (a backup never overwrites)")
     dest.parent.mkdir(parents=True, exist_ok=True)
     if store.dialect == "sqlite":
-        source = sqlite3.connect(_sqlite_path(store))
-        target = sqlite3.connect(dest)
-        try:
-            with target:
-                source.backup(target)
-        finally:
-            target.close()
-            source.close()
+        _sqlite_copy(sqlite3.connect(_sqlite_path(store)), dest)
     elif store.dialect == "postgresql":
         _run([_pg_tool("pg_dump"), "--format=custom", "--no-owner", "--file", str(dest),
               _libpq_url(store)])  # fmt: skip
@@ -87,21 +91,18 @@ def restore(store: Store, src: Path) -> None:
     if not src.is_file():
         raise BackupError(f"no backup file at {src}")
     if store.dialect == "sqlite":
+        source = sqlite3.connect(f"file:{src}?mode=ro", uri=True)
         try:
-            source = sqlite3.connect(f"file:{src}?mode=ro", uri=True)
             source.execute("SELECT count(*) FROM alembic_version").fetchone()
         except sqlite3.DatabaseError as exc:
+            source.close()
             raise BackupError(f"{src} is not a covidnews SQLite backup: {exc}") from None
         store.engine.dispose()  # no pooled connection keeps the old file open
-        target = sqlite3.connect(_sqlite_path(store))
-        try:
-            with target:
-                source.backup(target)
-        finally:
-            target.close()
-            source.close()
+        _sqlite_copy(source, _sqlite_path(store))
     elif store.dialect == "postgresql":
-        if src.read_bytes()[:5] != b"PGDMP":
+        with src.open("rb") as head:
+            magic = head.read(5)
+        if magic != b"PGDMP":
             raise BackupError(f"{src} is not a pg_dump custom-format backup")
         store.engine.dispose()
         _run([_pg_tool("pg_restore"), "--clean", "--if-exists", "--no-owner",

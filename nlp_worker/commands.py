@@ -27,9 +27,18 @@ def process_stored(
     Returns the :class:`~nlp_worker.process.ProcessReport`; a backend that cannot run at all is
     a :class:`CommandError` (one line, no traceback)."""
     from nlp_worker.backends.base import BackendUnavailable
-    from nlp_worker.process import deferred_count, pending_ids, process_ids, requeue_deferred
+    from nlp_worker.process import (
+        ProcessReport,
+        deferred_count,
+        pending_count,
+        pending_ids,
+        process_ids,
+        requeue_deferred,
+    )
     from nlp_worker.stages import Backends
 
+    if not pending_count(store) and not deferred_count(store):
+        return ProcessReport()  # nothing to do: no model is loaded (a crawl that found nothing)
     try:
         backends = Backends.from_settings(settings)
     except BackendUnavailable as exc:

@@ -8,21 +8,18 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import re
 import shutil
 import signal
 import subprocess
-import sys
-import threading
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.api.test_serve import _free_port, _lines
+from tests.api.test_serve import _free_port
 from tests.conftest import ROOT, run_cli
+from tests.covidnews.test_demo_serve import start_demo, wait_listening
 
 SCRIPT = ROOT / "scripts" / "install-system-deps"
 INSTALL_LINE = "sudo apt-get install -y --no-install-recommends"
@@ -123,27 +120,9 @@ def test_demo_without_apertium_serves_an_untranslated_archive(tmp_path: Path) ->
         PYTHONUNBUFFERED="1",
     )
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "covidnews", "demo", "--serve", "--port", str(site_port),
-         "--api-port", str(api_port)],
-        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    out: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=_lines, args=(proc.stdout, out), daemon=True).start()
-    err: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=_lines, args=(proc.stderr, err), daemon=True).start()
-    printed: list[str] = []
+    proc, out, err = start_demo(env, site_port, api_port)
     try:
-        url = None
-        deadline = time.monotonic() + 600
-        while url is None and time.monotonic() < deadline and proc.poll() is None:
-            try:
-                line = out.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            printed.append(line)
-            if match := re.search(r"listening on (http://\S+?)/? ", line):
-                url = match.group(1)
+        url, printed = wait_listening(proc, out)
         errors = list(err.queue)
         assert url == f"http://127.0.0.1:{api_port}", (printed, errors[-30:])
         warnings = [x for x in errors if "apertium" in x]

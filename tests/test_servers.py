@@ -13,20 +13,12 @@ from tests import servers
 from tests.conftest import ROOT
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.slow
 def test_a_session_without_servers_starts_and_removes_its_own() -> None:
     """A nested pytest run pointed at addresses where nothing listens: it starts throwaway
     servers, its PostgreSQL and Redis tests pass against them, and nothing is left behind."""
-    dead_pg = f"postgresql+psycopg://postgres@127.0.0.1:{_free_port()}/test"
-    dead_redis = f"redis://127.0.0.1:{_free_port()}"
+    dead_pg = f"postgresql+psycopg://postgres@127.0.0.1:{servers._free_port()}/test"
+    dead_redis = f"redis://127.0.0.1:{servers._free_port()}"
     assert not servers.postgres_reachable(dead_pg) and not servers.redis_reachable(dead_redis)
     before = set(glob.glob("/tmp/covidnews-test-*"))
     env = dict(os.environ, COVIDNEWS_TEST_POSTGRES_URL=dead_pg, COVIDNEWS_TEST_REDIS_URL=dead_redis)

@@ -193,21 +193,30 @@ def _png(seed: str, width: int = 48, height: int = 27) -> bytes:
 
 
 _bomb_lock = threading.Lock()
-_bomb: bytes | None = None
+_bombs: dict[bytes, bytes] = {}
 
 
-def gzip_bomb() -> bytes:
-    """~100 KB of gzip that inflates to ~100 MiB of HTML-ish whitespace (built once)."""
-    global _bomb
+def _bomb(head: bytes) -> bytes:
+    """~100 KB of gzip that inflates to ``head`` and ~100 MiB of whitespace (built once)."""
     with _bomb_lock:
-        if _bomb is None:
+        if head not in _bombs:
             comp = zlib.compressobj(9, zlib.DEFLATED, 31)
-            parts = [comp.compress(b"<!DOCTYPE html><html><head><title>Galer\xc3\xada</title>")]
+            parts = [comp.compress(head)]
             block = b" " * (1 << 20)
             parts += [comp.compress(block) for _ in range(BOMB_BYTES >> 20)]
             parts.append(comp.flush())
-            _bomb = b"".join(parts)
-        return _bomb
+            _bombs[head] = b"".join(parts)
+        return _bombs[head]
+
+
+def gzip_bomb() -> bytes:
+    """A gzip bomb of HTML (the ``oversized`` fault's gallery page)."""
+    return _bomb(b"<!DOCTYPE html><html><head><title>Galer\xc3\xada</title>")
+
+
+def xml_bomb() -> bytes:
+    """A gzip bomb of RSS (the ``hostile-feeds`` fault's feed and ``.xml.gz`` sitemap)."""
+    return _bomb(b'<?xml version="1.0"?><rss version="2.0"><channel>')
 
 
 # --- responses --------------------------------------------------------------------------------
@@ -678,23 +687,6 @@ def _stream_endless_feed(out: BufferedIOBase) -> None:
     item = b"<item><title>Otra</title><link>http://elfaro.localhost/x</link></item>" * 500
     for _ in range(1 << 16):  # ~2 GiB at most, were the client never to hang up
         out.write(item)
-
-
-_xml_bomb: bytes | None = None
-
-
-def xml_bomb() -> bytes:
-    """~100 KB of gzip inflating to ~100 MiB: an XML declaration and whitespace (built once)."""
-    global _xml_bomb
-    with _bomb_lock:
-        if _xml_bomb is None:
-            comp = zlib.compressobj(9, zlib.DEFLATED, 31)
-            parts = [comp.compress(b'<?xml version="1.0"?><rss version="2.0"><channel>')]
-            block = b" " * (1 << 20)
-            parts += [comp.compress(block) for _ in range(BOMB_BYTES >> 20)]
-            parts.append(comp.flush())
-            _xml_bomb = b"".join(parts)
-        return _xml_bomb
 
 
 def _as_datetime(value: object, default: datetime, zone: tzinfo) -> datetime:

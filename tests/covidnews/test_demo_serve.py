@@ -36,6 +36,39 @@ def _search(base: str, **params: Any) -> dict[str, Any]:
     return json.loads(body)  # type: ignore[no-any-return]
 
 
+def start_demo(
+    env: dict[str, str], site_port: int, api_port: int
+) -> tuple[subprocess.Popen[str], queue.Queue[str], queue.Queue[str]]:
+    """`covidnews demo --serve` in a subprocess; its stdout and stderr lines as they come."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "covidnews", "demo", "--serve", "--port", str(site_port),
+         "--api-port", str(api_port)],
+        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    out: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=_lines, args=(proc.stdout, out), daemon=True).start()
+    err: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=_lines, args=(proc.stderr, err), daemon=True).start()
+    return proc, out, err
+
+
+def wait_listening(
+    proc: subprocess.Popen[str], out: queue.Queue[str], timeout: float = 600
+) -> tuple[str | None, list[str]]:
+    """(the URL the server printed it listens on, or None; every stdout line read until then)."""
+    printed: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            line = out.get(timeout=0.5)
+        except queue.Empty:
+            continue
+        printed.append(line)
+        if match := re.search(r"listening on (http://\S+?)/? ", line):
+            return match.group(1), printed
+    return None, printed
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_demo_serve_crawls_processes_and_serves_every_article(tmp_path: Path) -> None:
@@ -49,40 +82,9 @@ def test_demo_serve_crawls_processes_and_serves_every_article(tmp_path: Path) ->
     )
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     started = time.monotonic()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "covidnews",
-            "demo",
-            "--serve",
-            "--port",
-            str(site_port),
-            "--api-port",
-            str(api_port),
-        ],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    out: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=_lines, args=(proc.stdout, out), daemon=True).start()
-    err: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=_lines, args=(proc.stderr, err), daemon=True).start()
-    printed: list[str] = []
+    proc, out, err = start_demo(env, site_port, api_port)
     try:
-        url = None
-        deadline = time.monotonic() + 600
-        while url is None and time.monotonic() < deadline and proc.poll() is None:
-            try:
-                line = out.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            printed.append(line)
-            if match := re.search(r"listening on (http://\S+?)/? ", line):
-                url = match.group(1)
+        url, printed = wait_listening(proc, out)
         assert url == f"http://127.0.0.1:{api_port}", (printed, list(err.queue)[-30:])
         ready_after = time.monotonic() - started
 
