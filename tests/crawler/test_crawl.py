@@ -313,11 +313,15 @@ def test_fault_modes_do_not_break_the_crawl(cli_env: dict[str, str], tmp_path: P
         assert summary["finish_reason"] == "finished"
 
 
+# Peak resident memory of this process's own address space (VmHWM). Not getrusage's ru_maxrss:
+# Linux carries the parent's high-water mark across fork/vfork + exec, so under a big pytest
+# process a small child would report the parent's size.
 CRAWL_MEASURED = """
-import atexit, resource, sys
-atexit.register(
-    lambda: print("MAXRSS_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
-)
+import atexit, re, sys
+def _peak():
+    with open("/proc/self/status") as f:
+        print("MAXRSS_KB", re.search(r"VmHWM:\\s+(\\d+)", f.read()).group(1), file=sys.stderr)
+atexit.register(_peak)
 from covidnews.cli import main
 sys.argv = ["covidnews", "crawl", "--json", *sys.argv[1:]]
 main()
