@@ -265,7 +265,8 @@ def one_round(
     favours neither)."""
     from covidnews.ingest import parse_record
     from covidnews.store import Store
-    from nlp_worker.stages import claim, run_batch
+    from nlp_worker.leases import claim, new_owner
+    from nlp_worker.stages import run_batch
 
     store = Store(url)
     store.migrate()
@@ -277,7 +278,7 @@ def one_round(
     total = 0.0
     texts_embedded = done = translated = chars = 0
     for number, start in enumerate(range(0, len(ids), batch)):
-        claimed = claim(store, ids[start : start + batch])
+        claimed = claim(store, ids[start : start + batch], new_owner(), 3600)
         for step in ("pipeline", "bare") if number % 2 == 0 else ("bare", "pipeline"):
             if step == "pipeline":
                 started = time.perf_counter()

@@ -161,6 +161,10 @@ class Article(Base):
     state: Mapped[str] = mapped_column(String(16), default=ProcessingState.pending.value)
     state_error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # The lease (nlp_worker.leases): who holds a `processing` article and until when; for a
+    # `pending` one handed over again by the sweep, when the sweep may hand it over once more.
+    lease_owner: Mapped[str | None] = mapped_column(String(120))
+    lease_until: Mapped[datetime | None] = mapped_column()
     covid_score: Mapped[float | None] = mapped_column(Float)
     is_covid: Mapped[bool | None] = mapped_column(Boolean, index=True)
     summary: Mapped[str | None] = mapped_column(Text)

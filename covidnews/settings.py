@@ -119,6 +119,25 @@ class Settings(BaseSettings):
         description="Seconds before a task taken by a worker that died is delivered again "
         "(Redis broker). Must exceed the longest batch.",
     )
+    lease_seconds: int = Field(
+        default=300,
+        ge=2,
+        description="An NLP worker's claim on a batch lasts this long and is renewed while it "
+        "works; a claim not renewed in time (its worker died) is taken over by the sweep.",
+    )
+    handoff_seconds: int = Field(
+        default=1800,
+        ge=1,
+        description="A pending article not claimed this long after its hand-off (collector "
+        "killed before handing it over, queue lost in a broker restart) is handed over again "
+        "by the sweep.",
+    )
+    sweep_seconds: int = Field(
+        default=60,
+        ge=1,
+        description="How often Celery beat runs the sweep (scaled deployment); on one machine "
+        "the next crawl, ingest or process run sweeps.",
+    )
     index_exact_max: int = Field(
         default=50_000,
         ge=0,

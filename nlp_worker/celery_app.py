@@ -13,9 +13,10 @@ failures, articles per stage, queue depths; see :mod:`covidnews.metrics`);
 
 Run: ``celery -A nlp_worker.celery_app worker -Q nlp -c 2``.
 
-The bot (``bot/tasks.py``) runs on a third queue, ``bot``, scheduled by Celery beat: a run every
+The bot (``bot/tasks.py``) runs on a second queue, ``bot``, scheduled by Celery beat: a run every
 30 minutes and the daily digest at 21:00 UTC (``celery -A nlp_worker.celery_app beat`` and
-``celery -A nlp_worker.celery_app worker -Q bot -c 1``).
+``celery -A nlp_worker.celery_app worker -Q bot -c 1``). Beat also runs the sweep on ``nlp`` every
+``COVIDNEWS_SWEEP_SECONDS``: articles nobody holds are handed over again (:mod:`nlp_worker.leases`).
 """
 
 from __future__ import annotations
@@ -69,7 +70,15 @@ def make_app(broker_url: str | None = None) -> Celery:
         task_routes={
             "bot.tasks.*": {"queue": BOT_QUEUE},
         },
-        beat_schedule=BEAT_SCHEDULE,
+        beat_schedule={
+            **BEAT_SCHEDULE,
+            # Leases (nlp_worker.leases): hand over again what nobody holds.
+            "nlp-sweep": {
+                "task": "nlp_worker.tasks.sweep",
+                "schedule": float(settings.sweep_seconds),
+                "options": {"queue": NLP_QUEUE, "expires": settings.sweep_seconds},
+            },
+        },
         timezone="UTC",
         broker_connection_retry_on_startup=True,
         broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout},

@@ -76,7 +76,13 @@ def process_after_collecting(store: Any, settings: Any, *, show: bool | None = N
     from nlp_worker.process import pending_count
 
     if settings.broker_url and settings.process_on_ingest:
-        click.echo("the NLP workers process the new articles (queued on the broker)", err=True)
+        from nlp_worker.leases import sweep
+
+        swept = sweep(store, settings)  # what an earlier run or a lost queue left behind
+        again = f"; {swept:,} earlier ones nobody held handed over again" if swept else ""
+        click.echo(
+            f"the NLP workers process the new articles (queued on the broker){again}", err=True
+        )
         return None
     if not settings.process_on_ingest:
         waiting = pending_count(store)

@@ -11,7 +11,8 @@ from sqlalchemy import func, select, update
 from covidnews.follow import Follower
 from covidnews.schema import Article, ProcessingState, StageRun
 from covidnews.store import Store
-from nlp_worker.stages import Backends, claim, run_batch
+from nlp_worker import leases
+from nlp_worker.stages import Backends, process_leased
 
 
 @dataclass
@@ -33,12 +34,10 @@ def pending_count(store: Store) -> int:
 
 
 def pending_ids(store: Store, limit: int | None = None) -> list[int]:
-    """Articles waiting for the NLP stages, oldest first (stale ``processing`` included)."""
-    with store.session() as s:
-        query = select(Article.id).where(_WAITING).order_by(Article.id)
-        if limit:
-            query = query.limit(limit)
-        return list(s.scalars(query))
+    """Articles waiting for the NLP stages, oldest first: every pending one, and those
+    ``processing`` under a lease that expired (not those a live process holds). This is the
+    one-machine sweep, run by every ``process``, and ``crawl``/``ingest`` before their NLP."""
+    return leases.due(store, None, limit)
 
 
 _DEFERRED = (StageRun.stage == "translate", StageRun.status == "deferred")
@@ -84,9 +83,9 @@ def process_ids(
     if settings.embedded:
         follower = Follower.from_settings(settings, store, backends.embedder.model_id)
     size = settings.nlp_batch_size
+    owner = leases.new_owner()
     for start in range(0, len(ids), size):
-        batch = claim(store, ids[start : start + size])
-        result = run_batch(store, batch, backends, max_attempts=settings.nlp_max_attempts)
+        result = process_leased(store, ids[start : start + size], backends, settings, owner)
         report.done += len(result.done)
         report.failed += len(result.failed)
         report.retry += len(result.retry)

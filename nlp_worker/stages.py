@@ -16,10 +16,11 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 
 from covidnews.schema import (
     Article,
@@ -31,6 +32,7 @@ from covidnews.schema import (
     utcnow,
 )
 from covidnews.store import Store
+from nlp_worker import leases
 from nlp_worker.backends.base import BackendUnavailable
 from nlp_worker.backends.embed import document_text
 
@@ -130,6 +132,8 @@ class BatchReport:
     stage_cpu_seconds: dict[str, float] = field(default_factory=dict)
     #: texts sent to the embedder in this batch (the classifier's and the embed stage's)
     texts_embedded: int = 0
+    #: claimed, then released unprocessed after the lease on part of the batch was lost
+    released: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -142,34 +146,40 @@ class _Work:
     vectors: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
 
 
-def claim(store: Store, ids: Sequence[int]) -> list[int]:
-    """Mark pending (or stale processing) articles as processing; returns those claimed.
-
-    A worker killed mid-batch leaves its articles ``processing``; the task is redelivered
-    (acks_late) and claims them again, so they are not lost.
-    """
-    if not ids:
-        return []
-    with store.session() as s:
-        s.execute(
-            update(Article)
-            .where(Article.id.in_(list(ids)), Article.state.in_(["pending", "processing"]))
-            .values(state=ProcessingState.processing.value)
-            .execution_options(synchronize_session=False)
-        )
-        return list(
-            s.scalars(
-                select(Article.id).where(
-                    Article.id.in_(list(ids)), Article.state == ProcessingState.processing.value
-                )
-            )
-        )
+def process_leased(
+    store: Store, ids: Sequence[int], backends: Backends, settings: Any, owner: str
+) -> BatchReport:
+    """Claim ``ids`` under ``owner``'s lease, run the stages on what was claimed while a
+    heartbeat renews the lease, and write the results only if the lease still holds. Articles
+    another live worker holds are left to it; on a lease lost mid-batch nothing of the batch is
+    written and what is still held is released (``report.released``) for the caller to hand
+    over again."""
+    claimed = leases.claim(store, ids, owner, settings.lease_seconds)
+    with leases.Heartbeat(store, claimed, owner, settings.lease_seconds):
+        try:
+            return run_batch(
+                store, claimed, backends, max_attempts=settings.nlp_max_attempts, owner=owner,
+                handoff_seconds=settings.handoff_seconds,
+            )  # fmt: skip
+        except leases.LeaseLost as exc:
+            report = BatchReport()
+            report.released = leases.release(store, claimed, owner)
+            log.warning("%s; %d released to be handed over again", exc, len(report.released))
+            return report
 
 
 def run_batch(
-    store: Store, ids: Sequence[int], backends: Backends, *, max_attempts: int = 3
+    store: Store,
+    ids: Sequence[int],
+    backends: Backends,
+    *,
+    max_attempts: int = 3,
+    owner: str | None = None,
+    handoff_seconds: int = 1800,
 ) -> BatchReport:
-    """Run every stage that needs running on these articles; idempotent."""
+    """Run every stage that needs running on these articles; idempotent. With ``owner``, the
+    results are written only if ``owner`` still holds every article's lease (else
+    :class:`~nlp_worker.leases.LeaseLost`, nothing written); the leases are cleared with them."""
     report = BatchReport()
     if not ids:
         return report
@@ -204,8 +214,14 @@ def run_batch(
                                 w.error = f"{stage}: {traceback.format_exc(limit=3)}"
             report.stage_seconds[stage] = time.perf_counter() - started
             report.stage_cpu_seconds[stage] = time.process_time() - cpu_started
+        if owner is not None:
+            lost = {w.article.id for w in work} - leases.still_held(s, ids, owner)
+            if lost:
+                raise leases.LeaseLost(sorted(lost))  # the session rolls back
+        now = utcnow()
         for w in work:
             a = w.article
+            a.lease_owner, a.lease_until = None, None
             if w.error is None:
                 a.state, a.state_error = ProcessingState.done.value, None
                 report.done.append(a.id)
@@ -216,7 +232,9 @@ def run_batch(
                     a.state = ProcessingState.failed.value
                     report.failed.append(a.id)
                 else:
+                    # Retried by the task that ran it; the sweep hands it over after the grace.
                     a.state = ProcessingState.pending.value
+                    a.lease_until = now + timedelta(seconds=handoff_seconds)
                     report.retry.append(a.id)
                 log.warning(
                     "article %s failed (attempt %d): %s", a.id, a.attempts, w.error.splitlines()[-1]

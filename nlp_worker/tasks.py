@@ -14,8 +14,9 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from covidnews.metrics import record_batch
 from covidnews.settings import get_settings
 from covidnews.store import Store
+from nlp_worker import leases
 from nlp_worker.celery_app import app
-from nlp_worker.stages import Backends, claim, run_batch
+from nlp_worker.stages import Backends, process_leased
 
 log = logging.getLogger(__name__)
 TRANSIENT = (OperationalError, DBAPIError, ConnectionError, TimeoutError, OSError)
@@ -52,12 +53,14 @@ RELIABLE: dict[str, Any] = {
 def process_batch(self: Any, article_ids: list[int]) -> dict[str, int]:
     settings = get_settings()
     store = _store()
-    ids = claim(store, article_ids)
-    report = run_batch(store, ids, _backends(), max_attempts=settings.nlp_max_attempts)
+    # The lease is the task's: a retry of it (same task id, after a transient error) or its
+    # redelivery (its worker died) takes back what it held at once; other tasks wait for expiry.
+    owner = f"task:{self.request.id}"
+    report = process_leased(store, article_ids, _backends(), settings, owner)
     record_batch(report)
     log.info(
         "batch of %d: %d done, %d failed, %d to retry",
-        len(ids),
+        len(report.done) + len(report.failed) + len(report.retry),
         len(report.done),
         len(report.failed),
         len(report.retry),
@@ -66,4 +69,12 @@ def process_batch(self: Any, article_ids: list[int]) -> dict[str, int]:
         # Articles that failed this time go back on the queue later, alone, so they cannot
         # hold up the batch they came with; after the last attempt they are marked failed.
         process_batch.apply_async((report.retry,), countdown=min(300, 10 * 2**self.request.retries))
+    if report.released:
+        process_batch.apply_async((report.released,))
     return {"done": len(report.done), "failed": len(report.failed), "retry": len(report.retry)}
+
+
+@app.task(name="nlp_worker.tasks.sweep", **RELIABLE)
+def sweep(self: Any) -> int:
+    """Hand over again what nobody holds (run by Celery beat every COVIDNEWS_SWEEP_SECONDS)."""
+    return leases.sweep(_store(), get_settings())
