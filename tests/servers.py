@@ -114,9 +114,50 @@ class Throwaway:
         self.stops.clear()
 
 
-def start_postgres(owner: Throwaway) -> str:
-    """initdb + pg_ctl start on a free port; returns the admin URL (database ``test``)."""
-    initdb, pg_ctl = _postgres_bin("initdb"), _postgres_bin("pg_ctl")
+@dataclass
+class PostgresCluster:
+    """A PostgreSQL cluster of our own (initdb), which a test may stop and start again."""
+
+    root: Path
+    port: int
+    run_as: dict[str, object]
+
+    @property
+    def url(self) -> str:
+        """The database ``test`` (created by :func:`create_postgres`)."""
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/test"
+
+    def _pg_ctl(self, *args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [_postgres_bin("pg_ctl"), "-D", str(self.root / "data"), *args],
+            capture_output=True, cwd=self.root, timeout=90, **self.run_as,  # type: ignore[call-overload]
+        )  # fmt: skip
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c max_connections=200 "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
+        done = self._pg_ctl(
+            "-l", str(self.root / "server.log"), "-o", options, "-w", "-t", "60", "start"
+        )
+        if done.returncode != 0:
+            raise ServerError(f"pg_ctl start failed: {done.stderr.decode(errors='replace')}")
+        admin = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        _wait(lambda: postgres_reachable(admin), "PostgreSQL", self.root / "server.log")
+
+    def stop(self, mode: str = "fast") -> None:
+        """``fast``: connections are closed, the server shuts down cleanly; ``immediate``: as
+        after a crash (recovery at the next start)."""
+        self._pg_ctl("-m", mode, "-w", "stop")
+
+    def remove(self) -> None:
+        self.stop("immediate")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def create_postgres() -> PostgresCluster:
+    """initdb + start on a free port, with a database ``test``."""
     root = Path(tempfile.mkdtemp(prefix="covidnews-test-pg-"))
     run_as: dict[str, object] = {}
     if os.geteuid() == 0:  # the server refuses root: run it as the packaged `postgres` user
@@ -124,38 +165,27 @@ def start_postgres(owner: Throwaway) -> str:
         user = pwd.getpwnam(name)
         os.chown(root, user.pw_uid, user.pw_gid)
         run_as = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
-    data, log, port = root / "data", root / "server.log", _free_port()
     subprocess.run(
-        [initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-         "--locale=C.UTF-8"],
+        [_postgres_bin("initdb"), "-D", str(root / "data"), "-U", "postgres", "--auth=trust",
+         "-E", "UTF8", "--locale=C.UTF-8"],
         check=True, capture_output=True, cwd=root, **run_as,  # type: ignore[call-overload]
     )  # fmt: skip
-    options = (
-        f"-p {port} -c listen_addresses=127.0.0.1 -k {root} -c max_connections=200 "
-        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-    )
-    subprocess.run(
-        [pg_ctl, "-D", str(data), "-l", str(log), "-o", options, "-w", "-t", "60", "start"],
-        check=True, capture_output=True, cwd=root, **run_as,  # type: ignore[call-overload]
-    )  # fmt: skip
-
-    def stop() -> None:
-        subprocess.run(
-            [pg_ctl, "-D", str(data), "-m", "immediate", "stop"],
-            capture_output=True, cwd=root, timeout=60, **run_as,  # type: ignore[call-overload]
-        )  # fmt: skip
-        shutil.rmtree(root, ignore_errors=True)
-
-    owner.stops.append(("postgresql", stop))
-    admin = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-    _wait(lambda: postgres_reachable(admin), "PostgreSQL", log)
+    cluster = PostgresCluster(root, _free_port(), run_as)
+    cluster.start()
     import psycopg
 
     with psycopg.connect(
-        host="127.0.0.1", port=port, user="postgres", dbname="postgres", autocommit=True
+        host="127.0.0.1", port=cluster.port, user="postgres", dbname="postgres", autocommit=True
     ) as conn:
         conn.execute("CREATE DATABASE test")
-    return f"postgresql+psycopg://postgres@127.0.0.1:{port}/test"
+    return cluster
+
+
+def start_postgres(owner: Throwaway) -> str:
+    """A cluster of our own for the session; returns its admin URL (database ``test``)."""
+    cluster = create_postgres()
+    owner.stops.append(("postgresql", cluster.remove))
+    return cluster.url
 
 
 def _user_exists(name: str) -> bool:
@@ -166,34 +196,60 @@ def _user_exists(name: str) -> bool:
     return True
 
 
+@dataclass
+class RedisServer:
+    """redis-server of our own on a fixed port, keeping nothing on disk, so a restart comes
+    back empty; a test may kill it and start it again."""
+
+    root: Path = field(
+        default_factory=lambda: Path(tempfile.mkdtemp(prefix="covidnews-test-redis-"))
+    )
+    port: int = field(default_factory=lambda: _free_port())
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise ServerError(
+                f"no Redis answers at ${REDIS_ENV} and redis-server is not installed: run "
+                "scripts/install-system-deps test (or set the variable to a server of yours)"
+            )
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.root),
+             "--logfile", str(self.root / "server.log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        _wait(lambda: redis_reachable(self.url), "Redis", self.root / "server.log")
+
+    def kill(self) -> None:
+        """SIGKILL: what it held in memory is gone."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+            self.proc = None
+
+    def remove(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+            self.proc = None
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
 def start_redis(owner: Throwaway) -> str:
-    """redis-server on a free port, nothing on disk; returns its URL."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise ServerError(
-            f"no Redis answers at ${REDIS_ENV} and redis-server is not installed: run "
-            "scripts/install-system-deps test (or set the variable to a server of yours)"
-        )
-    root = Path(tempfile.mkdtemp(prefix="covidnews-test-redis-"))
-    port = _free_port()
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(root), "--logfile", str(root / "server.log")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-
-    def stop() -> None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(root, ignore_errors=True)
-
-    owner.stops.append(("redis", stop))
-    url = f"redis://127.0.0.1:{port}"
-    _wait(lambda: redis_reachable(url), "Redis", root / "server.log")
-    return url
+    """A Redis server of our own for the session; returns its URL."""
+    server = RedisServer()
+    server.start()
+    owner.stops.append(("redis", server.remove))
+    return server.url
 
 
 def ensure() -> tuple[Throwaway, list[str]]:

