@@ -4,7 +4,8 @@ Endpoints raise :class:`ApiProblem` (or :func:`bad_param` for one bad parameter)
 validation errors, HTTP errors (404, 405…) and unexpected exceptions are turned into the same
 shape by :func:`init_app`. A body always has ``type``, ``title``, ``status``, ``detail`` and
 ``instance`` (the request path), plus ``request_id`` and any extension members. A 500 never shows
-a traceback; it is logged with the request id.
+a traceback; it is logged with the request id. While the database is down or restarting the
+answer is a 503 (``urn:covidnews:problem:store-unavailable``) with ``Retry-After``, never a 500.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ TYPE_INVALID_PARAMETER = "urn:covidnews:problem:invalid-parameter"
 TYPE_RATE_LIMITED = "urn:covidnews:problem:rate-limited"
 TYPE_INVALID_API_KEY = "urn:covidnews:problem:invalid-api-key"
 TYPE_NOT_READY = "urn:covidnews:problem:not-ready"
+TYPE_STORE_UNAVAILABLE = "urn:covidnews:problem:store-unavailable"
+#: seconds a client should wait before retrying while the database is unavailable
+STORE_RETRY_AFTER = 5
 TYPE_INTERNAL = "about:blank"
 
 _RESERVED = {"type", "title", "status", "detail", "instance"}
@@ -255,6 +259,24 @@ def init_app(app: APIFlask) -> None:
             headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
             return http_problem(HTTPError(error.code or 500, message=error.name, headers=headers))
         request_id = g.get("request_id", "-")
+        from covidnews.store import unavailable
+
+        if unavailable(error):  # down or restarting: say so, no traceback, retry shortly
+            log.warning(
+                "store unavailable in %s %s (request id %s): %s",
+                request.method,
+                request.path,
+                request_id,
+                (str(error).splitlines() or [type(error).__name__])[0],
+            )
+            return problem_response(
+                503,
+                "The database is unavailable for a moment (restarting or unreachable); "
+                "try again shortly.",
+                type=TYPE_STORE_UNAVAILABLE,
+                title="Store unavailable",
+                headers={"Retry-After": str(STORE_RETRY_AFTER)},
+            )
         log.error(
             "unhandled error in %s %s (request id %s)",
             request.method,

@@ -45,6 +45,17 @@ class StoreError(RuntimeError):
     """The store cannot be used (unreachable, not initialised, newer schema…)."""
 
 
+def unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database cannot be used right now (down, restarting, a dropped
+    connection, SQLite busy past its timeout): a condition to answer 503 and retry, not a bug.
+    The pool reconnects by itself (pre-ping on PostgreSQL) once the database is back."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    if isinstance(exc, StoreError | OperationalError | InterfaceError):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")

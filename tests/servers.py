@@ -68,7 +68,7 @@ def redis_reachable(url: str) -> bool:
         return False
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -170,7 +170,7 @@ def create_postgres() -> PostgresCluster:
          "-E", "UTF8", "--locale=C.UTF-8"],
         check=True, capture_output=True, cwd=root, **run_as,  # type: ignore[call-overload]
     )  # fmt: skip
-    cluster = PostgresCluster(root, _free_port(), run_as)
+    cluster = PostgresCluster(root, free_port(), run_as)
     cluster.start()
     import psycopg
 
@@ -204,7 +204,7 @@ class RedisServer:
     root: Path = field(
         default_factory=lambda: Path(tempfile.mkdtemp(prefix="covidnews-test-redis-"))
     )
-    port: int = field(default_factory=lambda: _free_port())
+    port: int = field(default_factory=lambda: free_port())
     proc: subprocess.Popen[bytes] | None = None
 
     @property

@@ -14,7 +14,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +28,7 @@ from sqlalchemy import func, select
 from covidnews.schema import Article, StageRun
 from covidnews.store import Store
 from tests.conftest import ROOT, SHARED, _fresh_pg_database
-from tests.servers import RedisServer
+from tests.servers import PostgresCluster, RedisServer, create_postgres, free_port
 
 pytestmark = pytest.mark.slow
 N = 200
@@ -118,7 +121,7 @@ def states(url: str) -> dict[str, int]:
     try:
         with store.session() as s:
             rows = s.execute(select(Article.state, func.count()).group_by(Article.state))
-            return {state: count for state, count in rows}
+            return {str(state): int(count) for state, count in rows}
     finally:
         store.close()
 
@@ -224,4 +227,127 @@ def test_redis_restarted_empty_mid_run(
         stop(*procs)
     print(f"redis restarted ({before}, {queued} tasks queued): all {N} done {elapsed:.0f} s later")
     assert "handed over again" in log.read_text()
+    assert_each_stage_ran_once(url, N)
+
+
+@pytest.fixture
+def cluster() -> Iterator[PostgresCluster]:
+    server = create_postgres()
+    yield server
+    server.remove()
+
+
+def _get(url: str) -> tuple[int, str, str | None, bytes]:
+    """(status, content type, Retry-After, body) of a GET; connection errors are status 0."""
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status, response.headers["Content-Type"], None, response.read()
+    except urllib.error.HTTPError as exc:
+        body = exc.read()
+        return exc.code, exc.headers.get("Content-Type", ""), exc.headers.get("Retry-After"), body
+    except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+        return 0, type(exc).__name__, None, b""
+
+
+@pytest.mark.timeout(600)
+def test_postgres_restarted_during_processing_and_api_traffic(
+    cluster: PostgresCluster, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """PostgreSQL is stopped for ~6 s and started again while the worker processes 200 articles
+    and clients keep asking the API and the archive: the API answers 503 problem+json with
+    Retry-After while it is down (never a 500), everything recovers without a restart, and
+    every article is done with each stage run once."""
+    env = recovery_env(cluster.url, redis_server.url + "/0", tmp_path)
+    url = env["COVIDNEWS_DATABASE_URL"]
+    store = Store(url)
+    store.migrate()
+    store.close()
+    data = tmp_path / "corpus.jsonl"
+    write_corpus(data)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / "celery.log"
+    api_log = tmp_path / "api.log"
+    api_env = dict(  # one client asking many times a second: no rate limit in the way
+        env, COVIDNEWS_DATA_DIR=str(tmp_path / "api"), COVIDNEWS_API_RATE_LIMIT_ANONYMOUS="100000"
+    )
+    procs = [
+        worker(env, log),
+        beat(env, log, tmp_path),
+        subprocess.Popen(
+            [sys.executable, "-m", "covidnews", "serve", "--port", str(port), "--workers", "2"],
+            env=api_env,
+            cwd=ROOT,
+            stdout=api_log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        ),
+    ]
+    answers: list[tuple[float, str, int, str, str | None, bytes]] = []
+    stop_asking = threading.Event()
+
+    def ask() -> None:
+        paths = [
+            "/api/v1/search?q=vacuna",
+            "/api/v1/stats",
+            "/api/v1/sources",
+            "/",
+            "/buscar?q=covid",
+        ]
+        while not stop_asking.is_set():
+            for path in paths:
+                status, kind, retry, body = _get(base + path)
+                answers.append((time.monotonic(), path, status, kind, retry, body))
+            time.sleep(0.05)
+
+    asker = threading.Thread(target=ask, daemon=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and _get(base + "/healthz")[0] != 200:
+            time.sleep(0.5)
+        ingest = subprocess.run(
+            [sys.executable, "-m", "covidnews", "ingest", str(data), "--json"],
+            env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert ingest.returncode == 0, ingest.stderr
+        asker.start()
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and states(url).get("done", 0) < 30:
+            time.sleep(0.2)
+        before = states(url)
+        assert before.get("done", 0) < N - 50, before
+        stopped = time.monotonic()
+        cluster.stop("fast")  # closes every connection: workers, beat, API
+        time.sleep(6)
+        cluster.start()
+        started = time.monotonic()
+        elapsed = wait_done(url, N, 420, [log, api_log])
+        time.sleep(3)  # the API keeps answering after the restart
+        stop_asking.set()
+        asker.join(timeout=60)
+        assert all(proc.poll() is None for proc in procs)  # nobody had to be restarted
+    finally:
+        stop_asking.set()
+        stop(*procs)
+    statuses = [a[2] for a in answers]
+    print(
+        f"postgres restarted ({before}): all {N} done {elapsed:.0f} s after; API answers "
+        f"{ {s: statuses.count(s) for s in set(statuses)} }"
+    )
+    assert 500 not in statuses, [a[:5] for a in answers if a[2] == 500][:5]
+    assert set(statuses) <= {200, 503}, [a[:5] for a in answers if a[2] not in (200, 503)][:5]
+    down = [a for a in answers if stopped <= a[0] <= started]
+    unavailable = [a for a in down if a[2] == 503]
+    assert unavailable, "no 503 while the database was down"
+    for _, path, _, kind, retry, body in unavailable:
+        assert retry is not None and int(retry) > 0
+        if path.startswith("/api/"):
+            problem = json.loads(body)
+            assert kind == "application/problem+json" and problem["status"] == 503
+            assert problem["type"] == "urn:covidnews:problem:store-unavailable"
+            assert "Traceback" not in problem["detail"]
+        else:
+            assert kind.startswith("text/html") and b"Traceback" not in body
+    after = [a for a in answers if a[0] > started + 10]
+    assert after and {a[2] for a in after} == {200}, [a[:5] for a in after if a[2] != 200][:5]
     assert_each_stage_ran_once(url, N)

@@ -17,8 +17,8 @@ from tests.conftest import ROOT
 def test_a_session_without_servers_starts_and_removes_its_own() -> None:
     """A nested pytest run pointed at addresses where nothing listens: it starts throwaway
     servers, its PostgreSQL and Redis tests pass against them, and nothing is left behind."""
-    dead_pg = f"postgresql+psycopg://postgres@127.0.0.1:{servers._free_port()}/test"
-    dead_redis = f"redis://127.0.0.1:{servers._free_port()}"
+    dead_pg = f"postgresql+psycopg://postgres@127.0.0.1:{servers.free_port()}/test"
+    dead_redis = f"redis://127.0.0.1:{servers.free_port()}"
     assert not servers.postgres_reachable(dead_pg) and not servers.redis_reachable(dead_redis)
     before = set(glob.glob("/tmp/covidnews-test-*"))
     env = dict(os.environ, COVIDNEWS_TEST_POSTGRES_URL=dead_pg, COVIDNEWS_TEST_REDIS_URL=dead_redis)

@@ -110,13 +110,21 @@ def _helpers() -> dict[str, Any]:
 
 @bp.errorhandler(Exception)
 def _error(error: Exception) -> Any:
+    from api.errors import STORE_RETRY_AFTER
+    from covidnews.store import unavailable
+
+    headers = {}
     if isinstance(error, HTTPException):
         code = error.code or 500
         detail = error.description if code == 400 else None
+    elif unavailable(error):  # the database is restarting: a page saying so, retry shortly
+        log.warning("store unavailable in %s %s: %s", request.method, request.path, error)
+        code, detail = 503, None
+        headers["Retry-After"] = str(STORE_RETRY_AFTER)
     else:
         log.error("unhandled error in %s %s", request.method, request.path, exc_info=error)
         code, detail = 500, None
-    return render_template("archive/error.html", code=code, detail=detail), code
+    return render_template("archive/error.html", code=code, detail=detail), code, headers
 
 
 def _bad(exc: Exception) -> None:

@@ -6,7 +6,6 @@ import json
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -19,12 +18,7 @@ import pytest
 
 from tests.api.test_ops import _sample
 from tests.conftest import ROOT
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.servers import free_port as _free_port
 
 
 def _lines(stream: object, out: queue.Queue[str]) -> None:
