@@ -8,12 +8,16 @@ Reliability policy (docs/architecture.md, "Bot"):
    becomes ``sent`` (with the remote id), ``duplicate`` (the platform already has it: done),
    ``retry`` (the platform said no for now: 429 or 5xx), ``failed`` (a permanent 4xx, or
    ``COVIDNEWS_BOT_MAX_ATTEMPTS`` retries) or ``unknown``.
-2. **At most once.** A row still ``recorded`` after ``COVIDNEWS_BOT_GRACE_SECONDS`` means a run
-   died between recording and hearing back: the post may or may not be online. It is marked
-   ``unknown``, logged and reported (exit status 1 of ``covidnews bot run-once``), and never resent
-   automatically; a human checks the account. The same goes for answers that leave it open (a
-   read timeout, an unexpected error). Only errors where the platform said it did not post
-   (429, 5xx, connection refused) are retried.
+2. **At most once, and then settled.** A row still ``recorded`` after
+   ``COVIDNEWS_BOT_GRACE_SECONDS`` means a run died between recording and hearing back: the post
+   may or may not be online. It is marked ``unknown``, logged and reported (exit status 1 of
+   ``covidnews bot run-once``). The same goes for answers that leave it open (a read timeout, a
+   connection dropped after sending, an unexpected error). Every run then settles ``unknown``
+   posts by looking on the account (:func:`settle_unknown`): found → ``sent``; not found after
+   ``COVIDNEWS_BOT_SETTLE_SECONDS`` → sent again, once. Bluesky posts carry a record key derived
+   from the row, so on Bluesky even a repeated send cannot make a second record; a 5xx there is
+   checked by reading that record before it is retried. Only errors where the platform said it
+   did not post (429, 5xx on X and Mastodon, connection refused) are retried at once.
 3. **429**: the platform's reset time is honoured. Up to ``COVIDNEWS_BOT_MAX_WAIT_SECONDS``
    (60 s) away we wait and send again; later, the post is left as ``retry`` and the channel stops
    for this run (the next run sends it first).
@@ -43,11 +47,13 @@ from bot.publishers import (
     Duplicate,
     Outgoing,
     Publisher,
+    PublishError,
     RateLimited,
     Rejected,
     RemoteRef,
     Transient,
     make_publisher,
+    record_key,
 )
 from bot.select import Story, posts_since, select_stories
 from bot.text import (
@@ -218,6 +224,82 @@ def reconcile(store: Store, channel: str, now: datetime, grace: timedelta) -> li
     return ids
 
 
+#: unknown posts older than this are no longer looked up (the platforms' timelines are finite)
+SETTLE_WINDOW = timedelta(days=7)
+
+
+def settle_unknown(
+    store: Store,
+    settings: Settings,
+    channel: str,
+    publisher: Publisher | None,
+    rt: Runtime,
+    report: ChannelReport,
+) -> None:
+    """Decide the channel's ``unknown`` posts by looking on the account (rule 2 above):
+
+    - found (Bluesky: the record with the post's own key; X/Mastodon: the account's recent posts
+      with the same text) → ``sent``, with the remote id;
+    - not found ``COVIDNEWS_BOT_SETTLE_SECONDS`` after it was recorded → ``retry``: sent again,
+      **once** (``payload.settle = "resent"``); if that send is unknown too, it stays ``unknown``
+      for a human, and is still marked ``sent`` if a later lookup finds it;
+    - not found yet → left for the next run (timelines can lag behind a post).
+
+    The platform unreachable: nothing changes, the next run asks again."""
+    if publisher is None:
+        return
+    now = rt.now()
+    with store.session() as s:
+        rows = list(
+            s.scalars(
+                select(BotPost)
+                .where(
+                    BotPost.channel == channel,
+                    BotPost.status == UNKNOWN,
+                    BotPost.created_at >= now - SETTLE_WINDOW,
+                )
+                .order_by(BotPost.id)
+            )
+        )
+        s.expunge_all()
+    for row in rows:
+        payload = dict(row.payload or {})
+        outgoing = Outgoing(
+            text=row.text,
+            language=row.language,
+            idempotency_key=f"covidnews-{row.channel}-{row.id}",
+            record_key=record_key(row.id, row.created_at),
+        )
+        try:
+            found = publisher.find(outgoing, since=row.created_at - timedelta(minutes=1))
+        except PublishError as exc:
+            log.warning("%s: cannot look for unknown posts now: %s", channel, exc)
+            return
+        if found is not None:
+            if found.cid:
+                payload["cid"] = found.cid
+            payload["settle"] = "found"
+            _update(
+                store, row.id, status=SENT, remote_id=found.id, payload=payload, sent_at=now,
+                error=None,
+            )  # fmt: skip
+            report.settled.append(row.id)
+            log.info(
+                "%s: unknown post %s found on the account as %s: sent", channel, row.id, found.id
+            )
+        elif payload.get("settle") != "resent" and now - row.created_at >= timedelta(
+            seconds=settings.bot_settle_seconds
+        ):
+            payload["settle"] = "resent"
+            _update(
+                store, row.id, status=RETRY, payload=payload,
+                error="not on the account after the settle period: sent again, once",
+            )  # fmt: skip
+            log.warning(
+                "%s: unknown post %s not on the account: sending it again, once", channel, row.id
+            )
+
+
 def as_dict(row: BotPost) -> dict[str, Any]:
     return {
         "id": row.id,
@@ -290,6 +372,7 @@ def deliver(
         facets=list((row.payload or {}).get("facets", [])),
         reply_root=_ref(root),
         reply_parent=_ref(parent),
+        record_key=record_key(row.id, row.created_at),
     )
     attempts = row.attempts
     tries = 0
@@ -362,7 +445,8 @@ class ChannelReport:
     duplicates: list[int] = field(default_factory=list)
     retry: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
-    unknown: list[int] = field(default_factory=list)  # newly found: need a human
+    unknown: list[int] = field(default_factory=list)  # newly found: answer lost or run died
+    settled: list[int] = field(default_factory=list)  # unknown, then found on the account
     stopped: str | None = None
 
     @property
@@ -456,6 +540,7 @@ def run_channel(
     report = ChannelReport(channel, dry_run=publisher is None)
     now = rt.now()
     report.unknown += reconcile(store, channel, now, timedelta(seconds=settings.bot_grace_seconds))
+    settle_unknown(store, settings, channel, publisher, rt, report)
     try:
         retry_pending(store, settings, channel, publisher, rt, report, kinds=("story",))
         used_today = posts_since(store, channel, now - timedelta(hours=24))

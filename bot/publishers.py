@@ -6,7 +6,13 @@
 - :class:`Duplicate` (X 403 "duplicate content", Mastodon 422 "duplicate", Bluesky "already
   exists"): it is already there; the post is done.
 - :class:`Rejected` (any other 4xx): permanent for this text.
-- :class:`Ambiguous` (a read timeout: the request may have been applied): never retried.
+- :class:`Ambiguous` (a read timeout: the request may have been applied): not retried blindly.
+
+**Settling what is uncertain** (``bot/post.py``): :meth:`Publisher.find` looks for a post on the
+account. Bluesky records get a deterministic record key derived from the post row
+(:func:`record_key`), so a create that may have been applied is checked by reading that one
+record, and a repeated create can never make a second record. X and Mastodon look through the
+account's recent posts for the same text.
 
 A channel without credentials (or with ``COVIDNEWS_BOT_DRY_RUN``) gets no publisher here: it runs
 dry-run and its posts go to the outbox only (``bot/post.py``).
@@ -14,7 +20,9 @@ dry-run and its posts go to the outbox only (``bot/post.py``).
 
 from __future__ import annotations
 
+import html
 import logging
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -46,6 +54,40 @@ class Outgoing:
     facets: list[dict[str, Any]] = field(default_factory=list)
     reply_root: RemoteRef | None = None
     reply_parent: RemoteRef | None = None
+    #: Bluesky record key (a TID) derived from the post row: the same on every try
+    record_key: str | None = None
+
+
+_TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"  # base32-sortable (atproto TID spec)
+
+
+def record_key(post_id: int, created_at: datetime) -> str:
+    """A Bluesky record key for one post row: a TID (atproto spec: 53 bits of microseconds since
+    the Unix epoch, 10 bits of clock id, base32-sortable, 13 characters) made from the row's
+    creation time and id, so every try of the same post names the same record. The atproto SDK
+    validates TIDs but has no generator for a given time; this is the spec's few lines."""
+    micros = int(created_at.timestamp() * 1_000_000) & ((1 << 53) - 1)
+    value = (micros << 10) | (post_id % 1024)
+    chars = []
+    for _ in range(13):
+        chars.append(_TID_ALPHABET[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+_URL = re.compile(r"https?://\S+")
+
+
+def same_post(ours: str, theirs: str) -> bool:
+    """Whether a post found on the account is ours: the same text once links (X shortens them,
+    Mastodon wraps them in markup), markup, entities, case and whitespace are set aside."""
+
+    def key(text: str) -> str:
+        text = html.unescape(re.sub(r"<[^>]+>", " ", text))
+        return re.sub(r"\s+", "", _URL.sub("", text)).casefold()
+
+    mine = key(ours)
+    return bool(mine) and mine == key(theirs)
 
 
 class PublishError(Exception):
@@ -84,6 +126,23 @@ class Publisher(ABC):
 
     @abstractmethod
     def send(self, post: Outgoing) -> RemoteRef: ...
+
+    @abstractmethod
+    def find(self, post: Outgoing, since: datetime) -> RemoteRef | None:
+        """The post on the account if it is there (sent at or after ``since``), else None.
+        Raises :class:`PublishError` when the platform cannot be asked now."""
+
+
+def _never_sent(exc: Exception) -> bool:
+    """Whether a requests connection error happened before the request could reach the server
+    (refused, DNS, connect timeout), as opposed to a connection dropped after sending."""
+    import requests
+    from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, NewConnectionError | ConnectTimeoutError | NameResolutionError)
 
 
 def _is_duplicate(message: str) -> bool:
@@ -134,6 +193,7 @@ class XPublisher(Publisher):
         )
         if api_base.rstrip("/") != X_DEFAULT_HOST:
             self.client.session.mount(X_DEFAULT_HOST, _rebasing_adapter(api_base))
+        self._me: str | None = None
 
     def send(self, post: Outgoing) -> RemoteRef:
         import requests
@@ -153,14 +213,34 @@ class XPublisher(Publisher):
             if exc.response.status_code == 403 and _is_duplicate(message):
                 raise Duplicate(message) from exc
             raise Rejected(message) from exc
-        except (
-            requests.ConnectionError
-        ) as exc:  # refused/reset before an answer (incl. connect timeout)
-            raise Transient(f"X: {exc}") from exc
+        except requests.ConnectionError as exc:
+            if _never_sent(exc):  # refused, or no connection in time: nothing reached X
+                raise Transient(f"X: {exc}") from exc
+            raise Ambiguous(f"X: {exc}") from exc  # dropped after sending: it may be posted
         except requests.Timeout as exc:  # a read timeout: it may have been posted
             raise Ambiguous(f"X: {exc}") from exc
         data = response.data
         return RemoteRef(str(data["id"]))
+
+    def find(self, post: Outgoing, since: datetime) -> RemoteRef | None:
+        """The account's tweets since ``since`` (``GET /2/users/:id/tweets``, up to 100)."""
+        import requests
+        import tweepy
+
+        try:
+            if self._me is None:
+                self._me = str(self.client.get_me(user_auth=True).data.id)
+            response = self.client.get_users_tweets(
+                id=self._me, start_time=since, max_results=100, user_auth=True
+            )
+        except tweepy.TooManyRequests as exc:
+            raise RateLimited(f"X: {exc}", exc.reset_time) from exc
+        except (tweepy.TweepyException, requests.RequestException) as exc:
+            raise Transient(f"X: {exc}") from exc
+        for tweet in response.data or []:
+            if same_post(post.text, str(tweet.text)):
+                return RemoteRef(str(tweet.id))
+        return None
 
 
 # Mastodon --------------------------------------------------------------------------------------
@@ -181,6 +261,7 @@ class MastodonPublisher(Publisher):
             version_check_mode="none",
             request_timeout=30,
         )
+        self._me: str | None = None
 
     def send(self, post: Outgoing) -> RemoteRef:
         from mastodon import (
@@ -213,6 +294,24 @@ class MastodonPublisher(Publisher):
                 raise Duplicate(message) from exc
             raise Rejected(message) from exc
         return RemoteRef(str(status["id"]))
+
+    def find(self, post: Outgoing, since: datetime) -> RemoteRef | None:
+        """The account's latest 40 statuses (``GET /api/v1/accounts/:id/statuses``)."""
+        from mastodon import MastodonError
+
+        try:
+            if self._me is None:
+                self._me = str(self.api.me()["id"])
+            statuses = self.api.account_statuses(self._me, limit=40)
+        except MastodonError as exc:
+            raise Transient(f"Mastodon: {exc}") from exc
+        for status in statuses:
+            created = status.get("created_at")
+            if isinstance(created, datetime) and created < since:
+                continue
+            if same_post(post.text, str(status.get("content", ""))):
+                return RemoteRef(str(status["id"]))
+        return None
 
 
 # Bluesky ---------------------------------------------------------------------------------------
@@ -255,11 +354,7 @@ class BlueskyPublisher(Publisher):
     def send(self, post: Outgoing) -> RemoteRef:
         from atproto import models
 
-        if not self._logged_in:
-            self._call(
-                lambda: self.client.login(self.handle, self._password, fetch_bsky_profile=False)
-            )
-            self._logged_in = True
+        self._login()
         reply_to = None
         if post.reply_parent is not None:
             root = post.reply_root or post.reply_parent
@@ -270,16 +365,55 @@ class BlueskyPublisher(Publisher):
                 ),
             )
         facets = [_facet(f) for f in post.facets]
-        response = self._call(
-            lambda: self.client.send_post(
-                post.text,
-                profile_identify=self.handle,
-                reply_to=reply_to,
-                langs=[post.language],
-                facets=facets or None,
-            )
+        record = models.AppBskyFeedPost.Record(
+            created_at=self.client.get_current_time_iso(),
+            text=post.text,
+            reply=reply_to,
+            langs=[post.language],
+            facets=facets or None,
         )
+        try:
+            response = self._call(
+                lambda: self.client.app.bsky.feed.post.create(
+                    self.handle, record, rkey=post.record_key
+                )
+            )
+        except (Transient, Ambiguous, Duplicate):
+            # Maybe applied (a 5xx or a timeout after the write; a PDS answers a repeated key
+            # with a 500 or "already exists"): the deterministic key says for sure.
+            if post.record_key is not None:
+                found = self._get(post.record_key)
+                if found is not None:
+                    return found
+            raise
         return RemoteRef(str(response.uri), str(response.cid))
+
+    def _login(self) -> None:
+        if not self._logged_in:
+            self._call(
+                lambda: self.client.login(self.handle, self._password, fetch_bsky_profile=False)
+            )
+            self._logged_in = True
+
+    def _get(self, rkey: str) -> RemoteRef | None:
+        """The record with this key on the account, or None when there is none."""
+        try:
+            found = self._call(lambda: self.client.app.bsky.feed.post.get(self.handle, rkey))
+        except Rejected as exc:  # 400/404 RecordNotFound
+            if (
+                "notfound" in str(exc).lower().replace(" ", "")
+                or "could not locate" in str(exc).lower()
+            ):
+                return None
+            raise
+        return RemoteRef(str(found.uri), str(found.cid))
+
+    def find(self, post: Outgoing, since: datetime) -> RemoteRef | None:
+        """By the post's record key: exact, whatever the account posted since."""
+        if post.record_key is None:
+            return None
+        self._login()
+        return self._get(post.record_key)
 
 
 def _facet(facet: dict[str, Any]) -> Any:

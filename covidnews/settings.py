@@ -234,11 +234,17 @@ class Settings(BaseSettings):
     bot_digest_size: int = Field(
         default=5, ge=1, le=20, description="Stories in the daily digest thread."
     )
+    bot_settle_seconds: int = Field(
+        default=900,
+        ge=0,
+        description="An unknown post (answer lost) is looked up on the account at every run; "
+        "not found this long after it was recorded, it is sent again, once.",
+    )
     bot_grace_seconds: int = Field(
         default=600,
         ge=0,
-        description="A post recorded but not confirmed sent for this long is marked unknown "
-        "(never resent automatically: at-most-once) and reported.",
+        description="A post recorded but not confirmed sent for this long is marked unknown, "
+        "reported, and settled by looking it up on the account (COVIDNEWS_BOT_SETTLE_SECONDS).",
     )
     bot_max_wait_seconds: float = Field(
         default=60.0,

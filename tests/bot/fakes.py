@@ -1,20 +1,27 @@
 """Local fake X, Mastodon and Bluesky endpoints over real HTTP on 127.0.0.1 (a thread each).
 
-Only what the bot calls: X ``POST /2/tweets``; Mastodon ``POST /api/v1/statuses``; Bluesky
-``POST /xrpc/com.atproto.server.createSession`` and ``POST /xrpc/com.atproto.repo.createRecord``.
+Only what the bot calls: X ``POST /2/tweets``, ``GET /2/users/me``, ``GET /2/users/:id/tweets``;
+Mastodon ``POST /api/v1/statuses``, ``GET /api/v1/accounts/verify_credentials``,
+``GET /api/v1/accounts/:id/statuses``; Bluesky ``createSession``, ``createRecord`` and
+``getRecord``. What was posted is kept, so the account can be read back; a Bluesky record key is
+unique (a repeated key is answered 500, as the reference PDS does: bluesky-social/atproto#3718).
 Every request is recorded (method, path, headers, parsed body); scripted answers (status,
-headers, body) can be queued per path before the default success.
+headers, body) can be queued per path before the default success; ``applied=True`` makes the
+scripted answer come after the post was made (status 0: the connection is dropped unanswered).
 """
 
 from __future__ import annotations
 
 import base64
+import html
 import itertools
 import json
+import socket
 import threading
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
@@ -41,11 +48,20 @@ class Fake:
     counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1001))
     url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: what the account holds, by platform: X tweets, Mastodon statuses, Bluesky records by rkey
+    tweets: list[dict[str, Any]] = field(default_factory=list)
+    statuses: list[dict[str, Any]] = field(default_factory=list)
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    idempotency: dict[str, dict[str, Any]] = field(default_factory=dict)  # Mastodon keys
+    applied: set[int] = field(default_factory=set)  # ids of scripted answers given after posting
 
-    def script(self, path: str, status: int, body: Any = None, **headers: str) -> None:
-        self.scripted[path].append(
-            (status, {k.replace("_", "-"): v for k, v in headers.items()}, body)
-        )
+    def script(
+        self, path: str, status: int, body: Any = None, *, applied: bool = False, **headers: str
+    ) -> None:
+        entry = (status, {k.replace("_", "-"): v for k, v in headers.items()}, body)
+        if applied:
+            self.applied.add(id(entry))
+        self.scripted[path].append(entry)
 
     def posts(self) -> list[Request]:
         """The requests that create a post."""
@@ -69,34 +85,46 @@ def _jwt(sub: str) -> str:
     return f"{b64({'typ': 'JWT', 'alg': 'HS256'})}.{b64(payload)}.c2lnbmF0dXJl"
 
 
-def _default(fake: Fake, path: str, body: Any) -> tuple[int, dict[str, str], Any]:
+def _default(
+    fake: Fake, path: str, body: Any, query: dict[str, str], headers: dict[str, str]
+) -> tuple[int, dict[str, str], Any]:
     n = next(fake.counter)
     if path == "/2/tweets":
-        return (
-            201,
-            {},
-            {
-                "data": {
-                    "id": str(n),
-                    "text": body.get("text", ""),
-                    "edit_history_tweet_ids": [str(n)],
-                }
-            },
-        )
-    if path == "/api/v1/statuses":
+        tweet = {"id": str(n), "text": body.get("text", ""), "edit_history_tweet_ids": [str(n)]}
+        fake.tweets.append(tweet)
+        return 201, {}, {"data": tweet}
+    if path == "/2/users/me":
+        return 200, {}, {"data": {"id": "42", "name": "covidnews", "username": "covidnews"}}
+    if path == "/2/users/42/tweets":
+        tweets = list(reversed(fake.tweets))[: int(query.get("max_results", 10))]
         return (
             200,
             {},
-            {
-                "id": str(n),
-                "uri": f"{fake.url}/users/bot/statuses/{n}",
-                "url": f"{fake.url}/@bot/{n}",
-                "content": f"<p>{body.get('status', '')}</p>",
-                "created_at": "2021-01-01T00:00:00.000Z",
-                "visibility": "public",
-                "in_reply_to_id": body.get("in_reply_to_id"),
-            },
+            {"data": tweets, "meta": {"result_count": len(tweets)}}
+            if tweets
+            else {"meta": {"result_count": 0}},
         )
+    if path == "/api/v1/statuses":
+        key = headers.get("Idempotency-Key")
+        if key and key in fake.idempotency:  # Mastodon answers a repeated key with the status
+            return 200, {}, fake.idempotency[key]
+        status = {
+            "id": str(n),
+            "uri": f"{fake.url}/users/bot/statuses/{n}",
+            "url": f"{fake.url}/@bot/{n}",
+            "content": "<p>" + html.escape(body.get("status", "")).replace("\n", "<br>") + "</p>",
+            "created_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "visibility": "public",
+            "in_reply_to_id": body.get("in_reply_to_id"),
+        }
+        fake.statuses.append(status)
+        if key:
+            fake.idempotency[key] = status
+        return 200, {}, status
+    if path == "/api/v1/accounts/verify_credentials":
+        return 200, {}, {"id": "7", "username": "covidnews", "acct": "covidnews"}
+    if path == "/api/v1/accounts/7/statuses":
+        return 200, {}, list(reversed(fake.statuses))[: int(query.get("limit", 20))]
     if path == "/xrpc/com.atproto.server.createSession":
         return (
             200,
@@ -109,7 +137,18 @@ def _default(fake: Fake, path: str, body: Any) -> tuple[int, dict[str, str], Any
             },
         )
     if path == "/xrpc/com.atproto.repo.createRecord":
-        return 200, {}, {"uri": f"at://{DID}/app.bsky.feed.post/3k{n}", "cid": f"{CID[:-4]}{n}"}
+        rkey = body.get("rkey") or f"3k{n}"
+        if rkey in fake.records:
+            return 500, {}, {"error": "InternalServerError", "message": "Internal Server Error"}
+        uri = f"at://{DID}/app.bsky.feed.post/{rkey}"
+        fake.records[rkey] = {"uri": uri, "cid": f"{CID[:-4]}{n}", "value": body.get("record")}
+        return 200, {}, {"uri": uri, "cid": fake.records[rkey]["cid"]}
+    if path == "/xrpc/com.atproto.repo.getRecord":
+        found = fake.records.get(query.get("rkey", ""))
+        if found is None:
+            message = f"Could not locate record: at://{DID}/app.bsky.feed.post/{query.get('rkey')}"
+            return 400, {}, {"error": "RecordNotFound", "message": message}
+        return 200, {}, found
     return 404, {}, {"error": "NotFound", "message": path}
 
 
@@ -130,17 +169,23 @@ class _Handler(BaseHTTPRequestHandler):
             body = {k: v[0] if len(v) == 1 else v for k, v in parse_qs(raw.decode()).items()}
         else:
             body = raw.decode("utf-8", "replace")
-        path = self.path.split("?", 1)[0]
+        path, _, raw_query = self.path.partition("?")
+        query = {k: v[0] for k, v in parse_qs(raw_query).items()}
         fake = self.fake
         with fake.lock:
             fake.requests.append(Request(self.command, path, dict(self.headers.items()), body))
             queue = fake.scripted.get(path)
-            answer = (
-                queue.popleft()
-                if queue
-                else _default(fake, path, body if isinstance(body, dict) else {})
-            )
+            scripted = queue.popleft() if queue else None
+            if scripted is None or id(scripted) in fake.applied:
+                answer = _default(
+                    fake, path, body if isinstance(body, dict) else {}, query, dict(self.headers)
+                )
+            answer = scripted or answer
         status, headers, payload = answer
+        if status == 0:  # the post was made; the answer is lost with the connection
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
         data = json.dumps(payload if payload is not None else {}).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")

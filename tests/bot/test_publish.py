@@ -302,6 +302,93 @@ def test_crash_between_record_and_send_never_double_posts(
     assert row.text not in texts and len(texts) == 1  # only the other story went out
     assert run_once(store, x_only, rt=later).channels["x"].unknown == []  # reported once
     assert row.text not in [b["text"] for b in _posts(fake, X)] and len(fake.posts()) == 1
+    # Past the settle period and still not on the account: sent again, once.
+    much_later = FakeClock(offset=timedelta(seconds=settings.bot_settle_seconds + 60))
+    report = run_once(store, x_only, rt=much_later)
+    assert report.channels["x"].posted == [row.id]
+    assert {r.dedup_key: r.status for r in _rows(store)}[row.dedup_key] == "sent"
+    assert [b["text"] for b in _posts(fake, X)].count(row.text) == 1
+
+
+def test_bluesky_5xx_after_the_write_makes_one_record(
+    store: Store, settings: Settings, fake: Fake, clock: FakeClock
+) -> None:
+    """The PDS wrote the record and then answered 502: the post's own record key finds it, so
+    it is sent (with its uri and cid) and no second record is made — a plain retry would have
+    posted twice."""
+    bsky = settings.model_copy(update={"bot_channels": ["bluesky"]})
+    add_story(store, title="Ambigua", summary="Una respuesta perdida.")
+    fake.script(BSKY, 502, {"error": "BadGateway"}, applied=True)
+    report = run_once(store, bsky, rt=clock)
+    assert report.channels["bluesky"].posted and not report.needs_attention
+    (row,) = _rows(store)
+    (rkey,) = fake.records
+    assert len(_posts(fake, BSKY)) == 1 and len(fake.records) == 1
+    assert row.status == "sent" and row.remote_id == f"at://{DID}/app.bsky.feed.post/{rkey}"
+    assert row.payload["cid"] == fake.records[rkey]["cid"]
+    # Every try of a post names the same record; a repeated create is refused by the PDS.
+    fake.script(BSKY, 0, applied=True)  # the next post: written, the answer lost
+    add_story(store, title="Otra ambigua", summary="Otra respuesta perdida.", topic="economy")
+    report = run_once(store, bsky, rt=clock)
+    assert len(fake.records) == 2 and len(_posts(fake, BSKY)) == 2
+
+
+def test_x_lost_answer_is_settled_by_looking_at_the_account(
+    store: Store, settings: Settings, fake: Fake, clock: FakeClock
+) -> None:
+    """X took the tweet and the connection dropped before the answer: unknown, never retried
+    blindly; the next run finds it among the account's tweets and marks it sent with its id."""
+    x_only = settings.model_copy(update={"bot_channels": ["x"]})
+    add_story(store, title="Perdida", summary="Un tuit cuya respuesta se perdió.")
+    fake.script(X, 0, applied=True)
+    report = run_once(store, x_only, rt=clock)
+    (row,) = _rows(store)
+    assert report.channels["x"].unknown == [row.id] and row.status == "unknown"
+    assert len(fake.tweets) == 1
+    report = run_once(store, x_only, rt=clock)
+    assert report.channels["x"].settled == [row.id]
+    (row,) = _rows(store)
+    assert row.status == "sent" and row.remote_id == fake.tweets[0]["id"]
+    assert len(fake.tweets) == 1 and len(_posts(fake, X)) == 1  # never sent twice
+
+
+def test_mastodon_lost_answer_and_a_run_killed_after_sending(
+    store: Store, settings: Settings, fake: Fake, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dropped answer is retried with the same Idempotency-Key: one status. A run killed
+    after Mastodon took the status (before noting it sent) leaves it recorded; past the grace it
+    is unknown and the next lookup finds it on the account: sent, with its id, not posted again."""
+    from bot.publishers import MastodonPublisher
+
+    masto = settings.model_copy(update={"bot_channels": ["mastodon"]})
+    add_story(store, title="Perdida", summary="Un estado cuya respuesta se perdió.")
+    fake.script(MASTODON, 0, applied=True)
+    run_once(store, masto, rt=clock)
+    assert [r.status for r in _rows(store)] == ["sent"]
+    assert len(fake.statuses) == 1 and len(_posts(fake, MASTODON)) == 2
+
+    class Killed(BaseException):
+        """The process dies right after the platform answered."""
+
+    real_send = MastodonPublisher.send
+
+    def send_then_die(self: object, post: object) -> object:
+        real_send(self, post)  # type: ignore[arg-type]
+        raise Killed
+
+    add_story(store, title="Muerte", summary="Un estado enviado por un proceso que murió.")
+    monkeypatch.setattr(MastodonPublisher, "send", send_then_die)
+    with pytest.raises(Killed):
+        run_once(store, masto, rt=clock)
+    monkeypatch.setattr(MastodonPublisher, "send", real_send)
+    dead = next(r for r in _rows(store) if r.status == "recorded")
+    later = FakeClock(offset=timedelta(seconds=settings.bot_grace_seconds + 60))
+    report = run_once(store, masto, rt=later)
+    assert report.channels["mastodon"].unknown == [dead.id]  # reported …
+    assert report.channels["mastodon"].settled == [dead.id]  # … and found on the account
+    row = {r.id: r for r in _rows(store)}[dead.id]
+    assert row.status == "sent" and row.remote_id == fake.statuses[1]["id"]
+    assert len(fake.statuses) == 2  # not posted again
 
 
 def test_channel_without_credentials_is_dry_run(
