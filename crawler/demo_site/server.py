@@ -39,7 +39,9 @@ CONTENT_PATH = Path(__file__).with_name("content.json")
 FAULTS = frozenset({"slow", "errors", "redirect-loop", "oversized", "hostile-feeds"})
 #: ``hostile-feeds``: extra feeds and sitemaps of the fault outlet, each hostile in one way
 HOSTILE_FEEDS = ("/rss/risa.xml", "/rss/xxe.xml", "/rss/sin-fin.xml", "/rss/bomba.xml")
-HOSTILE_SITEMAPS = ("/sitemaps/bucle.xml", "/sitemaps/bomba.xml.gz")
+HOSTILE_SITEMAPS = ("/sitemaps/bucle.xml", "/sitemaps/bomba.xml.gz", "/sitemaps/archivo.xml")
+#: entries of the fault outlet's 50,000-URL sitemap (the protocol's maximum)
+BIG_SITEMAP_URLS = 50_000
 _LAUGHS = '<!ENTITY a "lol">' + "".join(
     f'<!ENTITY {n} "{("&" + p + ";") * 10}">' for p, n in zip("abcdefgh", "bcdefghi", strict=True)
 )
@@ -679,7 +681,27 @@ def _hostile_listing(ctx: Ctx, path: str) -> Response | None:
         return Response(200, body.encode(), "application/xml; charset=utf-8")
     if path == "/sitemaps/bomba.xml.gz":  # a gzip file (not transfer coding) inflating to 100 MiB
         return Response(200, xml_bomb(), "application/gzip")
+    if path == "/sitemaps/archivo.xml":  # 50,000 URLs: the articles among tag and author pages
+        return Response(200, _big_sitemap(ctx), "application/xml; charset=utf-8")
     return None
+
+
+def _big_sitemap(ctx: Ctx) -> bytes:
+    """A plain sitemap at the protocol's limit, as big outlets have: every article of the outlet
+    and, to fill it, tag and author pages (not articles, so not fetched)."""
+    articles = [ctx.url(a["path"]) for a in ctx.visible]
+    lines = ['<?xml version="1.0" encoding="UTF-8"?>',
+             '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">']  # fmt: skip
+    for url in articles:
+        lines.append(f"<url><loc>{e(url)}</loc><lastmod>2020-03-15</lastmod></url>")
+    for i in range(BIG_SITEMAP_URLS - len(articles)):
+        kind = "etiquetas/tema" if i % 2 else "autores/firma"
+        lines.append(
+            f"<url><loc>{e(ctx.url(f'/{kind}-{i}/'))}</loc><lastmod>2019-11-0{1 + i % 9}</lastmod>"
+            "<changefreq>weekly</changefreq></url>"
+        )
+    lines.append("</urlset>")
+    return "\n".join(lines).encode()
 
 
 def _stream_endless_feed(out: BufferedIOBase) -> None:

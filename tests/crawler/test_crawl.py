@@ -334,7 +334,7 @@ def test_hostile_feeds_and_sitemaps_do_not_stop_the_crawl(
     cli_env: dict[str, str], tmp_path: Path
 ) -> None:
     """Billion laughs, external entities, an endless feed, gzip bombs (transfer coding and a
-    `.xml.gz` file), sitemap indexes naming each other: the crawl ends, every article of every
+    `.xml.gz` file), sitemap indexes naming each other, a 50,000-URL sitemap: the crawl ends, every article of every
     outlet is stored, nothing of /etc/passwd is anywhere in the store, the crawler's memory stays
     bounded, and each hostile listing costs at most a warning."""
     import re
@@ -360,6 +360,9 @@ def test_hostile_feeds_and_sitemaps_do_not_stop_the_crawl(
             assert site.hits[path_of(url)] >= 1, url
         assert site.hits[("elfaro.localhost", "/sitemaps/bucle-2.xml")] == 1
         assert site.hits[("elfaro.localhost", "/sitemaps/bucle.xml")] == 1
+        # The 50,000-URL sitemap was read once; of its URLs only articles were fetched.
+        assert site.hits[("elfaro.localhost", "/sitemaps/archivo.xml")] == 1
+        assert not [p for _, p in site.hits if p.startswith(("/etiquetas/", "/autores/"))]
         warnings = [line for line in proc.stderr.splitlines() if " WARNING " in line]
         for path in (
             "/rss/risa.xml",
