@@ -11,12 +11,13 @@ import contextlib
 import fcntl
 import logging
 import re
+import time
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -36,6 +37,7 @@ from covidnews.schema import (
 from covidnews.urls import host_of
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _PG_MIGRATION_LOCK = 0x636F7669  # arbitrary advisory-lock key ("covi")
@@ -54,6 +56,33 @@ def unavailable(exc: BaseException) -> bool:
     if isinstance(exc, StoreError | OperationalError | InterfaceError):
         return True
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+def retrying(
+    fn: Callable[[], T],
+    *,
+    patience: float = 120.0,
+    first_wait: float = 0.5,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """``fn()``, tried again with growing waits (0.5 s, 1 s, 2 s … 10 s) while the database is
+    :func:`unavailable`, for up to ``patience`` seconds; then the last error is raised. For
+    writers that must not drop what they hold while the database restarts (the crawler)."""
+    waited, wait = 0.0, first_wait
+    while True:
+        try:
+            return fn()
+        except Exception as exc:
+            if not unavailable(exc) or waited >= patience:
+                raise
+            log.warning(
+                "database unavailable (%s); trying again in %.1f s",
+                (str(exc).splitlines() or [type(exc).__name__])[0],
+                wait,
+            )
+            sleep(wait)
+            waited += wait
+            wait = min(wait * 2, 10.0)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

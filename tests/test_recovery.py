@@ -351,3 +351,45 @@ def test_postgres_restarted_during_processing_and_api_traffic(
     after = [a for a in answers if a[0] > started + 10]
     assert after and {a[2] for a in after} == {200}, [a[:5] for a in after if a[2] != 200][:5]
     assert_each_stage_ran_once(url, N)
+
+
+@pytest.mark.timeout(600)
+def test_postgres_restarted_during_a_crawl(cluster: PostgresCluster, tmp_path: Path) -> None:
+    """The store goes away in the middle of a crawl of the demo site: the crawler waits for it
+    (the crawl pauses), stores what it held once it is back, and ends with every article."""
+    from crawler.demo_site import DemoSite, write_registry
+    from tests.crawler.test_crawl import FAST, assert_matches_demo, stored
+
+    url = cluster.url
+    store = Store(url)
+    store.migrate()
+    store.close()
+    with DemoSite() as site:
+        registry = tmp_path / "demo-sources.yaml"
+        write_registry(site.port, registry)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("COVIDNEWS_")}
+        env.update(
+            COVIDNEWS_DATABASE_URL=url,
+            COVIDNEWS_DATA_DIR=str(tmp_path / "var"),
+            COVIDNEWS_PROCESS_ON_INGEST="false",
+            COVIDNEWS_SOURCES_FILE=str(registry),
+            COVIDNEWS_CRAWL_ALLOW_PRIVATE="127.0.0.1",
+            PYTHONUNBUFFERED="1",
+        )
+        crawler = subprocess.Popen(
+            [sys.executable, "-m", "covidnews", "crawl", "--json", *FAST],
+            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and sum(states(url).values()) < 5:
+            assert crawler.poll() is None
+            time.sleep(0.05)
+        held = sum(states(url).values())
+        cluster.stop("fast")
+        time.sleep(5)
+        cluster.start()
+        _out, err = crawler.communicate(timeout=300)
+        assert crawler.returncode == 0, err[-3000:]
+        assert "database unavailable" in err  # it waited, and said so
+        assert_matches_demo(site, stored(env))
+    print(f"crawl: store stopped after {held} articles, all {len(stored(env))} stored")

@@ -1,10 +1,13 @@
-"""Store the article (idempotent upsert) and mark its page fetched."""
+"""Store the article (idempotent upsert) and mark its page fetched. While the database restarts
+the pipeline waits and tries again (up to two minutes; the crawl pauses meanwhile) rather than
+dropping the article it holds."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from covidnews.metrics import record_article_stored
+from covidnews.store import retrying
 
 
 class StorePipeline:
@@ -18,7 +21,7 @@ class StorePipeline:
     def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
         spider = self.crawler.spider
         record = item["record"]
-        result = spider.store.upsert_articles([record])
+        result = retrying(lambda: spider.store.upsert_articles([record]))
         item["article_ids"] = result.changed_ids
         stats = spider.crawler.stats
         stats.inc_value(
@@ -26,5 +29,9 @@ class StorePipeline:
         )
         if result.inserted and self.crawler.settings.getbool("COVIDNEWS_METRICS"):
             record_article_stored(len(result.inserted))
-        spider.frontier.mark_fetched([*item["fetched_urls"], record.url], item["status"])
+        retrying(
+            lambda: spider.frontier.mark_fetched(
+                [*item["fetched_urls"], record.url], item["status"]
+            )
+        )
         return item
