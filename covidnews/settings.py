@@ -132,6 +132,11 @@ class Settings(BaseSettings):
         "killed before handing it over, queue lost in a broker restart) is handed over again "
         "by the sweep.",
     )
+    beat_bot: bool = Field(
+        default=True,
+        description="Celery beat schedules the bot's runs and digest; false when Kubernetes "
+        "CronJobs run the bot instead (beat then schedules only the sweep).",
+    )
     sweep_seconds: int = Field(
         default=60,
         ge=1,

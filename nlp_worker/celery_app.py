@@ -71,7 +71,7 @@ def make_app(broker_url: str | None = None) -> Celery:
             "bot.tasks.*": {"queue": BOT_QUEUE},
         },
         beat_schedule={
-            **BEAT_SCHEDULE,
+            **(BEAT_SCHEDULE if settings.beat_bot else {}),
             # Leases (nlp_worker.leases): hand over again what nobody holds.
             "nlp-sweep": {
                 "task": "nlp_worker.tasks.sweep",

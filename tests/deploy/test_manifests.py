@@ -796,3 +796,35 @@ def test_charted_metrics_are_defined_by_the_code() -> None:
     queried = set().union(*queried_metrics().values())
     missing = sorted(queried - defined_metrics())
     assert not missing, f"charted or alerted on, but defined nowhere in the code: {missing}"
+
+
+def test_the_sweep_is_scheduled_whoever_runs_the_bot() -> None:
+    """Beat always schedules the NLP sweep; the bot-cronjobs component keeps beat running and
+    only drops the bot's entries from it (COVIDNEWS_BEAT_BOT=false)."""
+    from covidnews.settings import get_settings
+    from nlp_worker.celery_app import make_app
+
+    tasks = {e["task"] for e in make_app().conf.beat_schedule.values()}
+    assert {"nlp_worker.tasks.sweep", "bot.tasks.run_once", "bot.tasks.digest"} <= tasks
+    component = yaml.safe_load(
+        (K8S / "components" / "bot-cronjobs" / "kustomization.yaml").read_text(encoding="utf-8")
+    )
+    beat_patches = [
+        yaml.safe_load(p["patch"])
+        for p in component["patches"]
+        if re.fullmatch(p["target"]["name"], "covidnews-beat")
+    ]
+    ops = [op for patch in beat_patches for op in patch]
+    assert not [op for op in ops if op["path"] == "/spec/replicas"]  # beat keeps running
+    env = [e for op in ops if op["path"].endswith("/env") for e in op["value"]]
+    assert {"name": "COVIDNEWS_BEAT_BOT", "value": "false"} in env
+    get_settings.cache_clear()
+    try:
+        import os
+
+        os.environ["COVIDNEWS_BEAT_BOT"] = "false"
+        only = {e["task"] for e in make_app().conf.beat_schedule.values()}
+    finally:
+        del os.environ["COVIDNEWS_BEAT_BOT"]
+        get_settings.cache_clear()
+    assert only == {"nlp_worker.tasks.sweep"}
