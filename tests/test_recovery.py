@@ -182,12 +182,21 @@ def test_collector_killed_between_store_and_handoff(env: dict[str, str], tmp_pat
     assert states(url) == {"pending": N}
 
     log = tmp_path / "celery.log"
+    started = time.monotonic()
     procs = [worker(env, log), beat(env, log, tmp_path)]
     try:
+        while time.monotonic() - started < 120 and states(url) == {"pending": N}:
+            time.sleep(0.2)
+        picked_up = time.monotonic() - started
         elapsed = wait_done(url, N, 420, [log])
     finally:
         stop(*procs)
-    print(f"collector killed: all {N} done {elapsed:.0f} s after the worker and beat started")
+    print(
+        f"collector killed: first articles taken {picked_up:.0f} s and all {N} done "
+        f"{elapsed + picked_up:.0f} s after the worker and beat started"
+    )
+    # Handed over within the grace + one sweep interval (+ the processes' start-up).
+    assert picked_up < HANDOFF + SWEEP + 45
     assert "handed over again" in log.read_text()  # by the sweep, not by anyone else
     assert_each_stage_ran_once(url, N)
 
