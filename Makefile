@@ -26,10 +26,11 @@ demo:  ## offline, end to end: demo news site → crawl → NLP → archive + AP
 	@$(MAKE) --no-print-directory setup
 	@$(BIN)/covidnews demo --serve --api-port $(or $(DEMO_PORT),8000)
 
-lint: setup  ## ruff (lint + format check) and mypy
+lint: setup  ## ruff (lint + format check), mypy and the layer contracts (import-linter)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 format: setup
 	$(BIN)/ruff format .

@@ -43,7 +43,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import ROOT, SHARED, Timer, redis_url
-from nlp_worker.backends.embed import document_text
+from covidnews.embed import document_text
 
 STAGE_NAMES = ("langid", "classify", "summarize", "translate", "embed")
 

@@ -316,7 +316,7 @@ def lead_texts(n_leads: int) -> tuple[list[tuple[str, str]], list[str], list[str
 
 def lead_vectors(leads: list[tuple[str, str]], cache_dir: Path) -> tuple[np.ndarray, str, float]:
     """Real E5 passage vectors of the leads (cached), the model id, seconds spent embedding."""
-    from nlp_worker.backends.embed import document_text, get_embedder
+    from covidnews.embed import document_text, get_embedder
 
     embedder = get_embedder("e5")
     key = re.sub(r"[^A-Za-z0-9]+", "_", embedder.model_id)

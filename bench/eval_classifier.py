@@ -42,7 +42,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import SHARED
-from nlp_worker.backends.embed import get_embedder
+from covidnews.embed import get_embedder
 from nlp_worker.classify import (
     CovidClassifier,
     TrainingData,

@@ -1,6 +1,6 @@
 """Embedding quality and speed on real data: picks the default embedder (docs/quality.md).
 
-For each embedder (``nlp_worker.backends.embed`` names):
+For each embedder (``covidnews.embed`` names):
 
 - **TICO-19 cross-lingual retrieval** (``tico19/tico19_dev.tsv``, 1,471 aligned en / es-419
   sentences about Covid): every Spanish sentence is a query against all English sentences
@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench._common import SHARED
-from nlp_worker.backends.embed import get_embedder
+from covidnews.embed import get_embedder
 
 DEFAULT_EMBEDDERS = "e5,use,minilm-onnx,sentence-transformers"
 #: Cross-lingual acc@1 (both directions) the default embedder must reach.

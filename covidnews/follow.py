@@ -415,7 +415,7 @@ def lag_seconds(data_dir: Path, now: float | None = None) -> float | None:
 
 def embedder_model_id(settings: Any) -> str:
     """The model id of the configured embedder (without loading the model)."""
-    from nlp_worker.backends.embed import get_embedder
+    from covidnews.embed import get_embedder
 
     options: dict[str, Any] = {}
     if settings.embedding_model:

@@ -83,6 +83,7 @@ def crawl(
     """
     from covidnews.ingest import RecordError, parse_datetime
     from crawler.run import run_crawl
+    from nlp_worker.handoff import submit
     from nlp_worker.commands import process_after_collecting
 
     settings = load()
@@ -113,6 +114,7 @@ def crawl(
             max_pages=max_pages,
             run_id=run_id,
             overrides=_parse_overrides(overrides),
+            handoff=submit,
         )
     except ValueError as exc:
         store.close()

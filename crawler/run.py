@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from covidnews.settings import Settings
@@ -61,8 +62,12 @@ def run_crawl(
     max_pages: int | None = None,
     run_id: str | None = None,
     overrides: dict[str, Any] | None = None,
+    handoff: Callable[[Sequence[int], Any, Any], int] | None = None,
 ) -> CrawlReport:
-    """Crawl the registry's sources (or ``only`` those) once; blocks until done."""
+    """Crawl the registry's sources (or ``only`` those) once; blocks until done. ``handoff``
+    receives the ids of new or changed articles as the crawl goes (with a broker: the commands
+    pass ``nlp_worker.handoff.submit``); without it they wait ``pending`` for the sweep or for
+    the NLP run that follows the crawl."""
     from scrapy.crawler import CrawlerProcess
 
     from crawler.settings import scrapy_settings
@@ -79,6 +84,7 @@ def run_crawl(
     source_ids = sync_sources(store, registry)
     run_id = run_id or uuid.uuid4().hex[:12]
     values = scrapy_settings(settings, overrides)
+    values["COVIDNEWS_HANDOFF"] = handoff
     if max_pages:
         values["CLOSESPIDER_PAGECOUNT"] = max_pages
     if settings.redis_url:

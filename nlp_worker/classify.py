@@ -2,8 +2,8 @@
 
 **Features** (all multilingual, so Spanish and English text go through one model):
 
-- the article's multilingual-E5 embedding (``nlp_worker.backends.embed``, ``kind="passage"``) of
-  :func:`~nlp_worker.backends.embed.document_text` (title + first 2,000 body characters); a
+- the article's multilingual-E5 embedding (``covidnews.embed``, ``kind="passage"``) of
+  :func:`~covidnews.embed.document_text` (title + first 2,000 body characters); a
   caller that already has that vector can pass it to :meth:`CovidClassifier.predict`;
 - Covid keyword statistics (Spanish and English terms, accents and case folded): hits in the
   title, in the lead, in the first :data:`KEYWORD_CHARS` characters, and their density;
@@ -342,7 +342,7 @@ class Artefact:
 
 def document_text(title: str | None, text: str | None) -> str:
     """What is embedded: the embedding stage's document text (title + start of the body)."""
-    from nlp_worker.backends.embed import document_text as _document_text
+    from covidnews.embed import document_text as _document_text
 
     return _document_text(title, text or "")
 
@@ -407,7 +407,7 @@ class CovidClassifier:
         if self._embedder is None:
             with self._lock:
                 if self._embedder is None:
-                    from nlp_worker.backends.embed import get_embedder
+                    from covidnews.embed import get_embedder
 
                     emb = get_embedder(self.artefact.embedder)
                     if emb.model_id != self.artefact.embedder_model_id:
@@ -989,7 +989,7 @@ def train(
 ) -> Artefact:
     """Build an artefact from ``data`` (see :func:`load_training_data`) with the embedder
     registered as ``embedder``; save it with :meth:`Artefact.save`."""
-    from nlp_worker.backends.embed import get_embedder
+    from covidnews.embed import get_embedder
 
     emb = get_embedder(embedder)
     lab, neg, proto = embed_training_data(data, emb, progress)

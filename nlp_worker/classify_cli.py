@@ -225,7 +225,7 @@ def train_classifier_main(
     """Retrain from the shared data, print the cross-validated figures, write the artefact
     (``out`` or the bundled path) and its sidecar. Returns the exit status (0, or 2 when the
     data is missing). ``cache_dir``: True = the data dir's models/cache, None/False = none."""
-    from nlp_worker.backends.embed import get_embedder
+    from covidnews.embed import get_embedder
     from nlp_worker.classify import (
         DEFAULT_ARTEFACT,
         CovidClassifier,

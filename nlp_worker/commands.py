@@ -26,7 +26,7 @@ def process_stored(
     Used by ``process``, and by ``demo``, ``crawl`` and ``ingest`` on the embedded default.
     Returns the :class:`~nlp_worker.process.ProcessReport`; a backend that cannot run at all is
     a :class:`CommandError` (one line, no traceback)."""
-    from nlp_worker.backends.base import BackendUnavailable
+    from covidnews.interfaces import BackendUnavailable
     from nlp_worker.process import (
         ProcessReport,
         deferred_count,
@@ -76,9 +76,10 @@ def process_after_collecting(store: Any, settings: Any, *, show: bool | None = N
     from nlp_worker.process import pending_count
 
     if settings.broker_url and settings.process_on_ingest:
+        from nlp_worker.handoff import submit
         from nlp_worker.leases import sweep
 
-        swept = sweep(store, settings)  # what an earlier run or a lost queue left behind
+        swept = sweep(store, settings, submit)  # what an earlier run or a lost queue left behind
         again = f"; {swept:,} earlier ones nobody held handed over again" if swept else ""
         click.echo(
             f"the NLP workers process the new articles (queued on the broker){again}", err=True
@@ -214,7 +215,7 @@ def translate(source: str, target: str, batch_size: int, file: str) -> None:
 
     The backend is COVIDNEWS_TRANSLATOR (default: apertium, offline).
     """
-    from nlp_worker.backends.base import BackendUnavailable
+    from covidnews.interfaces import BackendUnavailable
     from nlp_worker.backends.translate import get_translator
     from nlp_worker.translate_cli import translate_lines
 

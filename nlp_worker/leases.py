@@ -27,7 +27,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
@@ -219,12 +219,17 @@ def due(store: Store, handoff_seconds: int | None, limit: int | None = None) -> 
         return list(s.scalars(query))
 
 
-def sweep(store: Store, settings: Any, *, limit: int = SWEEP_LIMIT) -> int:
-    """Hand over again (to the broker) what nobody holds: pending articles past the hand-off
-    grace, processing ones whose lease expired. Each is stamped so the next sweep hands it over
-    again only after another grace period. Returns how many were handed over."""
-    from nlp_worker.tasks import process_batch
-
+def sweep(
+    store: Store,
+    settings: Any,
+    hand_over: Callable[[Sequence[int], Any, Store], int],
+    *,
+    limit: int = SWEEP_LIMIT,
+) -> int:
+    """Hand over again what nobody holds: pending articles past the hand-off grace, processing
+    ones whose lease expired, through ``hand_over`` (``nlp_worker.handoff.submit``: to the broker
+    in batches). Each is stamped so the next sweep hands it over again only after another grace
+    period. Returns how many were due."""
     ids = due(store, settings.handoff_seconds, limit)
     if not ids:
         return 0
@@ -244,8 +249,6 @@ def sweep(store: Store, settings: Any, *, limit: int = SWEEP_LIMIT) -> int:
                 )
                 .execution_options(synchronize_session=False)
             )
-    size = settings.nlp_batch_size
-    for start in range(0, len(ids), size):
-        process_batch.delay(ids[start : start + size])
+    hand_over(ids, settings, store)
     log.info("sweep: %d articles handed over again", len(ids))
     return len(ids)

@@ -33,8 +33,8 @@ from covidnews.schema import (
 )
 from covidnews.store import Store
 from nlp_worker import leases
-from nlp_worker.backends.base import BackendUnavailable
-from nlp_worker.backends.embed import document_text
+from covidnews.interfaces import BackendUnavailable
+from covidnews.embed import document_text
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def _backends(
     classifier_path: str,
     threads: int,
 ) -> Backends:
-    from nlp_worker.backends.embed import get_embedder
+    from covidnews.embed import get_embedder
     from nlp_worker.backends.langid import MODEL_ID as LANGID_MODEL
     from nlp_worker.backends.langid import detect_language
     from nlp_worker.backends.sentences import split_sentences

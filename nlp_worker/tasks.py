@@ -77,4 +77,6 @@ def process_batch(self: Any, article_ids: list[int]) -> dict[str, int]:
 @app.task(name="nlp_worker.tasks.sweep", **RELIABLE)
 def sweep(self: Any) -> int:
     """Hand over again what nobody holds (run by Celery beat every COVIDNEWS_SWEEP_SECONDS)."""
-    return leases.sweep(_store(), get_settings())
+    from nlp_worker.handoff import submit
+
+    return leases.sweep(_store(), get_settings(), submit)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 
-from nlp_worker.backends.base import Translator
+from covidnews.interfaces import Translator
 
 __all__ = ["one_line", "translate_lines"]
 

@@ -33,7 +33,7 @@ from covidnews.ingest import ingest_path
 from covidnews.schema import Article, ArticleTopic, Embedding
 from covidnews.search.engine import Filters, Query, SearchEngine
 from covidnews.store import Store
-from nlp_worker.backends.embed import document_text, get_embedder
+from covidnews.embed import document_text, get_embedder
 from tests.conftest import ROOT, _fresh_pg_database, run_cli
 from tests.corpus import write_jsonl
 

@@ -59,6 +59,7 @@ def demo(ctx: click.Context, port: int, as_json: bool, serve: bool, api_port: in
     from crawler.demo_site import DemoSite, write_registry
     from crawler.registry import load_registry
     from crawler.run import run_crawl
+    from nlp_worker.handoff import submit
     from nlp_worker.commands import process_after_collecting
 
     settings = load()
@@ -91,6 +92,7 @@ def demo(ctx: click.Context, port: int, as_json: bool, serve: bool, api_port: in
                 registry=registry,
                 # The site is local: no need to be slow with it.
                 overrides={"AUTOTHROTTLE_ENABLED": False, "DOWNLOAD_DELAY": 0},
+                handoff=submit,
             )
             _report_crawl(report.summary(), as_json)
             processed = process_after_collecting(store, settings)

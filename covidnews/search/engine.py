@@ -609,7 +609,7 @@ class SearchEngine:
     def from_settings(cls, settings: Any, store: Any = None) -> SearchEngine:
         """The engine of a deployment: keyword index, vector index and query embedder of the
         configured model (loaded on the first semantic query)."""
-        from nlp_worker.backends.embed import get_embedder
+        from covidnews.embed import get_embedder
 
         # One request, one core: FAISS's default of every core per query is 10-30× slower under
         # concurrent requests on a small machine (bench/bench_index.py); the same holds for the

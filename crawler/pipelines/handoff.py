@@ -4,13 +4,16 @@ With a broker they are queued in batches as the crawl goes. In-process (the embe
 nothing runs here: the articles are stored ``pending`` and the command that ran the crawl
 (``covidnews crawl``, ``covidnews demo``) processes them when the crawl ends, with progress, so
 models never stall the crawler's event loop and a crawl killed midway loses nothing.
+
+The hand-off itself is given by whoever runs the crawl (``run_crawl(handoff=...)``, Scrapy setting
+``COVIDNEWS_HANDOFF``: ``nlp_worker.handoff.submit`` from the commands), so the crawler does not
+depend on the NLP. Without one the articles stay ``pending`` and the sweep hands them over.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from covidnews.pipeline import submit
 from covidnews.settings import get_settings
 
 
@@ -19,6 +22,7 @@ class HandoffPipeline:
         self.crawler = crawler
         self.pending: list[int] = []
         self.settings = get_settings()
+        self.submit = crawler.settings.get("COVIDNEWS_HANDOFF")
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> HandoffPipeline:
@@ -26,7 +30,7 @@ class HandoffPipeline:
 
     def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
         ids = item.get("article_ids") or []
-        if self.settings.broker_url:
+        if self.settings.broker_url and self.submit is not None:
             self.pending.extend(ids)
             if len(self.pending) >= self.settings.nlp_batch_size:
                 self._flush()
@@ -35,8 +39,8 @@ class HandoffPipeline:
 
     def _flush(self) -> None:
         ids, self.pending = self.pending, []
-        if ids:
-            submit(ids, self.settings, getattr(self.crawler.spider, "store", None))
+        if ids and self.submit is not None:
+            self.submit(ids, self.settings, getattr(self.crawler.spider, "store", None))
 
     def close_spider(self, spider: Any = None) -> None:
         self._flush()

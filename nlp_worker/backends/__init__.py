@@ -1,5 +1,7 @@
-"""Model backends behind one small registry: translators, embedders, language id, sentences.
+"""The NLP workers' model backends: translators (``translate``), language id (``langid``) and
+sentence splitting (``sentences``). Which one runs is configuration (``COVIDNEWS_TRANSLATOR`` …),
+built once per process by :meth:`nlp_worker.stages.Backends.from_settings`.
 
-Which backend runs is configuration (``COVIDNEWS_TRANSLATOR``, ``COVIDNEWS_EMBEDDER`` …); the
-registry functions below build it once per process.
+The interfaces they implement are in :mod:`covidnews.interfaces`; the embedders live in the core
+(:mod:`covidnews.embed`) because search embeds queries with the same code the workers use.
 """

@@ -1,4 +1,4 @@
-"""Machine translation backends (es⇄en) implementing :class:`~nlp_worker.backends.base.Translator`.
+"""Machine translation backends (es⇄en) implementing :class:`~covidnews.interfaces.Translator`.
 
 - :class:`ApertiumTranslator` (``"apertium"``): the rule-based Apertium engine (Debian package
   ``apertium-eng-spa``), run as one subprocess per batch. Light, fast, no model download.
@@ -38,7 +38,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from nlp_worker.backends.base import BackendUnavailable, Translator
+from covidnews.interfaces import BackendUnavailable, Translator
 
 __all__ = [
     "ApertiumTranslator",

@@ -19,7 +19,7 @@ from covidnews.schema import Article, StageRun, utcnow
 from covidnews.settings import load_settings
 from covidnews.store import Store
 from nlp_worker import leases
-from nlp_worker.backends.embed import get_embedder
+from covidnews.embed import get_embedder
 from nlp_worker.backends.langid import MODEL_ID as LANGID_MODEL
 from nlp_worker.backends.langid import detect_language
 from nlp_worker.backends.sentences import split_sentences
@@ -172,10 +172,8 @@ def test_process_leaves_what_a_live_process_holds_and_takes_over_what_expired(
 
 
 def test_the_sweep_hands_over_what_nobody_holds_once_per_grace(
-    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    store: Store, tmp_path: Path
 ) -> None:
-    from nlp_worker import tasks
-
     settings = load_settings(data_dir=tmp_path / "var", handoff_seconds=600, nlp_batch_size=2)
     fresh, old, resent, live, dead, done = stored(store, 6)
     with store.session() as s:
@@ -198,11 +196,15 @@ def test_the_sweep_hands_over_what_nobody_holds_once_per_grace(
 
     assert leases.due(store, settings.handoff_seconds) == [old, resent, dead]
     sent: list[list[int]] = []
-    monkeypatch.setattr(tasks.process_batch, "delay", lambda ids: sent.append(list(ids)))
-    assert leases.sweep(store, settings) == 3
-    assert sent == [[old, resent], [dead]]  # in batches, to the NLP queue
+
+    def hand_over(ids: Any, _settings: Any, _store: Any) -> int:
+        sent.append(list(ids))
+        return len(ids)
+
+    assert leases.sweep(store, settings, hand_over) == 3
+    assert sent == [[old, resent, dead]]
     for article_id in (old, resent, dead):
         state, owner, until = row(store, article_id)
         assert (state, owner) == ("pending", None) and until > utcnow() + timedelta(minutes=9)
-    assert leases.sweep(store, settings) == 0  # not again before another grace period
+    assert leases.sweep(store, settings, hand_over) == 0  # not again before another grace period
     assert row(store, fresh)[0] == "pending" and row(store, live)[1] == "live"

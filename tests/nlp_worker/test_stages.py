@@ -29,8 +29,8 @@ from covidnews.schema import (
 from covidnews.search.keyword import KeywordIndex
 from covidnews.settings import load_settings
 from covidnews.store import Store
-from nlp_worker.backends.base import BackendUnavailable, Kind
-from nlp_worker.backends.embed import document_text, get_embedder
+from covidnews.interfaces import BackendUnavailable, Kind
+from covidnews.embed import document_text, get_embedder
 from nlp_worker.backends.langid import MODEL_ID as LANGID_MODEL
 from nlp_worker.backends.langid import detect_language
 from nlp_worker.backends.sentences import split_sentences

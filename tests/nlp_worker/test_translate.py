@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from nlp_worker.backends.base import BackendUnavailable, Translator
+from covidnews.interfaces import BackendUnavailable, Translator
 from nlp_worker.backends.translate import (
     ApertiumTranslator,
     CT2Translator,

@@ -1,6 +1,6 @@
 """Embedding backends: sentence/document vectors for search, story linking and the FAISS index.
 
-Every backend implements :class:`~nlp_worker.backends.base.Embedder`: ``encode(texts, kind=...)``
+Every backend implements :class:`~covidnews.interfaces.Embedder`: ``encode(texts, kind=...)``
 returns a ``(len(texts), dims)`` float32 array whose rows have unit length, so a dot product is
 the cosine similarity. Models load once, lazily, on the first ``encode`` (thread-safe), and nothing
 heavy is imported before that. All weights come from installed packages or local folders: no
@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from nlp_worker.backends.base import BackendUnavailable, Embedder, Kind
+from covidnews.interfaces import BackendUnavailable, Embedder, Kind
 
 __all__ = [
     "DEFAULT_EMBEDDER",

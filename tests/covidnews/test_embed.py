@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from nlp_worker.backends.base import BackendUnavailable, Embedder
-from nlp_worker.backends.embed import (
+from covidnews.interfaces import BackendUnavailable, Embedder
+from covidnews.embed import (
     DEFAULT_EMBEDDER,
     EMBEDDER_NAMES,
     E5Embedder,

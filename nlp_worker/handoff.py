@@ -1,4 +1,6 @@
-"""Hand-off from the collectors (crawler, ingest) to the NLP stage.
+"""Hand-off from the collectors (crawler, ingest) to the NLP stage — wiring, so an entry-layer
+module: the commands pass :func:`submit` to the collectors (``run_crawl(handoff=submit)``, the
+ingest's ``on_batch``) and to the sweep; the collectors themselves never import the NLP.
 
 Collectors call :func:`submit` with the ids of articles they inserted or whose content changed.
 With ``COVIDNEWS_BROKER_URL`` set, the ids go to Celery (``nlp`` queue) in batches and this returns

@@ -1,8 +1,10 @@
-"""The small interfaces every model backend implements (chosen by settings, see ``__init__``).
+"""The small interfaces every model backend implements: :class:`Translator`, :class:`Embedder`
+(here, in the core, because search embeds queries too) and :class:`Classifier`.
 
-Backends load their model once (lazily, on first use) and are reused for the life of the
-process; heavy imports (torch, transformers, onnxruntime…) happen inside them, never at import
-time of this package.
+Backends are chosen by settings (``nlp_worker.stages.Backends.from_settings``,
+:func:`covidnews.embed.get_embedder`), load their model once (lazily, on first use) and are reused
+for the life of the process; heavy imports (torch, transformers, onnxruntime…) happen inside
+them, never at import time.
 """
 
 from __future__ import annotations
