@@ -96,9 +96,7 @@ class Settings(BaseSettings):
         default_factory=dict,
         description='For transformers/ctranslate2: {"es-en": "model id or path", "en-es": …}.',
     )
-    embedder: str = Field(
-        default="e5", description="Embedding backend name (see covidnews.embed)."
-    )
+    embedder: str = Field(default="e5", description="Embedding backend name (see covidnews.embed).")
     embedding_model: str | None = Field(
         default=None, description="Model id or local path, for the sentence-transformers embedder."
     )

@@ -83,8 +83,8 @@ def crawl(
     """
     from covidnews.ingest import RecordError, parse_datetime
     from crawler.run import run_crawl
-    from nlp_worker.handoff import submit
     from nlp_worker.commands import process_after_collecting
+    from nlp_worker.handoff import submit
 
     settings = load()
     registry = _registry(settings, sources_file)

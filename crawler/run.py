@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from collections.abc import Callable, Sequence
 from typing import Any
 
 from covidnews.settings import Settings

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 from sqlalchemy import delete, select
 
+from covidnews.embed import document_text
+from covidnews.interfaces import BackendUnavailable
 from covidnews.schema import (
     Article,
     ArticleTopic,
@@ -33,8 +35,6 @@ from covidnews.schema import (
 )
 from covidnews.store import Store
 from nlp_worker import leases
-from covidnews.interfaces import BackendUnavailable
-from covidnews.embed import document_text
 
 log = logging.getLogger(__name__)
 

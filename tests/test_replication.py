@@ -27,13 +27,13 @@ import pytest
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
+from covidnews.embed import document_text, get_embedder
 from covidnews.follow import STATE_FILE, ChangeFeed, Follower, read_state
 from covidnews.index import VectorIndex
 from covidnews.ingest import ingest_path
 from covidnews.schema import Article, ArticleTopic, Embedding
 from covidnews.search.engine import Filters, Query, SearchEngine
 from covidnews.store import Store
-from covidnews.embed import document_text, get_embedder
 from tests.conftest import ROOT, _fresh_pg_database, run_cli
 from tests.corpus import write_jsonl
 

@@ -59,8 +59,8 @@ def demo(ctx: click.Context, port: int, as_json: bool, serve: bool, api_port: in
     from crawler.demo_site import DemoSite, write_registry
     from crawler.registry import load_registry
     from crawler.run import run_crawl
-    from nlp_worker.handoff import submit
     from nlp_worker.commands import process_after_collecting
+    from nlp_worker.handoff import submit
 
     settings = load()
     terse_logging(settings)

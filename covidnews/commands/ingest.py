@@ -89,9 +89,9 @@ def ingest(
     COVIDNEWS_PROCESS_ON_INGEST=false only stores; `covidnews process` runs the NLP later.
     """
     from covidnews.ingest import BadLine, ingest_path, write_bad_lines
-    from nlp_worker.handoff import submit
     from covidnews.store import StoreError
     from nlp_worker.commands import process_after_collecting
+    from nlp_worker.handoff import submit
 
     settings = load()
     field_map = _parse_map(maps)

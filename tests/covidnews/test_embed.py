@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from covidnews.interfaces import BackendUnavailable, Embedder
 from covidnews.embed import (
     DEFAULT_EMBEDDER,
     EMBEDDER_NAMES,
@@ -27,6 +26,7 @@ from covidnews.embed import (
     document_text,
     get_embedder,
 )
+from covidnews.interfaces import BackendUnavailable, Embedder
 
 BATCH = [
     "La vacuna contra la covid-19",

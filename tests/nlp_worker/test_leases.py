@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, update
 
+from covidnews.embed import get_embedder
 from covidnews.ingest import parse_record
 from covidnews.schema import Article, StageRun, utcnow
 from covidnews.settings import load_settings
 from covidnews.store import Store
 from nlp_worker import leases
-from covidnews.embed import get_embedder
 from nlp_worker.backends.langid import MODEL_ID as LANGID_MODEL
 from nlp_worker.backends.langid import detect_language
 from nlp_worker.backends.sentences import split_sentences

@@ -15,9 +15,11 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
+from covidnews.embed import document_text, get_embedder
 from covidnews.follow import Follower
 from covidnews.index import VectorIndex
 from covidnews.ingest import parse_record
+from covidnews.interfaces import BackendUnavailable, Kind
 from covidnews.schema import (
     Article,
     ArticleChange,
@@ -29,8 +31,6 @@ from covidnews.schema import (
 from covidnews.search.keyword import KeywordIndex
 from covidnews.settings import load_settings
 from covidnews.store import Store
-from covidnews.interfaces import BackendUnavailable, Kind
-from covidnews.embed import document_text, get_embedder
 from nlp_worker.backends.langid import MODEL_ID as LANGID_MODEL
 from nlp_worker.backends.langid import detect_language
 from nlp_worker.backends.sentences import split_sentences
