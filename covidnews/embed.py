@@ -45,7 +45,6 @@ import importlib.util
 import os
 import re
 import threading
-import unicodedata
 import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -54,6 +53,7 @@ from typing import Any
 import numpy as np
 
 from covidnews.interfaces import BackendUnavailable, Embedder, Kind
+from covidnews.text import fold
 
 __all__ = [
     "DEFAULT_EMBEDDER",
@@ -459,12 +459,6 @@ class E5Embedder(_LazyEmbedder):
 _WORD_RE = re.compile(r"\w+")
 
 
-def _fold(text: str) -> str:
-    """Lower case without accents: 'Vacunación' → 'vacunacion'."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
-
-
 class HashingEmbedder(_LazyEmbedder):
     """Hashed word and character 3-gram counts → ``dims`` signed buckets, normalised.
 
@@ -487,7 +481,7 @@ class HashingEmbedder(_LazyEmbedder):
         pass
 
     def _features(self, text: str) -> list[bytes]:
-        words = _WORD_RE.findall(_fold(text))
+        words = _WORD_RE.findall(fold(text))
         feats = [b"\x00"]  # bias: never an all-zero row
         for word in words:
             feats.append(b"w:" + word.encode())

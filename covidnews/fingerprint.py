@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from covidnews.text import fold_latin
+
 _WORD = re.compile(r"\w+", re.UNICODE)
 SHINGLE = 3  # words per shingle
 SIMHASH_BITS = 64
@@ -30,15 +32,9 @@ def content_hash(title: str, text: str) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-_COMBINING = re.compile(r"[\u0300-\u036f]")
 _WORD_CACHE: dict[str, int] = {}
 _WORD_CACHE_MAX = 1_000_000
 _K = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9], dtype=np.uint64)
-
-
-def fold(text: str) -> str:
-    """Case- and accent-folded text (``Vacunación`` → ``vacunacion``)."""
-    return _COMBINING.sub("", unicodedata.normalize("NFKD", text.casefold()))
 
 
 def _word_hash(word: str) -> int:
@@ -69,7 +65,7 @@ def simhash(text: str) -> int:
     position and is mixed with splitmix64, all vectorised. Signed so it fits a BIGINT column;
     compare fingerprints with :func:`hamming`.
     """
-    words = _WORD.findall(fold(text))
+    words = _WORD.findall(fold_latin(text))
     if not words:
         return 0
     get = _WORD_CACHE.get

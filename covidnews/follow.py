@@ -42,7 +42,8 @@ from typing import Any
 import numpy as np
 from sqlalchemy import func, select, text, tuple_
 
-from covidnews.index import ROW, VectorIndex, _atomic_write, file_lock, store_vectors
+from covidnews.files import atomic_write, file_lock
+from covidnews.index import ROW, VectorIndex, store_vectors
 from covidnews.schema import Article, ArticleChange, ProcessingState
 from covidnews.search.documents import search_docs
 from covidnews.search.keyword import LAYOUT, NO_DATE, KeywordIndex, SearchDoc, code, topic_mask
@@ -203,7 +204,7 @@ class Follower:
     def _save(self, state: dict[str, Any]) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         raw = json.dumps(state, sort_keys=True)
-        _atomic_write(self.state_path, lambda tmp: Path(tmp).write_text(raw, encoding="utf-8"))
+        atomic_write(self.state_path, lambda tmp: Path(tmp).write_text(raw, encoding="utf-8"))
 
     def _lock(self) -> contextlib.AbstractContextManager[None]:
         return file_lock(self.data_dir / "follow.lock")

@@ -38,13 +38,11 @@ quantizer is trained when the live rows exceed ``exact_max`` and again when they
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import math
 import os
 import re
 import shutil
-import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -54,6 +52,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
+from covidnews.files import atomic_write, file_lock
 from covidnews.schema import Embedding
 from covidnews.store import Store
 
@@ -90,7 +89,7 @@ DEFAULT_DELTA_MAX = 20_000
 RERANK: dict[str, tuple[float, int]] = {"pq4fs": (1.5, 1024), "sq8": (1.5, 10)}
 
 
-def _faiss() -> Any:
+def load_faiss() -> Any:
     import faiss
 
     return faiss
@@ -158,36 +157,10 @@ class Manifest:
             return None
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-
-
 def last_of_each(ids: np.ndarray) -> np.ndarray:
     """Positions of the last occurrence of each id, in order."""
     _, last = np.unique(np.asarray(ids)[::-1], return_index=True)
     return np.sort(len(ids) - 1 - last)
-
-
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock on ``path`` (created with its directory) for the block: one writer per
-    node, whatever process it is in."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _memmap(path: Path, dtype: Any, count: int, dims: int | None = None) -> np.ndarray:
@@ -211,7 +184,7 @@ class Snapshot:
     def __init__(
         self, directory: Path, m: Manifest, previous: Snapshot | None = None, nprobe: int = 0
     ) -> None:
-        faiss = _faiss()
+        faiss = load_faiss()
         self.manifest = m
         self.version = m.version
         self.key = (m.generation, m.version)
@@ -336,7 +309,7 @@ class Snapshot:
         """(rows, cosine) of the ``want`` nearest live rows (that ``allowed`` lets through, a
         mask over rows), best first. Segments give candidates by their 8-bit codes; every
         candidate is re-ranked with its stored vector."""
-        faiss = _faiss()
+        faiss = load_faiss()
         qv = np.ascontiguousarray(qv, dtype=np.float32)
         found: list[np.ndarray] = []
         if self.segments and want > 0:
@@ -489,7 +462,7 @@ class VectorIndex:
     def _publish(self, m: Manifest) -> None:
         m.version += 1
         raw = asdict(m)
-        _atomic_write(
+        atomic_write(
             self.manifest_path,
             lambda tmp: Path(tmp).write_text(json.dumps(raw), encoding="utf-8"),
         )
@@ -609,11 +582,11 @@ class VectorIndex:
 
     def _write_index(self, m: Manifest, index: Any, stem: str) -> str:
         name = f"{stem}-{m.version + 1}-{len(m.segments)}.ivf"
-        _atomic_write(self._gen(m) / name, lambda tmp: _faiss().write_index(index, tmp))
+        atomic_write(self._gen(m) / name, lambda tmp: load_faiss().write_index(index, tmp))
         return name
 
     def _segment(self, m: Manifest, vectors: np.ndarray, rows: np.ndarray) -> Any:
-        faiss = _faiss()
+        faiss = load_faiss()
         index = faiss.read_index(str(self._gen(m) / str(m.trained)))
         for start in range(0, len(rows), 65_536):
             part = rows[start : start + 65_536]
@@ -644,7 +617,7 @@ class VectorIndex:
             self._merge(m, live)
 
     def _train(self, m: Manifest, vectors: np.ndarray, live: np.ndarray, n_live: int) -> None:
-        faiss = _faiss()
+        faiss = load_faiss()
         nlist = nlist_for(n_live)
         rows = np.flatnonzero(live)
         sample_size = min(len(rows), 64 * nlist)
@@ -663,7 +636,7 @@ class VectorIndex:
         m.trained_at, m.nlist, m.codes = n_live, nlist, "pq4fs"
 
     def _merge(self, m: Manifest, live: np.ndarray) -> None:
-        faiss = _faiss()
+        faiss = load_faiss()
         order = sorted(range(len(m.segments)), key=lambda i: m.segments[i].count)
         pick = sorted(order[:MERGE_AT_ONCE])
         gen = self._gen(m)

@@ -8,7 +8,6 @@ every write here is one transaction and idempotent (the same URL twice updates, 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import re
 import time
@@ -24,6 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from covidnews.files import file_lock
 from covidnews.schema import (
     Article,
     ArticleTopic,
@@ -251,12 +251,8 @@ class Store:
         if not database or database == ":memory:":
             yield
             return
-        with open(str(database) + ".migrate-lock", "a+b") as lock_file:
-            fcntl.flock(lock_file, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock_file, fcntl.LOCK_UN)
+        with file_lock(str(database) + ".migrate-lock"):
+            yield
 
     def migrate(self, revision: str = "head") -> str:
         """Create or upgrade the schema (safe to run concurrently); returns the new revision."""

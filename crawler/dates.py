@@ -8,10 +8,11 @@ A date without a zone is read in ``tz`` (the source's country zone, else UTC).
 from __future__ import annotations
 
 import re
-import unicodedata
 from datetime import UTC, datetime, timedelta, tzinfo
 from email.utils import parsedate_to_datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from covidnews.text import fold
 
 MONTHS = {
     "enero": 1, "ene": 1, "january": 1, "jan": 1,
@@ -84,11 +85,6 @@ def zone_for(country: str | None) -> tzinfo:
         return UTC
 
 
-def _fold(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-
-
 def parse_iso(value: str, tz: tzinfo = UTC) -> datetime | None:
     """ISO 8601 / RFC 3339 with the usual deviations (``+0100``, ``Z``, space separator)."""
     raw = value.strip()
@@ -145,7 +141,7 @@ def parse_date(
             return parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)
         except (TypeError, ValueError, IndexError):
             pass
-    folded = _fold(text)
+    folded = fold(text)
     now = now or datetime.now(UTC)
     rel = _RELATIVE.search(folded)
     if rel:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import html as html_lib
 import json
 import re
-import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, tzinfo
@@ -25,6 +24,7 @@ from urllib.parse import urljoin, urlsplit
 import lxml.html
 from lxml import etree
 
+from covidnews.text import fold_words
 from covidnews.urls import InvalidURL, canonical_url, host_of
 from crawler.dates import date_from_url, parse_date, parse_iso
 
@@ -267,23 +267,16 @@ def _first(meta: dict[str, list[str]], *keys: str) -> str:
 # Fields -------------------------------------------------------------------------------------
 
 
-def _fold(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return re.sub(
-        r"\W+", " ", "".join(c for c in decomposed if not unicodedata.combining(c))
-    ).strip()
-
-
 def _strip_site_suffix(title: str, site_names: list[str]) -> str:
     """Drop segments naming the site: 'Titular | Sección | EL PAÍS' → 'Titular | Sección'."""
-    names = {_fold(n) for n in site_names if n} - {""}
+    names = {fold_words(n) for n in site_names if n} - {""}
     pieces = _TITLE_SEPARATORS.split(title)
     seps = _TITLE_SEPARATORS.findall(title)
     if len(pieces) == 1 or not names:
         return title
 
     def site_like(segment: str) -> bool:
-        folded = _fold(segment)
+        folded = fold_words(segment)
         return (
             bool(folded)
             and len(folded) < 40
@@ -313,7 +306,7 @@ def _choose_title(candidates: list[str], site_names: list[str]) -> str:
     def votes(c: str) -> int:
         n = 0
         for other in cleaned:
-            if _fold(other) == _fold(c) or (
+            if fold_words(other) == fold_words(c) or (
                 other.startswith(c) and _TITLE_SEPARATORS.match(other[len(c) :])
             ):
                 n += 1
@@ -331,7 +324,11 @@ def _names_from(value: Any, publisher: str) -> list[str]:
             if isinstance(name, list):
                 name = " ".join(str(n) for n in name)
             types = _types(item)
-            if types and "person" not in types and _fold(str(name or "")) == _fold(publisher):
+            if (
+                types
+                and "person" not in types
+                and fold_words(str(name or "")) == fold_words(publisher)
+            ):
                 continue  # the publisher as "author" says nothing
             out.extend(_split_authors(_clean(name)))
         elif isinstance(item, str):
@@ -356,12 +353,12 @@ def _authors(
     ``author`` → microdata ``itemprop=author`` (its ``name`` part) → author meta tags → the
     visible byline. A source naming only the publisher ("lainformacion" as a Person) falls
     through to the next instead of leaving the article without authors."""
-    sites = {_fold(n) for n in site_names if n}
+    sites = {fold_words(n) for n in site_names if n}
 
     def usable(names: list[str]) -> list[str]:
         return list(
             dict.fromkeys(
-                n for n in names if n and _fold(n) not in sites and n.lower() not in _AGENCIES
+                n for n in names if n and fold_words(n) not in sites and n.lower() not in _AGENCIES
             )
         )
 
@@ -587,11 +584,11 @@ def _densest_paragraphs(html: str) -> str:
 def _clean_body(text: str, title: str, byline_authors: list[str]) -> str:
     lines = [line.strip() for line in text.splitlines()]
     lines = [line for line in lines if line]
-    folded_title = _fold(title)
+    folded_title = fold_words(title)
     # Leading furniture: the headline and the byline. (A line equal to the meta description
     # stays: sites often fill the description with the first paragraph.)
     while lines:
-        head = _fold(lines[0])
+        head = fold_words(lines[0])
         if (head and head == folded_title) or (
             len(lines[0]) < 120 and byline_authors and any(a in lines[0] for a in byline_authors)
         ):

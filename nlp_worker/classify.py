@@ -43,13 +43,14 @@ import logging
 import re
 import threading
 import time
-import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from covidnews.text import fold
 
 __all__ = [
     "ARTEFACT_FORMAT",
@@ -101,12 +102,6 @@ NEGATIVE_WEIGHT = 0.5
 
 
 # ------------------------------------------------------------------------------------ lexicons
-
-
-def fold(text: str) -> str:
-    """Lower case without accents: 'Vacunación' → 'vacunacion'."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 def _terms(alternatives: str) -> re.Pattern[str]:

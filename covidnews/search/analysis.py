@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 
 import tantivy
 
 from covidnews.search.keyword import ANALYZERS, PAIR_FIELDS, SCHEMA, TEXT_FIELDS, TITLE_BOOST, pairs
+from covidnews.text import fold_search as fold
 
 MAX_QUERY_CHARS = 500
 MAX_CLAUSES = 32
@@ -38,7 +38,6 @@ MAX_PASSAGE_CHARS = 2000
 PASSAGE_TERMS = 25
 
 _TOKEN = re.compile(r"[^\W_]+")
-_MARKS = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]+")
 _CLAUSE = re.compile(r'(-?)"([^"]*)"?|(-?)([^\s"]+)')
 
 # Folded function words of Spanish and English: never required on their own.
@@ -58,11 +57,6 @@ STOPWORDS = frozenset(
     would you your
     """.split()  # noqa: SIM905 - a word list reads better as text
 )
-
-
-def fold(text: str) -> str:
-    """Accent- and case-folded text."""
-    return _MARKS.sub("", unicodedata.normalize("NFKD", text)).casefold()
 
 
 def tokens(text: str) -> list[str]:

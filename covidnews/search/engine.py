@@ -37,7 +37,7 @@ from typing import Any, Literal
 import numpy as np
 import tantivy
 
-from covidnews.index import Snapshot, VectorIndex, _faiss
+from covidnews.index import Snapshot, VectorIndex, load_faiss
 from covidnews.search import snippets as snippet_mod
 from covidnews.search.analysis import (
     ParsedQuery,
@@ -615,7 +615,7 @@ class SearchEngine:
         # concurrent requests on a small machine (bench/bench_index.py); the same holds for the
         # BLAS threads of numpy's vector products. Request threads and worker processes are the
         # parallelism.
-        _faiss().omp_set_num_threads(1)
+        load_faiss().omp_set_num_threads(1)
         try:
             from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 

@@ -27,7 +27,6 @@ same hits on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import itertools
 import os
 import threading
@@ -39,6 +38,7 @@ from typing import Any
 import numpy as np
 import tantivy
 
+from covidnews.files import file_lock
 from covidnews.taxonomy import topic_ids
 
 #: Index layout version: a new layout is built beside the old one (``covidnews reindex``).
@@ -250,24 +250,19 @@ class KeywordIndex:
 
     @contextlib.contextmanager
     def _writer(self) -> Iterator[tantivy.IndexWriter]:
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / "writer.lock", "a+b") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with file_lock(self.root / "writer.lock"):
+            index = open_index(self.path)
+            writer = index.writer(heap_size=WRITER_HEAP, num_threads=1)
             try:
-                index = open_index(self.path)
-                writer = index.writer(heap_size=WRITER_HEAP, num_threads=1)
-                try:
-                    yield writer
-                except BaseException:
-                    writer.rollback()
-                    raise
-                finally:
-                    # Merges started by the commit finish here, not in a reader's time; the
-                    # writer (and tantivy's directory lock) is released with it.
-                    writer.wait_merging_threads()
-                    del writer
+                yield writer
+            except BaseException:
+                writer.rollback()
+                raise
             finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+                # Merges started by the commit finish here, not in a reader's time; the
+                # writer (and tantivy's directory lock) is released with it.
+                writer.wait_merging_threads()
+                del writer
 
     def write(self, docs: Sequence[SearchDoc], delete: Iterable[int] = ()) -> int:
         """Add or replace these documents and delete these article ids in one commit; returns
