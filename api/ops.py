@@ -13,7 +13,7 @@ import os
 import re
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apiflask import APIBlueprint
 from flask import Flask, Response, g, has_request_context, request
@@ -29,6 +29,9 @@ from sqlalchemy import text
 
 from api.errors import TYPE_NOT_READY, problem_response
 from api.services import services
+
+if TYPE_CHECKING:
+    from covidnews.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +170,7 @@ def readyz() -> Any:
 class IndexCollector:
     """This node's index metrics, read when scraped: lag, pending changes, documents."""
 
-    def __init__(self, settings: Any, store: Any) -> None:
+    def __init__(self, settings: Settings, store: Any) -> None:
         self.settings, self.store = settings, store
 
     def collect(self) -> Any:

@@ -323,6 +323,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from covidnews.settings import load_settings
+    from nlp_worker.backends.translate import ApertiumTranslator
     from nlp_worker.stages import Backends
 
     rows = covid_articles(args.n)
@@ -334,7 +335,10 @@ def main() -> None:
             backends = Backends.from_settings(settings)
             warm_up(backends)
         rss_loaded = proc_status()
-        mode = backends.translator._modes[("es", "en")]
+        apertium = backends.translator
+        if not isinstance(apertium, ApertiumTranslator):  # the bench times Apertium's pipes
+            raise SystemExit("bench_nlp needs COVIDNEWS_TRANSLATOR=apertium")
+        mode = apertium._modes[("es", "en")]
         runs = [
             one_round(backends, rows, args.batch_size, f"sqlite:///{tmp / f'r{r}.db'}", mode)
             for r in range(max(1, args.rounds))
@@ -360,7 +364,7 @@ def main() -> None:
             "translated_articles": runs[0]["translated"],
             "translated_chars": runs[0]["chars"],
             "embedder": backends.embedder.model_id,
-            "translator": backends.translator.model_id,
+            "translator": apertium.model_id,
             "classifier": backends.classifier.model_id,
             "backends_load_seconds": round(load.seconds, 2),
             "pipeline": {
@@ -413,7 +417,7 @@ def main() -> None:
                 "peak_ru_maxrss": round(usage.ru_maxrss / 1024, 1),
                 "apertium_pipeline": sum(
                     tree_rss(pipe_proc.pid)
-                    for pipe_proc in (p._proc for p in backends.translator._pipes.values())
+                    for pipe_proc in (p._proc for p in apertium._pipes.values())
                     if pipe_proc is not None
                 ),
             },

@@ -37,7 +37,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import func, select, text, tuple_
@@ -48,6 +48,9 @@ from covidnews.schema import Article, ArticleChange, ProcessingState
 from covidnews.search.documents import search_docs
 from covidnews.search.keyword import LAYOUT, NO_DATE, KeywordIndex, SearchDoc, code, topic_mask
 from covidnews.store import Store
+
+if TYPE_CHECKING:
+    from covidnews.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +189,7 @@ class Follower:
         self.state_path = self.data_dir / STATE_FILE
 
     @classmethod
-    def from_settings(cls, settings: Any, store: Store, model: str | None = None) -> Follower:
+    def from_settings(cls, settings: Settings, store: Store, model: str | None = None) -> Follower:
         return cls(
             store,
             settings.data_dir,
@@ -414,7 +417,7 @@ def lag_seconds(data_dir: Path, now: float | None = None) -> float | None:
     return max(0.0, (now or time.time()) - float(state["caught_up_at"]))
 
 
-def embedder_model_id(settings: Any) -> str:
+def embedder_model_id(settings: Settings) -> str:
     """The model id of the configured embedder (without loading the model)."""
     from covidnews.embed import get_embedder
 

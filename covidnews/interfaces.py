@@ -9,8 +9,8 @@ them, never at import time.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal, Protocol, runtime_checkable
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -47,4 +47,25 @@ class Embedder(Protocol):
     def encode(self, texts: Sequence[str], *, kind: Kind = "passage") -> np.ndarray:
         """(len(texts), dims) float32, each row of unit length. ``kind`` matters for models
         with asymmetric prompts (E5: "query: " / "passage: ")."""
+        ...
+
+
+@runtime_checkable
+class Classifier(Protocol):
+    """Covid relevance and topics for articles (``nlp_worker.classify.CovidClassifier``)."""
+
+    #: identifies the artefact and the embedder it was trained on; stored with every result
+    model_id: str
+
+    @property
+    def embedder(self) -> Embedder | None:
+        """The embedder whose passage vectors it reads (None: it embeds nothing itself)."""
+        ...
+
+    def predict(
+        self, items: Sequence[Mapping[str, Any]], embeddings: np.ndarray | None = None
+    ) -> list[dict[str, Any]]:
+        """For each item (``title``, ``text``): ``covid_score``, ``is_covid`` and ``topics``
+        (``[{"id", "score"}]``, best first). ``embeddings``: the items' document vectors from
+        :attr:`embedder`, when the caller has them already."""
         ...

@@ -12,7 +12,10 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from covidnews.settings import Settings
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s%(context)s: %(message)s"
 #: LogRecord attributes that are not "extra" fields
@@ -181,5 +184,5 @@ QUIET_LIBRARIES = {
 }
 
 
-def setup_from_settings(settings: Any, **kwargs: Any) -> logging.Logger:
+def setup_from_settings(settings: Settings, **kwargs: Any) -> logging.Logger:
     return setup_logging(settings.log_level, settings.log_format, **kwargs)

@@ -24,7 +24,10 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from covidnews.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +207,9 @@ def _registry() -> Any:
     return REGISTRY
 
 
-def serve_metrics(settings: Any, *, queues: Sequence[str] = (), registry: Any = None) -> int | None:
+def serve_metrics(
+    settings: Settings, *, queues: Sequence[str] = (), registry: Any = None
+) -> int | None:
     """Serve ``/metrics`` on ``settings.metrics_port`` (all interfaces) from a daemon thread;
     returns the port (useful with 0), or None when the setting is unset. With ``queues`` and a
     Redis broker, their depths are included."""
@@ -225,7 +230,7 @@ def serve_metrics(settings: Any, *, queues: Sequence[str] = (), registry: Any = 
 _made_dir: str | None = None
 
 
-def start_worker_metrics(settings: Any, queues: Sequence[str]) -> int | None:
+def start_worker_metrics(settings: Settings, queues: Sequence[str]) -> int | None:
     """In a Celery worker's main process, before the pool starts: multiprocess mode (so every
     pool process's values are summed) and the exporter."""
     global _made_dir

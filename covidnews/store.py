@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -35,6 +35,9 @@ from covidnews.schema import (
     utcnow,
 )
 from covidnews.urls import host_of
+
+if TYPE_CHECKING:
+    from covidnews.settings import Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -192,7 +195,7 @@ class Store:
         self._source_cache: dict[str, int] = {}
 
     @classmethod
-    def from_settings(cls, settings: Any = None) -> Store:
+    def from_settings(cls, settings: Settings | None = None) -> Store:
         if settings is None:
             from covidnews.settings import get_settings
 

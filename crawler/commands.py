@@ -6,14 +6,17 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from covidnews.commands._common import EXIT_INPUT, EXIT_SETTINGS, CommandError, load, open_store
 
+if TYPE_CHECKING:
+    from covidnews.settings import Settings
 
-def _registry(settings: Any, path: str | None) -> Any:
+
+def _registry(settings: Settings, path: str | None) -> Any:
     from crawler.registry import RegistryError, load_registry
 
     try:

@@ -50,6 +50,7 @@ from typing import Any
 
 import numpy as np
 
+from covidnews.interfaces import Embedder
 from covidnews.text import fold
 
 __all__ = [
@@ -386,7 +387,7 @@ class CovidClassifier:
     (shared with the embedding stage when both use the same one).
     """
 
-    def __init__(self, artefact: Artefact, embedder: Any = None) -> None:
+    def __init__(self, artefact: Artefact, embedder: Embedder | None = None) -> None:
         self.artefact = artefact
         self._embedder = embedder
         self._lock = threading.Lock()
@@ -398,7 +399,7 @@ class CovidClassifier:
         self.threshold = artefact.threshold
 
     @property
-    def embedder(self) -> Any:
+    def embedder(self) -> Embedder:
         if self._embedder is None:
             with self._lock:
                 if self._embedder is None:

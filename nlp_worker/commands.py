@@ -8,15 +8,18 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
 from covidnews.commands._common import EXIT_INPUT, EXIT_SETTINGS, CommandError, load, open_store
 
+if TYPE_CHECKING:
+    from covidnews.settings import Settings
+
 
 def process_stored(
-    store: Any, settings: Any, *, limit: int | None = None, show: bool | None = None
+    store: Any, settings: Settings, *, limit: int | None = None, show: bool | None = None
 ) -> Any:
     """Run what is pending through the NLP here, telling the user what happens: which articles,
     a progress bar with an ETA on a terminal (a line every ~10 s otherwise), and one warning line
@@ -70,7 +73,7 @@ def process_stored(
         return process_ids(store, settings, ids, backends=backends, on_batch=advance)
 
 
-def process_after_collecting(store: Any, settings: Any, *, show: bool | None = None) -> Any:
+def process_after_collecting(store: Any, settings: Settings, *, show: bool | None = None) -> Any:
     """After a crawl or an ingest: run the NLP here (the embedded default, with progress), or
     say where it happens instead. Returns the report, or None when nothing ran here."""
     from nlp_worker.process import pending_count

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from covidnews.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def submit(article_ids: Sequence[int], settings: Any = None, store: Any = None) -> int:
+def submit(article_ids: Sequence[int], settings: Settings | None = None, store: Any = None) -> int:
     """Queue or run the NLP stages for these articles; returns how many were handed over."""
     if not article_ids:
         return 0

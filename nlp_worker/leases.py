@@ -30,12 +30,15 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, or_, select, update
 
 from covidnews.schema import Article, ProcessingState, utcnow
 from covidnews.store import Store
+
+if TYPE_CHECKING:
+    from covidnews.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +224,7 @@ def due(store: Store, handoff_seconds: int | None, limit: int | None = None) -> 
 
 def sweep(
     store: Store,
-    settings: Any,
+    settings: Settings,
     hand_over: Callable[[Sequence[int], Any, Store], int],
     *,
     limit: int = SWEEP_LIMIT,

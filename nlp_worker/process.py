@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select, update
 
@@ -13,6 +13,9 @@ from covidnews.schema import Article, ProcessingState, StageRun
 from covidnews.store import Store
 from nlp_worker import leases
 from nlp_worker.stages import Backends, process_leased
+
+if TYPE_CHECKING:
+    from covidnews.settings import Settings
 
 
 @dataclass
@@ -68,7 +71,7 @@ def requeue_deferred(store: Store) -> int:
 
 def process_ids(
     store: Store,
-    settings: Any,
+    settings: Settings,
     ids: Sequence[int],
     *,
     backends: Backends | None = None,
@@ -101,7 +104,7 @@ def process_ids(
 
 def process_pending(
     store: Store,
-    settings: Any,
+    settings: Settings,
     *,
     limit: int | None = None,
     backends: Backends | None = None,

@@ -17,13 +17,13 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import delete, select
 
 from covidnews.embed import document_text
-from covidnews.interfaces import BackendUnavailable
+from covidnews.interfaces import BackendUnavailable, Classifier, Embedder, Translator
 from covidnews.schema import (
     Article,
     ArticleTopic,
@@ -35,6 +35,9 @@ from covidnews.schema import (
 )
 from covidnews.store import Store
 from nlp_worker import leases
+
+if TYPE_CHECKING:
+    from covidnews.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +51,9 @@ class Backends:
 
     detect_language: Callable[[str], tuple[str | None, float]]
     langid_model: str
-    classifier: Any  # .predict(list[dict]) -> list[dict], .model_id
-    translator: Any  # Translator or None
-    embedder: Any  # Embedder
+    classifier: Classifier
+    translator: Translator | None  # None: no translator configured (COVIDNEWS_TRANSLATOR=none)
+    embedder: Embedder
     split_sentences: Callable[[str, str | None], list[str]] | None = None
     #: why the configured translator cannot run here (e.g. Apertium not installed); translations
     #: are then deferred, not failed: the articles are stored, classified and searchable, and
@@ -58,7 +61,7 @@ class Backends:
     translator_unavailable: str | None = None
 
     @classmethod
-    def from_settings(cls, settings: Any) -> Backends:
+    def from_settings(cls, settings: Settings) -> Backends:
         return _backends(
             settings.translator,
             tuple(sorted(settings.translation_models.items())),
@@ -147,7 +150,7 @@ class _Work:
 
 
 def process_leased(
-    store: Store, ids: Sequence[int], backends: Backends, settings: Any, owner: str
+    store: Store, ids: Sequence[int], backends: Backends, settings: Settings, owner: str
 ) -> BatchReport:
     """Claim ``ids`` under ``owner``'s lease, run the stages on what was claimed while a
     heartbeat renews the lease, and write the results only if the lease still holds. Articles
@@ -324,7 +327,7 @@ def _classify(s: Any, work: list[_Work], b: Backends, report: BatchReport) -> in
     # The classifier's input is the article's document embedding: computed here (not inside
     # predict) so that the embed stage can reuse it when both use the same embedding model.
     embeddings = None
-    embedder = getattr(clf, "embedder", None)
+    embedder = clf.embedder
     if embedder is not None:
         docs = [_document(w.article) for w, _ in todo]
         embeddings = np.asarray(

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import tantivy
@@ -59,6 +59,9 @@ from covidnews.search.keyword import (
     id_set,
 )
 from covidnews.taxonomy import topic_ids
+
+if TYPE_CHECKING:
+    from covidnews.settings import Settings
 
 Mode = Literal["keyword", "semantic", "hybrid"]
 Sort = Literal["relevance", "newest"]
@@ -606,7 +609,7 @@ class SearchEngine:
         self._totals_lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Any, store: Any = None) -> SearchEngine:
+    def from_settings(cls, settings: Settings, store: Any = None) -> SearchEngine:
         """The engine of a deployment: keyword index, vector index and query embedder of the
         configured model (loaded on the first semantic query)."""
         from covidnews.embed import get_embedder
