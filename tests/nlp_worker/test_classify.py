@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -275,3 +277,31 @@ def test_english_covid_news_from_tico19_is_relevant(classifier: CovidClassifier)
     results = classifier.predict(passages)
     share = sum(r["is_covid"] for r in results) / len(results)
     assert len(passages) >= 8 and share >= 0.75, share
+
+
+def test_fit_logistic_solves_the_l2_objective() -> None:
+    """The fitted weights are the optimum of c·Σ sw·logloss + ||w||²/2 (standardised features):
+    the gradient there is zero. Both bases: more rows than columns, and the row-space reduction."""
+    from nlp_worker.classify import fit_logistic
+
+    rng = np.random.default_rng(7)
+    for n, d in ((200, 12), (30, 80)):
+        x = rng.normal(size=(n, d))
+        y = (x[:, 0] + 0.5 * rng.normal(size=n) > 0).astype(float)
+        w, b = fit_logistic(x, y, c=1.0, balanced=False)
+        mean, scale = x.mean(axis=0), x.std(axis=0)
+        ws = w * scale  # weights in the standardised space
+        z = (x - mean) / scale @ ws + (b + (mean * w).sum())
+        p = 1.0 / (1.0 + np.exp(-z))
+        grad = ((x - mean) / scale).T @ (p - y) + ws
+        assert np.abs(grad).max() < 1e-4, (n, d, np.abs(grad).max())
+        assert abs((p - y).sum()) < 1e-4  # the unpenalised intercept's own condition
+
+
+def test_workers_do_not_import_training_code() -> None:
+    code = (
+        "import sys; import nlp_worker.stages, nlp_worker.classify as c; c.load_classifier(); "
+        "print(sorted(m for m in sys.modules if m.startswith(('sklearn', 'nlp_worker.classify.'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['nlp_worker.classify.model']"
