@@ -1,4 +1,4 @@
-"""Translation backends (nlp_worker/backends/translate.py) and the line contract
+"""Translation backends (nlp_worker/backends/translate/) and the line contract
 (nlp_worker/translate_cli.py).
 
 - Apertium runs for real on TICO-19 sentences (skipped where ``apertium-eng-spa`` is missing).
