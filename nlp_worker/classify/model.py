@@ -59,6 +59,7 @@ __all__ = [
     "Artefact",
     "CovidClassifier",
     "covid_keyword_features",
+    "document_text",
     "keyword_rule",
     "load_classifier",
     "select_topics",
