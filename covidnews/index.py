@@ -33,6 +33,9 @@ becomes a segment, and when there are more than ``MAX_SEGMENTS`` the smallest ar
 (dead rows dropped) — each row is rewritten O(log n) times, as in Lucene's tiered merges. The
 quantizer is trained when the live rows exceed ``exact_max`` and again when they have grown
 ``RETRAIN_GROWTH``-fold since (then every segment is rebuilt with it).
+
+One module (~700 lines) on purpose: the on-disk format above, its writer and its reader change
+together, and every reader and writer of a generation must agree on it byte for byte.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 ``http://<slug>.localhost:<port>/`` serves an outlet (RFC 6761: ``*.localhost`` is loopback);
 ``http://127.0.0.1:<port>/`` lists the outlets; other hosts get 404. Content comes only from
 ``content.json`` next to this file (see ``build_content.py`` and ``ATTRIBUTION.md``).
+
+Over 600 lines on purpose: the routes and the fault modes (slow, errors, redirect loops, oversized
+pages, hostile feeds and sitemaps) are one test fixture whose behaviours tests refer to together.
 """
 
 from __future__ import annotations

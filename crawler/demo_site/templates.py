@@ -3,6 +3,9 @@
 Every theme renders the same kinds of pages (home and other listings, article, AMP article,
 static page, 404) with its own navigation, cookie banner, ad slots, related links, reader
 comments and footer, as real sites do. Everything that comes from data is escaped.
+
+Long on purpose (~1,000 lines): five themes of markup are test data written as code, one theme
+after another; splitting them would scatter what is meant to be read side by side.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """Golden-file extraction tests over real publisher pages (fundus and newspaper4k test data).
 
 Exact title, authors and publication day; body token-F1 >= 0.95 against the expected text.
-Parametrised over every page in ../shared/data/extraction.
+Parametrised over every page in ../shared/data/extraction, and over the pages committed in
+tests/crawler/pages/ (``<name>.html.gz`` + ``<name>.json`` with url, title, authors,
+published_day, text: how a new source's page becomes a test, docs/adding-a-source.md).
 """
 
 from __future__ import annotations
@@ -58,6 +60,12 @@ def _cases() -> list[Any]:
             id="newspaper4k-ultimahora",
         )
     )
+    for expected_file in sorted((HERE / "pages").glob("*.json")):
+        expected = json.loads(expected_file.read_text(encoding="utf-8"))
+        page = expected_file.with_name(expected_file.stem + ".html.gz")
+        cases.append(
+            pytest.param(page, expected["url"], expected, id=f"pages-{expected_file.stem}")
+        )
     return cases
 
 
