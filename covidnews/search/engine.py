@@ -18,21 +18,23 @@ every page yields each hit exactly once, at any depth. A page is cut from an exa
 ranking fetched from the top (tantivy's top-k collectors, ties at the boundary resolved), so
 syndicated copies (same ``story``) collapse into the best-ranked copy, the others listed with it.
 Totals and counts come from tantivy counts and aggregations, corrected for copies.
+
+Split by job: :mod:`~covidnews.search.query` (filters, query, hits, pages, the filter query),
+:mod:`~covidnews.search.ranking` (keyword, fixed and hybrid rankings over fast-field columns),
+:mod:`~covidnews.search.counts` (``stats`` cells); this module is the engine that runs them, and
+re-exports the request/response types.
 """
 
 from __future__ import annotations
 
 import base64
 import functools
-import hashlib
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import tantivy
@@ -49,545 +51,68 @@ from covidnews.search.analysis import (
     passage_terms_query,
     text_query,
 )
+from covidnews.search.counts import _aggregate_cells, _cells_of, _no_cells, _periods
 from covidnews.search.keyword import (
     NO_DATE,
     SCHEMA,
     KeywordReader,
-    code,
     decode,
-    fast_values,
     id_set,
+)
+from covidnews.search.query import (
+    COPIES,
+    EXACT_CANDIDATES,
+    EXCLUDED_ALL_PER_ID,
+    FIRSTS_WITH_COPIES,
+    MUST,
+    MUST_NOT,
+    NOT_COPIES,
+    SHARED,
+    CursorError,
+    Filters,
+    GroupBy,
+    Hit,
+    Interval,
+    Mode,
+    Page,
+    Parts,
+    Q,
+    Query,
+    Sort,
+    _and,
+    filter_query,
+)
+from covidnews.search.ranking import (
+    Columns,
+    Docs,
+    FixedRanking,
+    HybridRanking,
+    KeywordRanking,
+    Prefix,
+    View,
+    _AllColumns,
+    _first_of_story,
+    _resorted,
 )
 from covidnews.taxonomy import topic_ids
 
 if TYPE_CHECKING:
     from covidnews.settings import Settings
 
-Mode = Literal["keyword", "semantic", "hybrid"]
-Sort = Literal["relevance", "newest"]
-Interval = Literal["day", "week", "month", "year"]
-GroupBy = Literal["topic", "source", "country", "language"]
-RRF_K = 60
-FIRST_FETCH_MAX = 10_000  # a first fetch larger than this counts the hits first
-EXACT_CANDIDATES = 5_000  # up to this many candidates, semantic search is an exact product
-#: Excluded documents per candidate below which a semantic query reads every excluded article id
-#: rather than asking about its candidates only. Per document ~0.4 µs against ~6 µs per asked id
-#: (measured at 1M) puts the break-even at 15; but when the candidates that survive are too few,
-#: every excluded id is read anyway (the second pass), so the bound is set above it.
-EXCLUDED_ALL_PER_ID = 30
-TERMS_SIZE = 65_000
-Q = tantivy.Query
-SHARED = Q.term_query(SCHEMA, "shared", 1)
-COPIES = Q.term_query(SCHEMA, "copy", 1)
-NOT_COPIES = Q.term_query(SCHEMA, "copy", 0)
-#: First copies that other articles point to (their story has copies).
-FIRSTS_WITH_COPIES = Q.boolean_query(
-    [(tantivy.Occur.Must, SHARED), (tantivy.Occur.Must, NOT_COPIES)]
-)
-MUST, SHOULD, MUST_NOT = tantivy.Occur.Must, tantivy.Occur.Should, tantivy.Occur.MustNot
 
-__all__ = ["CursorError", "Filters", "Hit", "Page", "Query", "QueryError", "SearchEngine"]
-
-
-class CursorError(ValueError):
-    """The cursor is malformed or belongs to another query."""
-
-
-@dataclass(frozen=True)
-class Filters:
-    date_from: date | None = None  # inclusive
-    date_to: date | None = None  # inclusive
-    sources: tuple[int, ...] = ()  # source ids (any of)
-    countries: tuple[str, ...] = ()  # ISO 3166-1 alpha-2 (any of)
-    languages: tuple[str, ...] = ()  # ISO 639-1 (any of)
-    topics: tuple[str, ...] = ()  # taxonomy ids (any of)
-    covid: bool | None = True  # None: Covid and non-Covid
-
-
-@dataclass(frozen=True)
-class Query:
-    q: str = ""
-    mode: Mode = "hybrid"
-    filters: Filters = field(default_factory=Filters)
-    sort: Sort = "relevance"
-    collapse: bool = True
-
-    def fingerprint(self) -> str:
-        raw = json.dumps(
-            [self.q, self.mode, repr(self.filters), self.sort, self.collapse], sort_keys=True
-        )
-        return hashlib.sha256(raw.encode()).hexdigest()[:16]
-
-
-@dataclass
-class Hit:
-    article_id: int
-    score: float
-    date: int | None  # epoch seconds
-    copies: list[int] = field(default_factory=list)  # other articles of the same story
-
-
-@dataclass
-class Page:
-    hits: list[Hit]
-    total: int
-    next_cursor: str | None
-    parsed: ParsedQuery
-    #: For snippets: the searcher the page came from, the text query and hit addresses.
-    view: View | None = None
-    text_query: Any = None
-    addrs: dict[int, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Parts:
-    """What totals and counts read of a ranking: its keyword side when the hits are every hit of
-    a keyword query (plus, for hybrid, the semantic hits); None when the ranking is known whole
-    (semantic, passage)."""
-
-    keyword: KeywordRanking | None = None
-    semantic: Prefix | None = None
-
-
-def _day_start(d: date) -> int:
-    return int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp())
-
-
-def _and(*parts: Any) -> Any:
-    """Every one of these queries (None parts ignored; all documents if none is left)."""
-    kept = [p for p in parts if p is not None]
-    if not kept:
-        return Q.all_query()
-    if len(kept) == 1:
-        return kept[0]
-    return Q.boolean_query([(MUST, p) for p in kept])
-
-
-def filter_query(f: Filters) -> Any:
-    """The filters as one tantivy query that does not score (None: no filter)."""
-    parts = []
-    if f.covid is not None:
-        parts.append(Q.term_query(SCHEMA, "covid", 1 if f.covid else 0))
-    if f.date_from is not None or f.date_to is not None:
-        lower = _day_start(f.date_from) if f.date_from is not None else NO_DATE + 1
-        upper = _day_start(f.date_to) + 86_399 if f.date_to is not None else None
-        parts.append(Q.range_query(SCHEMA, "date", tantivy.FieldType.Integer, lower, upper))
-    if f.sources:
-        parts.append(Q.term_set_query(SCHEMA, "source", [int(s) for s in f.sources]))
-    if f.countries:
-        parts.append(Q.term_set_query(SCHEMA, "country", [code(c) for c in f.countries]))
-    if f.languages:
-        parts.append(Q.term_set_query(SCHEMA, "language", [code(c) for c in f.languages]))
-    if f.topics:
-        names = topic_ids()
-        wanted = [names.index(t) for t in f.topics if t in names]
-        parts.append(Q.term_set_query(SCHEMA, "topics", wanted) if wanted else Q.empty_query())
-    if not parts:
-        return None
-    return Q.const_score_query(_and(*parts), 0.0)
-
-
-# The index as one request sees it ----------------------------------------------------------
-
-
-@dataclass
-class Docs:
-    """Some documents' article ids, stories, dates and addresses, in matching order."""
-
-    ids: np.ndarray
-    stories: np.ndarray
-    dates: np.ndarray
-    addrs: list[Any]
-
-    @classmethod
-    def empty(cls) -> Docs:
-        z = np.zeros(0, dtype=np.int64)
-        return cls(z, z, z, [])
-
-
-class View:
-    """One searcher of the keyword index (an immutable commit) with the lookups search needs."""
-
-    def __init__(self, searcher: tantivy.Searcher | None, generation: int) -> None:
-        self.searcher = searcher
-        self.generation = generation
-
-    @property
-    def size(self) -> int:
-        return int(self.searcher.num_docs) if self.searcher is not None else 0
-
-    def count(self, query: Any) -> int:
-        if self.searcher is None:
-            return 0
-        result: Any = self.searcher.search(query, 1, count=True)
-        return int(result.count)
-
-    def top(self, query: Any, limit: int, by_date: bool = False) -> tuple[np.ndarray, list[Any]]:
-        """(keys, addresses) of the first ``limit`` hits by score, or by date."""
-        keys, addrs, _ = self.top_count(query, limit, by_date, count=False)
-        return keys, addrs
-
-    def top_count(
-        self, query: Any, limit: int, by_date: bool = False, count: bool = True
-    ) -> tuple[np.ndarray, list[Any], int]:
-        """(keys, addresses, number of hits) in one pass: the count comes with the top-k."""
-        if self.searcher is None or limit <= 0:
-            return np.zeros(0), [], 0
-        result: Any = self.searcher.search(
-            query, limit, count=count, order_by_field="date" if by_date else None
-        )
-        hits = result.hits
-        keys = np.fromiter((h[0] for h in hits), dtype=np.float64, count=len(hits))
-        return keys, [h[1] for h in hits], int(result.count) if count else len(hits)
-
-    def docs(self, addrs: list[Any]) -> Docs:
-        s = self.searcher
-        if s is None or not addrs:
-            return Docs.empty()
-        return Docs(
-            fast_values(s, "id", addrs, np.int64),
-            fast_values(s, "story", addrs, np.int64),
-            fast_values(s, "date", addrs, np.int64),
-            addrs,
-        )
-
-    def matching(self, query: Any, among: np.ndarray | None = None, at_most: int = 256) -> Docs:
-        """Every document matching ``query`` (only among these article ids, if given). One pass
-        when there are no more than ``at_most`` (a known bound saves a second pass)."""
-        if self.searcher is None:
-            return Docs.empty()
-        if among is not None:
-            if not len(among):
-                return Docs.empty()
-            # No more hits than ids: one fetch, no count.
-            return self.docs(self.top(_and(query, id_set(among.tolist())), len(among))[1])
-        _, addrs, n = self.top_count(query, max(1, at_most))
-        if n > len(addrs):
-            addrs = self.top(query, n)[1]
-        return self.docs(addrs)
-
-    def ids_matching(
-        self, query: Any, among: np.ndarray | None = None, field: str = "id"
-    ) -> np.ndarray:
-        """Article ids (or another u64 fast field) of every document matching ``query`` (only
-        among these article ids, if given), unordered. Collected by the fast field, unscored:
-        ~3× cheaper per hit than :meth:`matching` (no BM25, no address list, no column
-        reads)."""
-        if self.searcher is None:
-            return np.zeros(0, np.int64)
-        if among is not None:
-            if not len(among):
-                return np.zeros(0, np.int64)
-            query, n = _and(query, id_set(among.tolist())), len(among)
-        else:
-            n = self.count(query)
-        if not n:
-            return np.zeros(0, np.int64)
-        hits = self.searcher.search(query, n, count=False, order_by_field=field).hits
-        return np.fromiter((h[0] for h in hits), dtype=np.int64, count=len(hits))
-
-    def addresses(self, docs: Docs, idx: np.ndarray) -> list[Any]:
-        """Addresses of these documents (``idx`` into ``docs``). Semantic hits come without
-        one (they come from the vector rows) and are looked up by article id; an article the
-        keyword index does not have (yet) gets ``None``."""
-        out = [docs.addrs[i] for i in idx.tolist()]
-        missing = [int(docs.ids[i]) for i, a in zip(idx.tolist(), out, strict=True) if a is None]
-        if missing and self.searcher is not None:
-            _, found = self.top(id_set(missing), len(set(missing)))
-            by_id = dict(
-                zip(fast_values(self.searcher, "id", found, np.int64).tolist(), found, strict=True)
-            )
-            out = [
-                a if a is not None else by_id.get(int(docs.ids[i]))
-                for i, a in zip(idx.tolist(), out, strict=True)
-            ]
-        return out
-
-    def column(self, name: str, addrs: list[Any], dtype: Any = np.int64) -> np.ndarray:
-        """A fast field of these documents (0 for a ``None`` address)."""
-        present = [i for i, a in enumerate(addrs) if a is not None]
-        if self.searcher is None or not present:
-            return np.zeros(len(addrs), dtype=dtype)
-        if len(present) == len(addrs):
-            return fast_values(self.searcher, name, addrs, dtype)
-        out = np.zeros(len(addrs), dtype=dtype)
-        out[present] = fast_values(self.searcher, name, [addrs[i] for i in present], dtype)
-        return out
-
-    def aggregate(self, query: Any, agg: dict[str, Any]) -> dict[str, Any]:
-        if self.searcher is None:
-            return {}
-        result: dict[str, Any] = self.searcher.aggregate(query, agg)
-        return result
-
-    def terms(self, query: Any, name: str) -> dict[int, int]:
-        """Documents per value of a fast field."""
-        out = self.aggregate(query, {"t": {"terms": {"field": name, "size": TERMS_SIZE}}})
-        buckets = out.get("t", {}).get("buckets", [])
-        return {int(b["key"]): int(b["doc_count"]) for b in buckets}
-
-
-class _AllColumns:
-    """Every row's field ``name`` (``columns["date"]``), from the snapshot's column cache."""
-
-    def __init__(self, snap: Snapshot) -> None:
-        self.snap = snap
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        return self.snap.column(name)
-
-
-def _any_of(values: np.ndarray, wanted: Sequence[int]) -> np.ndarray:
-    """``values`` equal to any of a few wanted values (one comparison each; ``np.isin`` sorts)."""
-    out = np.zeros(len(values), dtype=bool)
-    for w in wanted:
-        out |= values == values.dtype.type(w)
-    return out
-
-
-class Columns:
-    """The filter columns of the vector rows (one snapshot of the vector index, memory-mapped):
-    the semantic side filters its nearest vectors with a few vector operations instead of a
-    tantivy query per candidate set (tantivy's id-set queries cost ~6 µs per id)."""
-
-    def __init__(self, snap: Snapshot) -> None:
-        self.snap = snap
-        self.rows = snap.rows
-
-    def mask(self, f: Filters, at: np.ndarray | None = None) -> np.ndarray:
-        """Which rows (all, or these) are live and pass the filters (the meaning of
-        :func:`filter_query`)."""
-        r: Any = _AllColumns(self.snap) if at is None else self.rows[at]
-        m = self.snap.live.copy() if at is None else self.snap.live[at]
-        if f.covid is not None:
-            m &= r["covid"] == (1 if f.covid else 0)
-        if f.date_from is not None:
-            m &= r["date"] >= _day_start(f.date_from)
-        if f.date_to is not None:
-            dates = r["date"]
-            m &= (dates <= _day_start(f.date_to) + 86_399) & (dates != NO_DATE)
-        if f.sources:
-            m &= _any_of(r["source"], f.sources)
-        if f.countries:
-            m &= _any_of(r["country"], [code(c) for c in f.countries])
-        if f.languages:
-            m &= _any_of(r["language"], [code(c) for c in f.languages])
-        if f.topics:
-            names = topic_ids()
-            bits = sum(1 << names.index(t) for t in f.topics if t in names)
-            m &= (r["topics"] & bits) != 0
-        return np.asarray(m, dtype=bool)
-
-    def docs(self, rows: np.ndarray) -> Docs:
-        r = self.rows[rows] if len(rows) else np.zeros(0, dtype=self.rows.dtype)
-        return Docs(
-            np.asarray(r["id"], np.int64),
-            np.asarray(r["story"], np.int64),
-            np.asarray(r["date"], np.int64),
-            [None] * len(rows),
-        )
-
-
-# Rankings: exact prefixes, fetched from the top ---------------------------------------------
-
-
-@dataclass
-class Prefix:
-    """The first hits of a ranking in order (key desc, id desc)."""
-
-    keys: np.ndarray
-    docs: Docs
-    complete: bool  # every hit of the ranking is here
-
-    def __len__(self) -> int:
-        return int(self.keys.shape[0])
-
-    def head(self, n: int) -> Prefix:
-        d = self.docs
-        return Prefix(
-            self.keys[:n],
-            Docs(d.ids[:n], d.stories[:n], d.dates[:n], d.addrs[:n]),
-            self.complete and n >= len(self),
-        )
-
-
-def _ordered(keys: np.ndarray, docs: Docs, complete: bool) -> Prefix:
-    order = np.lexsort((-docs.ids, -keys))
-    return Prefix(
-        keys[order],
-        Docs(
-            docs.ids[order],
-            docs.stories[order],
-            docs.dates[order],
-            [docs.addrs[i] for i in order.tolist()],
-        ),
-        complete,
-    )
-
-
-class KeywordRanking:
-    """Hits of a tantivy query by score (or date), fetched as an exact prefix on demand.
-
-    Tantivy's top-k breaks ties by document address; our order breaks them by article id. So
-    only hits whose key is above the lowest key fetched are certain; the ties at that key are
-    fetched whole (by date) or the fetch grows (by score)."""
-
-    def __init__(self, view: View, query: Any, by_date: bool, cap: int | None = None) -> None:
-        self.view, self.query, self.by_date, self.cap = view, query, by_date, cap
-        self._prefix: Prefix | None = None
-        self._count: int | None = None
-
-    def take(self, need: int) -> Prefix:
-        if self.cap is not None:
-            need = min(need, self.cap)
-        p = self._prefix
-        if p is not None and (p.complete or len(p) >= need):
-            return p
-        # At least 256: scoring every hit is the cost, returning 256 instead of 64 adds ~0.1 ms,
-        # and a page's boundary often falls in a run of equal scores (copies of one text),
-        # which would need a second pass.
-        limit = max(need + need // 2 + 8, 256)
-        while True:
-            if self._count is None and limit > FIRST_FETCH_MAX:
-                self._count = self.view.count(self.query)  # a big fetch: never past the hits
-            if self._count is None:
-                # The first fetch counts every hit too (one pass), which caps the next ones.
-                keys, addrs, self._count = self.view.top_count(self.query, limit, self.by_date)
-            else:
-                limit = min(limit, self._count + 1)
-                keys, addrs = self.view.top(self.query, limit, self.by_date)
-            docs = self.view.docs(addrs)
-            if self.by_date:
-                docs.dates = keys.astype(np.int64)
-            if len(addrs) < limit:
-                p = _ordered(keys, docs, True)
-                break
-            boundary = keys.min()
-            sure = np.flatnonzero(keys > boundary)
-            if self.by_date:
-                ties = _and(
-                    self.query,
-                    Q.range_query(
-                        SCHEMA, "date", tantivy.FieldType.Integer, int(boundary), int(boundary)
-                    ),
-                )
-                tied = self.view.matching(ties)
-                keys = np.concatenate([keys[sure], tied.dates.astype(np.float64)])
-                docs = Docs(
-                    np.concatenate([docs.ids[sure], tied.ids]),
-                    np.concatenate([docs.stories[sure], tied.stories]),
-                    np.concatenate([docs.dates[sure], tied.dates]),
-                    [addrs[i] for i in sure.tolist()] + tied.addrs,
-                )
-                if len(keys) >= need:
-                    p = _ordered(keys, docs, False)
-                    break
-            elif len(sure) >= need:
-                p = _ordered(
-                    keys[sure],
-                    Docs(
-                        docs.ids[sure],
-                        docs.stories[sure],
-                        docs.dates[sure],
-                        [addrs[i] for i in sure.tolist()],
-                    ),
-                    False,
-                )
-                break
-            limit *= 4
-        if self.cap is not None and len(p) >= self.cap:
-            p = p.head(self.cap)
-            p.complete = True
-        self._prefix = p
-        return p
-
-
-class FixedRanking:
-    """A ranking known whole (semantic hits)."""
-
-    def __init__(self, prefix: Prefix) -> None:
-        self.prefix = prefix
-
-    def take(self, need: int) -> Prefix:
-        return self.prefix
-
-
-class HybridRanking:
-    """Reciprocal-rank fusion of the keyword ranking's first ``window`` hits and the semantic
-    hits; keyword hits past the window follow in keyword order (their fused score, one
-    ranking's ``1 / (61 + rank)``, is below every fused score of the window)."""
-
-    def __init__(self, keyword: KeywordRanking | None, semantic: Prefix, window: int) -> None:
-        self.keyword, self.semantic, self.window = keyword, semantic, window
-        self._fused: Prefix | None = None
-
-    def fused(self) -> Prefix:
-        if self._fused is not None:
-            return self._fused
-        kw = self.keyword.take(self.window).head(self.window) if self.keyword else None
-        parts_ids, parts_keys = [], []
-        # Keyword hits first: a document in both keeps its keyword-index address.
-        frames = ([kw] if kw is not None else []) + [self.semantic]
-        for p in frames:
-            parts_ids.append(p.docs.ids)
-            parts_keys.append(1.0 / (RRF_K + 1.0 + np.arange(len(p))))
-        ids = np.concatenate(parts_ids) if parts_ids else np.zeros(0, np.int64)
-        contrib = np.concatenate(parts_keys) if parts_keys else np.zeros(0)
-        uniq, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
-        fused = np.bincount(inverse, weights=contrib, minlength=len(uniq))
-        docs = _concat_docs([f.docs for f in frames])
-        keep = first
-        self._fused = _ordered(
-            fused,
-            Docs(
-                docs.ids[keep],
-                docs.stories[keep],
-                docs.dates[keep],
-                [docs.addrs[i] for i in keep.tolist()],
-            ),
-            kw is None or kw.complete,
-        )
-        return self._fused
-
-    def take(self, need: int) -> Prefix:
-        window = self.fused()
-        if window.complete or len(window) >= need or self.keyword is None:
-            return window
-        sem_ids = self.semantic.docs.ids
-        kw = self.keyword.take(self.window + (need - len(window)) + len(sem_ids))
-        beyond = np.arange(self.window, len(kw))
-        beyond = beyond[~np.isin(kw.docs.ids[beyond], sem_ids)]
-        keys = 1.0 / (RRF_K + 1.0 + beyond.astype(np.float64))
-        d = kw.docs
-        more = Docs(d.ids[beyond], d.stories[beyond], d.dates[beyond], [d.addrs[i] for i in beyond])
-        return Prefix(
-            np.concatenate([window.keys, keys]), _concat_docs([window.docs, more]), kw.complete
-        )
-
-
-def _concat_docs(parts: list[Docs]) -> Docs:
-    if not parts:
-        return Docs.empty()
-    return Docs(
-        np.concatenate([p.ids for p in parts]),
-        np.concatenate([p.stories for p in parts]),
-        np.concatenate([p.dates for p in parts]),
-        [a for p in parts for a in p.addrs],
-    )
-
-
-def _first_of_story(stories: np.ndarray) -> np.ndarray:
-    """Indices of each story's first occurrence, in order."""
-    if not len(stories):
-        return np.zeros(0, dtype=np.int64)
-    _, first = np.unique(stories, return_index=True)
-    return np.sort(first)
-
-
-# Vectors -----------------------------------------------------------------------------------
-
-
-# The engine --------------------------------------------------------------------------------
+__all__ = [
+    "CursorError",
+    "Filters",
+    "GroupBy",
+    "Hit",
+    "Interval",
+    "Mode",
+    "Page",
+    "Query",
+    "QueryError",
+    "SearchEngine",
+    "Sort",
+]
 
 
 class SearchEngine:
@@ -1066,118 +591,3 @@ class SearchEngine:
         first = np.ones(len(order), dtype=bool)
         first[1:] = d.stories[order][1:] != d.stories[order][:-1]
         return _cells_of(view, [addrs[i] for i in order[first].tolist()], by)
-
-
-def _resorted(ranking: Any, newest: bool) -> Any:
-    """A semantic or hybrid ranking re-ordered newest first for ``sort=newest``."""
-    if not newest:
-        return ranking
-    p = ranking.take(1 << 30)
-    keys = p.docs.dates.astype(np.float64)
-    return FixedRanking(_ordered(keys, p.docs, True))
-
-
-# Count cells -------------------------------------------------------------------------------
-
-
-def _no_cells() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    z = np.zeros(0, dtype=np.int64)
-    return z, z, z
-
-
-def _aggregate_cells(
-    view: View, query: Any, field_name: str | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(day, key, count) cells of the matching documents, aggregated by tantivy."""
-    agg: dict[str, Any] = {"histogram": {"field": "date", "interval": 86_400, "min_doc_count": 1}}
-    if field_name:
-        agg["aggs"] = {"k": {"terms": {"field": field_name, "size": TERMS_SIZE}}}
-    out = view.aggregate(query, {"d": agg})
-    days, keys, counts = [], [], []
-    for b in out.get("d", {}).get("buckets", []):
-        day = int(b["key"] // 86_400)
-        if field_name:
-            for kb in b["k"]["buckets"]:
-                days.append(day)
-                keys.append(int(kb["key"]))
-                counts.append(int(kb["doc_count"]))
-        else:
-            days.append(day)
-            keys.append(0)
-            counts.append(int(b["doc_count"]))
-    return (
-        np.asarray(days, dtype=np.int64),
-        np.asarray(keys, dtype=np.int64),
-        np.asarray(counts, dtype=np.int64),
-    )
-
-
-def _cells_of(
-    view: View, addrs: list[Any], by: GroupBy | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(day, key, 1) cells of these documents (undated ones left out)."""
-    addrs = [a for a in addrs if a is not None]
-    if not addrs:
-        return _no_cells()
-    dates = view.column("date", addrs)
-    dated = dates != NO_DATE
-    days = dates // 86_400
-    if by == "topic":
-        masks = view.column("topic_mask", addrs, np.uint64)
-        d_parts, k_parts = [], []
-        for bit in range(len(topic_ids())):
-            has = (((masks >> np.uint64(bit)) & np.uint64(1)) == 1) & dated
-            d_parts.append(days[has])
-            k_parts.append(np.full(int(has.sum()), bit, dtype=np.int64))
-        day_arr, key_arr = np.concatenate(d_parts), np.concatenate(k_parts)
-    elif by is not None:
-        key_arr = view.column(by, addrs)[dated]
-        day_arr = days[dated]
-    else:
-        day_arr = days[dated]
-        key_arr = np.zeros(len(day_arr), dtype=np.int64)
-    return day_arr, key_arr, np.ones(len(day_arr), dtype=np.int64)
-
-
-def _periods(
-    cells: list[tuple[np.ndarray, np.ndarray, np.ndarray]], interval: Interval, by: GroupBy | None
-) -> list[dict[str, Any]]:
-    days = np.concatenate([c[0] for c in cells]) if cells else np.zeros(0, np.int64)
-    keys = np.concatenate([c[1] for c in cells]) if cells else np.zeros(0, np.int64)
-    counts = np.concatenate([c[2] for c in cells]) if cells else np.zeros(0, np.int64)
-    if not len(days):
-        return []
-    first_day = int(days.min())
-    n_days = int(days.max()) - first_day + 1
-    uniq_keys, key_index = np.unique(keys, return_inverse=True)
-    width = len(uniq_keys)
-    per_day = np.bincount(
-        (days - first_day) * width + key_index, weights=counts, minlength=n_days * width
-    ).reshape(n_days, width)
-    calendar = np.arange(first_day, first_day + n_days).astype("datetime64[D]")
-    if interval == "week":
-        offset = ((np.arange(first_day, first_day + n_days) + 3) % 7).astype("timedelta64[D]")
-        period_of_day = calendar - offset
-    elif interval == "month":
-        period_of_day = calendar.astype("datetime64[M]").astype("datetime64[D]")
-    elif interval == "year":
-        period_of_day = calendar.astype("datetime64[Y]").astype("datetime64[D]")
-    else:
-        period_of_day = calendar
-    periods, period_index = np.unique(period_of_day, return_inverse=True)
-    table = np.zeros((len(periods), width), dtype=np.int64)
-    np.add.at(table, period_index, per_day.astype(np.int64))
-    names = topic_ids()
-    out = []
-    for p_i, k_i in zip(*np.nonzero(table), strict=True):
-        row: dict[str, Any] = {"period": str(periods[p_i]), "count": int(table[p_i, k_i])}
-        if by is not None:
-            raw = int(uniq_keys[k_i])
-            if by == "topic":
-                row["key"] = names[raw]
-            elif by == "source":
-                row["key"] = None if raw < 0 else raw
-            else:
-                row["key"] = decode(raw)
-        out.append(row)
-    return out
