@@ -10,16 +10,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import functools
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select, update
 
 from covidnews.schema import Article, CrawlState, Source, utcnow
-from covidnews.store import Store, slugify
+from covidnews.store import Store, retrying, slugify
 from covidnews.urls import canonical_or_raw, url_hash
+
+T = TypeVar("T")
 
 PAGE = "page"
 
@@ -32,16 +35,29 @@ class Discovery:
     via: str = "listing"  # feed | sitemap | listing (links): feeds and sitemaps vouch for articles
 
 
+def _patient(method: Callable[..., T]) -> Callable[..., T]:
+    """The method, tried again while the database restarts (:func:`covidnews.store.retrying`):
+    a crawl pauses rather than dropping what a listing announced or a page's state."""
+
+    @functools.wraps(method)
+    def wrapper(self: Frontier, *args: Any, **kwargs: Any) -> T:
+        return retrying(lambda: method(self, *args, **kwargs))
+
+    return wrapper
+
+
 class Frontier:
     def __init__(self, store: Store) -> None:
         self.store = store
 
+    @_patient
     def validators(self, url: str) -> tuple[str | None, str | None]:
         """(ETag, Last-Modified) last seen for a listing URL."""
         with self.store.session() as s:
             row = s.get(CrawlState, url_hash(url))
             return (row.etag, row.last_modified) if row else (None, None)
 
+    @_patient
     def record_listing(
         self,
         url: str,
@@ -105,6 +121,7 @@ class Frontier:
                 todo.append(found_page)
         return todo
 
+    @_patient
     def queued(self, source_ids: Iterable[int] | None = None) -> list[Discovery]:
         """Pages announced earlier and not fetched yet (what a killed crawl left)."""
         with self.store.session() as s:
@@ -127,6 +144,7 @@ class Frontier:
                 )
             return out
 
+    @_patient
     def mark_fetched(self, urls: Iterable[str], status: int, error: str | None = None) -> None:
         keys = list({url_hash(canonical_or_raw(u)) for u in urls if u})
         if not keys:
@@ -139,6 +157,7 @@ class Frontier:
                 .execution_options(synchronize_session=False)
             )
 
+    @_patient
     def is_stored(self, url: str) -> bool:
         with self.store.session() as s:
             return s.scalar(select(Article.id).where(Article.url_hash == url_hash(url))) is not None

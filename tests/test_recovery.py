@@ -367,7 +367,7 @@ def test_postgres_restarted_during_a_crawl(cluster: PostgresCluster, tmp_path: P
     """The store goes away in the middle of a crawl of the demo site: the crawler waits for it
     (the crawl pauses), stores what it held once it is back, and ends with every article."""
     from crawler.demo_site import DemoSite, write_registry
-    from tests.crawler.test_crawl import FAST, assert_matches_demo, stored
+    from tests.crawler.test_crawl import assert_matches_demo, stored
 
     url = cluster.url
     store = Store(url)
@@ -385,8 +385,10 @@ def test_postgres_restarted_during_a_crawl(cluster: PostgresCluster, tmp_path: P
             COVIDNEWS_CRAWL_ALLOW_PRIVATE="127.0.0.1",
             PYTHONUNBUFFERED="1",
         )
+        # Unhurried (0.3 s between requests to a host), so the store is down mid-crawl.
+        steady = ["-s", "AUTOTHROTTLE_ENABLED=false", "-s", "DOWNLOAD_DELAY=0.3"]
         crawler = subprocess.Popen(
-            [sys.executable, "-m", "covidnews", "crawl", "--json", *FAST],
+            [sys.executable, "-m", "covidnews", "crawl", "--json", *steady],
             env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         deadline = time.monotonic() + 120
@@ -394,6 +396,7 @@ def test_postgres_restarted_during_a_crawl(cluster: PostgresCluster, tmp_path: P
             assert crawler.poll() is None
             time.sleep(0.05)
         held = sum(states(url).values())
+        assert crawler.poll() is None  # still crawling when the store goes away
         cluster.stop("fast")
         time.sleep(5)
         cluster.start()

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from covidnews.dedup import find_story
+from covidnews.store import retrying
 
 
 class DedupPipeline:
@@ -22,14 +23,18 @@ class DedupPipeline:
         spider = self.crawler.spider
         record = item["record"]
         when = record.published_at or item["fetched_at"]
-        with spider.store.session() as session:
-            record.duplicate_of = find_story(
-                session,
-                record.simhash,
-                when,
-                words=len(record.text.split()),
-                exclude_url_hash=record.url_hash,
-            )
+
+        def story() -> int | None:
+            with spider.store.session() as session:
+                return find_story(
+                    session,
+                    record.simhash,
+                    when,
+                    words=len(record.text.split()),
+                    exclude_url_hash=record.url_hash,
+                )
+
+        record.duplicate_of = retrying(story)  # waits while the database restarts
         if record.duplicate_of is not None:
             spider.crawler.stats.inc_value("covidnews/articles/syndicated")
         return item

@@ -29,9 +29,5 @@ class StorePipeline:
         )
         if result.inserted and self.crawler.settings.getbool("COVIDNEWS_METRICS"):
             record_article_stored(len(result.inserted))
-        retrying(
-            lambda: spider.frontier.mark_fetched(
-                [*item["fetched_urls"], record.url], item["status"]
-            )
-        )
+        spider.frontier.mark_fetched([*item["fetched_urls"], record.url], item["status"])
         return item
