@@ -35,26 +35,13 @@ from bot.select import load_stories, posts_since, rank
 from bot.text import language_of, platform_of
 from covidnews.schema import BotPost
 from covidnews.store import Store
+from covidnews.text import MONTHS_ES
 
 if TYPE_CHECKING:
     from covidnews.settings import Settings
 
 log = logging.getLogger(__name__)
 
-MONTHS_ES = (
-    "enero",
-    "febrero",
-    "marzo",
-    "abril",
-    "mayo",
-    "junio",
-    "julio",
-    "agosto",
-    "septiembre",
-    "octubre",
-    "noviembre",
-    "diciembre",
-)
 MONTHS_EN = (
     "January",
     "February",

@@ -18,7 +18,23 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["fold", "fold_latin", "fold_search", "fold_words"]
+__all__ = ["MONTHS_ES", "fold", "fold_latin", "fold_search", "fold_words"]
+
+#: Spanish month names, January first (dates in posts and pages; parsing: crawler.dates).
+MONTHS_ES = (
+    "enero",
+    "febrero",
+    "marzo",
+    "abril",
+    "mayo",
+    "junio",
+    "julio",
+    "agosto",
+    "septiembre",
+    "octubre",
+    "noviembre",
+    "diciembre",
+)
 
 _LATIN_MARKS = re.compile(r"[\u0300-\u036f]")
 _ALL_MARKS = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]+")

@@ -10,24 +10,11 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 
+from covidnews.text import MONTHS_ES
 from crawler.demo_site.outlets import Outlet, section_slug, slugify
 
 Article = dict[str, Any]
 
-MONTHS_ES = [
-    "enero",
-    "febrero",
-    "marzo",
-    "abril",
-    "mayo",
-    "junio",
-    "julio",
-    "agosto",
-    "septiembre",
-    "octubre",
-    "noviembre",
-    "diciembre",
-]
 WEEKDAYS_ES = ["lunes", "martes", "miércoles", "jueves", "viernes", "sábado", "domingo"]
 
 # Links no crawler may follow: cloud metadata endpoint and a domain outside the registry.

@@ -523,7 +523,7 @@ class LaMontana(Theme):
 
 def _co_date(moment: datetime) -> str:
     """``Noviembre 09, 2020 - 09:16 p. m.`` (Colombian CMS style)."""
-    from crawler.demo_site.common import MONTHS_ES
+    from covidnews.text import MONTHS_ES
 
     month = MONTHS_ES[moment.month - 1].capitalize()
     return f"{month} {moment.day:02d}, {moment.year} - {ampm(moment)}"
