@@ -16,11 +16,13 @@ from covidnews.commands._common import EXIT_INPUT, EXIT_SETTINGS, CommandError, 
 
 if TYPE_CHECKING:
     from covidnews.settings import Settings
+    from covidnews.store import Store
+    from nlp_worker.process import ProcessReport
 
 
 def process_stored(
-    store: Any, settings: Settings, *, limit: int | None = None, show: bool | None = None
-) -> Any:
+    store: Store, settings: Settings, *, limit: int | None = None, show: bool | None = None
+) -> ProcessReport:
     """Run what is pending through the NLP here, telling the user what happens: which articles,
     a progress bar with an ETA on a terminal (a line every ~10 s otherwise), and one warning line
     when the translator cannot run (translations are then deferred, never failed). When the
@@ -73,7 +75,9 @@ def process_stored(
         return process_ids(store, settings, ids, backends=backends, on_batch=advance)
 
 
-def process_after_collecting(store: Any, settings: Settings, *, show: bool | None = None) -> Any:
+def process_after_collecting(
+    store: Store, settings: Settings, *, show: bool | None = None
+) -> ProcessReport | None:
     """After a crawl or an ingest: run the NLP here (the embedded default, with progress), or
     say where it happens instead. Returns the report, or None when nothing ran here."""
     from nlp_worker.process import pending_count

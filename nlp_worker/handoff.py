@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from covidnews.settings import Settings
+    from covidnews.store import Store
 
 log = logging.getLogger(__name__)
 
 
-def submit(article_ids: Sequence[int], settings: Settings | None = None, store: Any = None) -> int:
+def submit(
+    article_ids: Sequence[int], settings: Settings | None = None, store: Store | None = None
+) -> int:
     """Queue or run the NLP stages for these articles; returns how many were handed over."""
     if not article_ids:
         return 0

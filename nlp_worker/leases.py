@@ -32,7 +32,8 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy.orm import Session
 
 from covidnews.schema import Article, ProcessingState, utcnow
 from covidnews.store import Store
@@ -61,7 +62,7 @@ def new_owner() -> str:
     return f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:16]}"
 
 
-def _expired(now: datetime) -> Any:
+def _expired(now: datetime) -> ColumnElement[bool]:
     return or_(Article.lease_until.is_(None), Article.lease_until < now)
 
 
@@ -118,7 +119,7 @@ def renew(store: Store, ids: Sequence[int], owner: str, seconds: int) -> int:
         return int(getattr(result, "rowcount", 0) or 0)
 
 
-def still_held(s: Any, ids: Sequence[int], owner: str) -> set[int]:
+def still_held(s: Session, ids: Sequence[int], owner: str) -> set[int]:
     """In the caller's transaction: which of ``ids`` ``owner`` still holds, row-locked on
     PostgreSQL so no claim can take them over before this transaction commits (SQLite's single
     writer gives the same guarantee: a stale read cannot commit a write)."""
@@ -194,12 +195,12 @@ class Heartbeat:
             self._thread.join(timeout=60)
 
 
-def waiting_filter(now: datetime, handoff_seconds: int | None) -> Any:
+def waiting_filter(now: datetime, handoff_seconds: int | None) -> ColumnElement[bool]:
     """What a sweep hands over: pending articles whose hand-over is older than the grace (all
     pending ones when ``handoff_seconds`` is None: one machine, nobody else to hand them to),
     and processing ones whose lease expired."""
     if handoff_seconds is None:
-        pending: Any = Article.state == PENDING
+        pending: ColumnElement[bool] = Article.state == PENDING
     else:
         stale = now - timedelta(seconds=handoff_seconds)
         pending = and_(
