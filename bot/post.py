@@ -264,14 +264,8 @@ def settle_unknown(
         s.expunge_all()
     for row in rows:
         payload = dict(row.payload or {})
-        outgoing = Outgoing(
-            text=row.text,
-            language=row.language,
-            idempotency_key=f"covidnews-{row.channel}-{row.id}",
-            record_key=record_key(row.id, row.created_at),
-        )
         try:
-            found = publisher.find(outgoing, since=row.created_at - timedelta(minutes=1))
+            found = publisher.find(_outgoing(row), since=row.created_at - timedelta(minutes=1))
         except PublishError as exc:
             log.warning("%s: cannot look for unknown posts now: %s", channel, exc)
             return
@@ -332,6 +326,20 @@ def _write_outbox(path: Path, row: BotPost) -> None:
 # Sending ---------------------------------------------------------------------------------------
 
 
+def _outgoing(row: BotPost, root: BotPost | None = None, parent: BotPost | None = None) -> Outgoing:
+    """What a publisher gets for a post row: the same idempotency and record keys on every try
+    (and for the settle lookup), facets, reply refs."""
+    return Outgoing(
+        text=row.text,
+        language=row.language,
+        idempotency_key=f"covidnews-{row.channel}-{row.id}",
+        facets=list((row.payload or {}).get("facets", [])),
+        reply_root=_ref(root),
+        reply_parent=_ref(parent),
+        record_key=record_key(row.id, row.created_at),
+    )
+
+
 def _ref(row: BotPost | None) -> RemoteRef | None:
     if row is None or not row.remote_id:
         return None
@@ -365,15 +373,7 @@ def deliver(
     if row.reply_to_id is not None and _ref(parent) is None:
         _update(store, post_id, status=RETRY, error="the post it replies to is not online yet")
         return RETRY
-    outgoing = Outgoing(
-        text=row.text,
-        language=row.language,
-        idempotency_key=f"covidnews-{row.channel}-{row.id}",
-        facets=list((row.payload or {}).get("facets", [])),
-        reply_root=_ref(root),
-        reply_parent=_ref(parent),
-        record_key=record_key(row.id, row.created_at),
-    )
+    outgoing = _outgoing(row, root, parent)
     attempts = row.attempts
     tries = 0
     waited = False

@@ -66,6 +66,13 @@ def _expired(now: datetime) -> ColumnElement[bool]:
     return or_(Article.lease_until.is_(None), Article.lease_until < now)
 
 
+def _held_by(ids: Sequence[int], owner: str) -> ColumnElement[bool]:
+    """Which of ``ids`` ``owner`` holds: processing, under its lease."""
+    return and_(
+        Article.id.in_(list(ids)), Article.state == PROCESSING, Article.lease_owner == owner
+    )
+
+
 def claim(store: Store, ids: Sequence[int], owner: str, seconds: int) -> list[int]:
     """Take the lease on those of ``ids`` that are pending, held by ``owner`` already (a Celery
     task retried after an error), or held by a lease that expired. Returns the ids taken."""
@@ -93,9 +100,7 @@ def claim(store: Store, ids: Sequence[int], owner: str, seconds: int) -> list[in
         return list(
             s.scalars(
                 select(Article.id).where(
-                    Article.id.in_(list(ids)),
-                    Article.state == PROCESSING,
-                    Article.lease_owner == owner,
+                    _held_by(ids, owner),
                 )
             )
         )
@@ -109,9 +114,7 @@ def renew(store: Store, ids: Sequence[int], owner: str, seconds: int) -> int:
         result = s.execute(
             update(Article)
             .where(
-                Article.id.in_(list(ids)),
-                Article.state == PROCESSING,
-                Article.lease_owner == owner,
+                _held_by(ids, owner),
             )
             .values(lease_until=utcnow() + timedelta(seconds=seconds))
             .execution_options(synchronize_session=False)
@@ -127,9 +130,7 @@ def still_held(s: Session, ids: Sequence[int], owner: str) -> set[int]:
         s.scalars(
             select(Article.id)
             .where(
-                Article.id.in_(list(ids)),
-                Article.state == PROCESSING,
-                Article.lease_owner == owner,
+                _held_by(ids, owner),
             )
             .with_for_update()
         )
@@ -145,9 +146,7 @@ def release(store: Store, ids: Sequence[int], owner: str) -> list[int]:
         held = list(
             s.scalars(
                 select(Article.id).where(
-                    Article.id.in_(list(ids)),
-                    Article.state == PROCESSING,
-                    Article.lease_owner == owner,
+                    _held_by(ids, owner),
                 )
             )
         )

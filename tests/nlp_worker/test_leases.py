@@ -14,31 +14,13 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, update
 
-from covidnews.embed import get_embedder
 from covidnews.ingest import parse_record
 from covidnews.schema import Article, StageRun, utcnow
 from covidnews.settings import load_settings
 from covidnews.store import Store
 from nlp_worker import leases
-from nlp_worker.backends.langid import MODEL_ID as LANGID_MODEL
-from nlp_worker.backends.langid import detect_language
-from nlp_worker.backends.sentences import split_sentences
-from nlp_worker.backends.translate import get_translator
-from nlp_worker.classify import load_classifier
 from nlp_worker.process import pending_ids, process_ids
 from nlp_worker.stages import Backends, process_leased, run_batch
-
-
-@pytest.fixture(scope="module")
-def backends() -> Backends:
-    return Backends(
-        detect_language=detect_language,
-        langid_model=LANGID_MODEL,
-        classifier=load_classifier(),
-        translator=get_translator("apertium"),
-        embedder=get_embedder("hashing"),
-        split_sentences=split_sentences,
-    )
 
 
 def stored(store: Store, n: int) -> list[int]:

@@ -31,10 +31,6 @@ from covidnews.schema import (
 from covidnews.search.keyword import KeywordIndex
 from covidnews.settings import load_settings
 from covidnews.store import Store
-from nlp_worker.backends.langid import MODEL_ID as LANGID_MODEL
-from nlp_worker.backends.langid import detect_language
-from nlp_worker.backends.sentences import split_sentences
-from nlp_worker.backends.translate import get_translator
 from nlp_worker.classify import CovidClassifier, load_classifier
 from nlp_worker.process import deferred_count, pending_ids, process_ids, requeue_deferred
 from nlp_worker.stages import Backends, _hash
@@ -51,18 +47,6 @@ COVID_EN = (
     "Intensive care occupancy reached 70 percent in the capital. Authorities asked people to wear masks "
     "and keep their distance. The COVID-19 vaccination campaign will start next week with health workers."
 )
-
-
-@pytest.fixture(scope="module")
-def backends() -> Backends:
-    return Backends(
-        detect_language=detect_language,
-        langid_model=LANGID_MODEL,
-        classifier=load_classifier(),
-        translator=get_translator("apertium"),
-        embedder=get_embedder("hashing"),
-        split_sentences=split_sentences,
-    )
 
 
 def settings(tmp_path: Path) -> Any:
