@@ -10,11 +10,25 @@ them, never at import time.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from covidnews.settings import Settings
+    from covidnews.store import Store
+
 Kind = Literal["query", "passage"]
+
+
+class Handoff(Protocol):
+    """Hands stored article ids to the NLP (``nlp_worker.handoff.submit``); returns how many it
+    handed over. Given to the crawler and the sweep by the entry points, so neither depends on
+    the NLP."""
+
+    def __call__(
+        self, article_ids: Sequence[int], settings: Settings | None = ..., store: Store | None = ...
+    ) -> int: ...
 
 
 class BackendUnavailable(RuntimeError):

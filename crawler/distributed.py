@@ -18,18 +18,25 @@ import logging
 import os
 import socket
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
 from scrapy.exceptions import DontCloseSpider, IgnoreRequest, NotConfigured
 from twisted.internet import task
+
+if TYPE_CHECKING:
+    import redis
+    from scrapy import Spider
+    from scrapy.crawler import Crawler
+    from scrapy.http import Request
+
 
 log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 1.0
 BUSY_TTL_SECONDS = 5
 
 
-def _run_redis(crawler: Any) -> tuple[Any, str]:
+def _run_redis(crawler: Crawler) -> tuple[Any, str]:
     """(Redis client, key prefix) of this distributed run; NotConfigured when not distributed."""
     url = crawler.settings.get("REDIS_URL")
     prefix = crawler.settings.get("COVIDNEWS_RUN_PREFIX")
@@ -41,7 +48,7 @@ def _run_redis(crawler: Any) -> tuple[Any, str]:
 
 
 class SharedIdle:
-    def __init__(self, crawler: Any, client: Any, prefix: str, queue_key: str) -> None:
+    def __init__(self, crawler: Crawler, client: redis.Redis, prefix: str, queue_key: str) -> None:
         self.crawler = crawler
         self.client = client
         self.prefix = prefix
@@ -50,7 +57,7 @@ class SharedIdle:
         self.loop: task.LoopingCall | None = None
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> SharedIdle:
+    def from_crawler(cls, crawler: Crawler) -> SharedIdle:
         client, prefix = _run_redis(crawler)
         ext = cls(crawler, client, prefix, crawler.settings.get("SCHEDULER_QUEUE_KEY"))
         crawler.signals.connect(ext.opened, signal=signals.spider_opened)
@@ -69,12 +76,12 @@ class SharedIdle:
         if self._busy_locally():
             self.client.set(self.me, 1, ex=BUSY_TTL_SECONDS)
 
-    def opened(self, spider: Any) -> None:
+    def opened(self, spider: Spider) -> None:
         self.client.set(self.me, 1, ex=BUSY_TTL_SECONDS)
         self.loop = task.LoopingCall(self.beat)
         self.loop.start(HEARTBEAT_SECONDS)
 
-    def idle(self, spider: Any) -> None:
+    def idle(self, spider: Spider) -> None:
         self.client.delete(self.me)
         others = [
             k for k in self.client.scan_iter(f"{self.prefix}:busy:*") if k.decode() != self.me
@@ -86,7 +93,7 @@ class SharedIdle:
             )
             raise DontCloseSpider
 
-    def closed(self, spider: Any) -> None:
+    def closed(self, spider: Spider) -> None:
         if self.loop and self.loop.running:
             self.loop.stop()
         self.client.delete(self.me)
@@ -125,7 +132,7 @@ class FetchClaims:
     process's claims are taken over (its alive key expires within seconds), so what it held is
     still fetched."""
 
-    def __init__(self, crawler: Any, client: Any, prefix: str) -> None:
+    def __init__(self, crawler: Crawler, client: redis.Redis, prefix: str) -> None:
         self.crawler = crawler
         self.client = client
         self.prefix = prefix
@@ -135,7 +142,7 @@ class FetchClaims:
         self.heart: threading.Thread | None = None
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> FetchClaims:
+    def from_crawler(cls, crawler: Crawler) -> FetchClaims:
         mw = cls(crawler, *_run_redis(crawler))
         crawler.signals.connect(mw.opened, signal=signals.spider_opened)
         crawler.signals.connect(mw.closed, signal=signals.spider_closed)
@@ -154,18 +161,18 @@ class FetchClaims:
             except Exception as exc:  # Redis away for a moment: the next beat retries
                 log.debug("claims heartbeat failed: %s", exc)
 
-    def opened(self, spider: Any) -> None:
+    def opened(self, spider: Spider) -> None:
         self.alive()
         self.heart = threading.Thread(target=self._beat, name="covidnews-claims", daemon=True)
         self.heart.start()
 
-    def closed(self, spider: Any) -> None:
+    def closed(self, spider: Spider) -> None:
         self.stopping.set()
         if self.heart is not None:
             self.heart.join(timeout=5)
         # Claims stay (they expire with the run's keys): the pages they name were fetched.
 
-    def process_request(self, request: Any, spider: Any) -> None:
+    def process_request(self, request: Request, spider: Spider) -> None:
         if request.meta.get("kind") not in CLAIMED_KINDS:
             return None
         key = f"{self.prefix}:claim:{hashlib.sha1(request.url.encode('utf-8')).hexdigest()}"

@@ -14,13 +14,16 @@ import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import select, update
 
 from covidnews.schema import Article, CrawlState, Source, utcnow
 from covidnews.store import Store, retrying, slugify
 from covidnews.urls import canonical_or_raw, url_hash
+
+if TYPE_CHECKING:
+    from crawler.registry import SourceEntry
 
 T = TypeVar("T")
 
@@ -163,7 +166,7 @@ class Frontier:
             return s.scalar(select(Article.id).where(Article.url_hash == url_hash(url))) is not None
 
 
-def sync_sources(store: Store, entries: Iterable[Any]) -> dict[str, int]:
+def sync_sources(store: Store, entries: Iterable[SourceEntry]) -> dict[str, int]:
     """Write registry entries into the ``sources`` table (insert or update by slug).
 
     Returns slug → source id. Sources that only came from ingest are left alone.

@@ -17,13 +17,20 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from scrapy.exceptions import IgnoreRequest
 from scrapy.resolver import CachingThreadedResolver
 from twisted.internet import defer
 from twisted.internet.error import DNSLookupError
+
+if TYPE_CHECKING:
+    from scrapy import Spider
+    from scrapy.crawler import Crawler
+    from scrapy.http import Request
+    from twisted.internet.base import ReactorBase
+
 
 log = logging.getLogger(__name__)
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -58,7 +65,7 @@ class GuardedResolver(CachingThreadedResolver):
     allowed: list[IPNetwork]
 
     @classmethod
-    def from_crawler(cls, crawler: Any, reactor: Any) -> GuardedResolver:
+    def from_crawler(cls, crawler: Crawler, reactor: ReactorBase) -> GuardedResolver:
         resolver = super().from_crawler(crawler, reactor)
         resolver.allowed = parse_networks(crawler.settings.getlist("COVIDNEWS_ALLOW_PRIVATE"))
         return resolver
@@ -82,16 +89,16 @@ class GuardedResolver(CachingThreadedResolver):
 class GuardMiddleware:
     """Downloader middleware: only registry domains, never a non-public literal address."""
 
-    def __init__(self, allowed: list[IPNetwork], crawler: Any = None) -> None:
+    def __init__(self, allowed: list[IPNetwork], crawler: Crawler | None = None) -> None:
         self.allowed = allowed
         self.crawler = crawler
         self.stats = getattr(crawler, "stats", None)
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> GuardMiddleware:
+    def from_crawler(cls, crawler: Crawler) -> GuardMiddleware:
         return cls(parse_networks(crawler.settings.getlist("COVIDNEWS_ALLOW_PRIVATE")), crawler)
 
-    def process_request(self, request: Any, spider: Any = None) -> None:
+    def process_request(self, request: Request, spider: Spider | None = None) -> None:
         parts = urlsplit(request.url)
         host = (parts.hostname or "").lower()
         if parts.scheme not in {"http", "https"} or not host:
@@ -103,7 +110,7 @@ class GuardMiddleware:
         if registry is not None and registry.by_domain(host) is None:
             self._refuse("offsite", request, f"{host} is not a registry domain")
 
-    def _refuse(self, reason: str, request: Any, message: str) -> None:
+    def _refuse(self, reason: str, request: Request, message: str) -> None:
         if self.stats is not None:
             self.stats.inc_value(f"covidnews/refused/{reason}")
         raise IgnoreRequest(f"refused {request.url}: {message}")

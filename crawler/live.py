@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
 from twisted.internet import task
+
+if TYPE_CHECKING:
+    from scrapy import Spider
+    from scrapy.crawler import Crawler
+    from scrapy.statscollectors import StatsCollector
+
 
 FIELDS = (
     ("pages", "response_received_count"),
@@ -22,14 +28,14 @@ FIELDS = (
 
 
 class LiveStats:
-    def __init__(self, stats: Any, interval: float = 1.0) -> None:
+    def __init__(self, stats: StatsCollector, interval: float = 1.0) -> None:
         self.stats = stats
         self.interval = interval
         self.loop: task.LoopingCall | None = None
         self.started = time.monotonic()
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> LiveStats:
+    def from_crawler(cls, crawler: Crawler) -> LiveStats:
         enabled = crawler.settings.getbool("COVIDNEWS_LIVE_STATS", sys.stderr.isatty())
         if not enabled:
             raise NotConfigured
@@ -43,12 +49,12 @@ class LiveStats:
         parts = [f"{label} {self.stats.get_value(key, 0):,}" for label, key in FIELDS]
         return f"\r[{elapsed:6.0f}s] " + " · ".join(parts) + "   "
 
-    def opened(self, spider: Any) -> None:
+    def opened(self, spider: Spider) -> None:
         self.started = time.monotonic()
         self.loop = task.LoopingCall(lambda: sys.stderr.write(self.line()))
         self.loop.start(self.interval)
 
-    def closed(self, spider: Any) -> None:
+    def closed(self, spider: Spider) -> None:
         if self.loop and self.loop.running:
             self.loop.stop()
         sys.stderr.write(self.line() + "\n")

@@ -6,22 +6,29 @@ Enabled (``COVIDNEWS_METRICS`` Scrapy setting) when ``COVIDNEWS_METRICS_PORT`` i
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
 
 from covidnews.metrics import record_page
 
+if TYPE_CHECKING:
+    from scrapy import Spider
+    from scrapy.crawler import Crawler
+    from scrapy.http import Request, Response
+
 
 class CrawlMetrics:
     @classmethod
-    def from_crawler(cls, crawler: Any) -> CrawlMetrics:
+    def from_crawler(cls, crawler: Crawler) -> CrawlMetrics:
         if not crawler.settings.getbool("COVIDNEWS_METRICS"):
             raise NotConfigured
         ext = cls()
         crawler.signals.connect(ext.response_received, signal=signals.response_received)
         return ext
 
-    def response_received(self, response: Any, request: Any, spider: Any = None) -> None:
+    def response_received(
+        self, response: Response, request: Request, spider: Spider | None = None
+    ) -> None:
         record_page(request.meta.get("source"), response.status)

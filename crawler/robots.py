@@ -8,15 +8,19 @@ this fix robots-disallowed pages were fetched (found by ``tests/crawler/test_cra
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware as _Base
 from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet.defer import Deferred
 
+if TYPE_CHECKING:
+    from scrapy.http import Request
+    from scrapy.robotstxt import RobotParser
+
 
 class RobotsTxtMiddleware(_Base):
-    async def robot_parser(self, request: Any) -> Any:
+    async def robot_parser(self, request: Request) -> RobotParser | None:
         parser = await super().robot_parser(request)
         if parser is None:
             stored = self._parsers.get(urlparse_cached(request).netloc)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from covidnews.interfaces import Handoff
 from covidnews.settings import Settings
 from covidnews.store import Store
 from crawler.frontier import sync_sources
@@ -61,8 +61,8 @@ def run_crawl(
     since: datetime | None = None,
     max_pages: int | None = None,
     run_id: str | None = None,
-    overrides: dict[str, Any] | None = None,
-    handoff: Callable[[Sequence[int], Any, Any], int] | None = None,
+    overrides: dict[str, Any] | None = None,  # Scrapy settings: values of every kind
+    handoff: Handoff | None = None,
 ) -> CrawlReport:
     """Crawl the registry's sources (or ``only`` those) once; blocks until done. ``handoff``
     receives the ids of new or changed articles as the crawl goes (with a broker: the commands

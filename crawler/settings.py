@@ -15,6 +15,7 @@ MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 
 
 def scrapy_settings(settings: Settings, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    # Any: Scrapy setting values are of every kind (ints, dicts of classes, callables).
     values: dict[str, Any] = {
         "BOT_NAME": "covidnews",
         "SPIDER_MODULES": ["crawler.spiders"],

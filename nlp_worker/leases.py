@@ -27,10 +27,10 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
@@ -39,6 +39,7 @@ from covidnews.schema import Article, ProcessingState, utcnow
 from covidnews.store import Store
 
 if TYPE_CHECKING:
+    from covidnews.interfaces import Handoff
     from covidnews.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -225,7 +226,7 @@ def due(store: Store, handoff_seconds: int | None, limit: int | None = None) -> 
 def sweep(
     store: Store,
     settings: Settings,
-    hand_over: Callable[[Sequence[int], Any, Store], int],
+    hand_over: Handoff,
     *,
     limit: int = SWEEP_LIMIT,
 ) -> int:

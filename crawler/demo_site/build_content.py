@@ -462,7 +462,7 @@ def _finish(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def check_traceable(articles: list[dict[str, Any]], data: Path) -> None:
+def check_traceable(articles: list[dict[str, Any]], data: Path) -> None:  # JSON records
     """Every title and paragraph is an excerpt of the record its ``source`` names."""
     dev = {str(r["id"]): r for r in _load_jsonl(data / "fakedes" / "labelled_dev.jsonl")}
     train = {str(r["id"]): r for r in _load_jsonl(data / "fakedes" / "train.jsonl")}

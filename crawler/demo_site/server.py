@@ -413,7 +413,7 @@ class DemoSite:
             out["hostile-feeds"] = [base + p for p in (*HOSTILE_FEEDS, *HOSTILE_SITEMAPS)]
         return out
 
-    def add_article(self, outlet_slug: str, **fields: Any) -> dict[str, Any]:
+    def add_article(self, outlet_slug: str, **fields: Any) -> dict[str, Any]:  # JSON-like record
         """Publish a new article on ``outlet_slug`` now; returns it (with its ``url``).
 
         Fields: title, paragraphs (list) or text (blank-line separated), authors, published
@@ -743,7 +743,7 @@ class _Chunked(BufferedIOBase):
         super().__init__()
         self._raw = raw
 
-    def write(self, data: Any) -> int:
+    def write(self, data: Any) -> int:  # Any: a file-like's write takes any buffer
         chunk = bytes(data)
         if chunk:
             self._raw.write(b"%x\r\n" % len(chunk) + chunk + b"\r\n")

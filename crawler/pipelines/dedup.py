@@ -5,22 +5,28 @@ Exact URL duplicates need nothing here: the store's upsert is keyed by the canon
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from covidnews.dedup import find_story
 from covidnews.store import retrying
+from crawler.pipelines import news_spider
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+
+    from crawler.items import ArticleItem
 
 
 class DedupPipeline:
-    def __init__(self, crawler: Any) -> None:
+    def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> DedupPipeline:
+    def from_crawler(cls, crawler: Crawler) -> DedupPipeline:
         return cls(crawler)
 
-    def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
-        spider = self.crawler.spider
+    def process_item(self, item: ArticleItem) -> ArticleItem:
+        spider = news_spider(self.crawler)
         record = item["record"]
         when = record.published_at or item["fetched_at"]
 

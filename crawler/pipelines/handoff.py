@@ -12,23 +12,29 @@ depend on the NLP. Without one the articles stay ``pending`` and the sweep hands
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from covidnews.settings import get_settings
 
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+
+    from covidnews.interfaces import Handoff
+    from crawler.items import ArticleItem, StoredItem
+
 
 class HandoffPipeline:
-    def __init__(self, crawler: Any) -> None:
+    def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
         self.pending: list[int] = []
         self.settings = get_settings()
-        self.submit = crawler.settings.get("COVIDNEWS_HANDOFF")
+        self.submit: Handoff | None = crawler.settings.get("COVIDNEWS_HANDOFF")
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> HandoffPipeline:
+    def from_crawler(cls, crawler: Crawler) -> HandoffPipeline:
         return cls(crawler)
 
-    def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
+    def process_item(self, item: ArticleItem) -> StoredItem:
         ids = item.get("article_ids") or []
         if self.settings.broker_url and self.submit is not None:
             self.pending.extend(ids)
@@ -42,5 +48,5 @@ class HandoffPipeline:
         if ids and self.submit is not None:
             self.submit(ids, self.settings, getattr(self.crawler.spider, "store", None))
 
-    def close_spider(self, spider: Any = None) -> None:
+    def close_spider(self, spider: object = None) -> None:
         self._flush()

@@ -7,24 +7,29 @@ offset the outlet wrote them in; one written in UTC is placed in the source coun
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from scrapy.exceptions import DropItem
 
 from covidnews.ingest import RecordError, parse_record
 from crawler.dates import zone_for
+from crawler.pipelines import frontier_of
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+
+    from crawler.items import ArticleItem
 
 
 class NormalisePipeline:
-    def __init__(self, crawler: Any) -> None:
+    def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> NormalisePipeline:
+    def from_crawler(cls, crawler: Crawler) -> NormalisePipeline:
         return cls(crawler)
 
-    def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
-        spider = self.crawler.spider
+    def process_item(self, item: ArticleItem) -> ArticleItem:
         page = item["page"]
         published, published_from = page.published_at, page.published_from
         if published is None and item.get("listed_published"):
@@ -55,7 +60,7 @@ class NormalisePipeline:
                 origin="crawl",
             )
         except RecordError as exc:
-            frontier = getattr(spider, "frontier", None)
+            frontier = frontier_of(self.crawler)
             if frontier is not None:
                 frontier.mark_fetched(item["fetched_urls"], item["status"], f"invalid: {exc}")
             raise DropItem(f"{page.url}: {exc}") from None

@@ -4,22 +4,28 @@ dropping the article it holds."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from covidnews.metrics import record_article_stored
 from covidnews.store import retrying
+from crawler.pipelines import news_spider
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+
+    from crawler.items import ArticleItem
 
 
 class StorePipeline:
-    def __init__(self, crawler: Any) -> None:
+    def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> StorePipeline:
+    def from_crawler(cls, crawler: Crawler) -> StorePipeline:
         return cls(crawler)
 
-    def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
-        spider = self.crawler.spider
+    def process_item(self, item: ArticleItem) -> ArticleItem:
+        spider = news_spider(self.crawler)
         record = item["record"]
         result = retrying(lambda: spider.store.upsert_articles([record]))
         item["article_ids"] = result.changed_ids

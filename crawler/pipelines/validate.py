@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from scrapy.exceptions import DropItem
+
+from crawler.pipelines import frontier_of
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+
+    from crawler.items import ArticleItem
 
 MIN_TEXT_CHARS = 250
 
 
 class ValidatePipeline:
-    def __init__(self, crawler: Any, min_chars: int = MIN_TEXT_CHARS) -> None:
+    def __init__(self, crawler: Crawler, min_chars: int = MIN_TEXT_CHARS) -> None:
         self.crawler = crawler
         self.min_chars = min_chars
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> ValidatePipeline:
+    def from_crawler(cls, crawler: Crawler) -> ValidatePipeline:
         return cls(crawler, crawler.settings.getint("COVIDNEWS_MIN_TEXT_CHARS", MIN_TEXT_CHARS))
 
-    def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
-        spider = self.crawler.spider
+    def process_item(self, item: ArticleItem) -> ArticleItem:
         page = item["page"]
         reason = None
         # Feeds and sitemaps vouch for their items; a link found by crawling must look like an
@@ -32,7 +38,7 @@ class ValidatePipeline:
         elif len(page.text) < self.min_chars:
             reason = f"text shorter than {self.min_chars} characters"
         if reason:
-            frontier = getattr(spider, "frontier", None)
+            frontier = frontier_of(self.crawler)
             if frontier is not None:
                 frontier.mark_fetched(item["fetched_urls"], item["status"], reason)
             raise DropItem(f"{page.url}: {reason}")

@@ -18,7 +18,7 @@ import io
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 import scrapy
@@ -344,7 +344,7 @@ def _urls(response: Response) -> list[str]:
 
 
 def parse_feed_items(
-    body: bytes, content_type: str | None, base_url: str, tz: Any
+    body: bytes, content_type: str | None, base_url: str, tz: tzinfo
 ) -> tuple[list[tuple[str, datetime | None]], str | None]:
     """(link, published) of every item of an RSS/Atom/JSON feed, and a parse problem if any."""
     stripped = body.lstrip()[:1]
@@ -424,7 +424,7 @@ def _newsml_items(body: bytes, tz: Any) -> list[tuple[str, datetime | None]]:
 
 
 def parse_sitemap_xml(
-    body: bytes, tz: Any
+    body: bytes, tz: tzinfo
 ) -> tuple[list[str], list[tuple[str, datetime | None]], set[str], str | None]:
     """(child sitemaps, (url, date) entries, URLs with news:news markup, problem)."""
     from lxml import etree
@@ -437,7 +437,7 @@ def parse_sitemap_xml(
     if root is None:
         return [], [], set(), "empty sitemap"
 
-    def local(tag: Any) -> str:
+    def local(tag: object) -> str:
         return str(tag).rsplit("}", 1)[-1].lower()
 
     children: list[str] = []
