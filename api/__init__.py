@@ -87,7 +87,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
 }
 
 
-def create_app(config: Mapping[str, Any] | None = None) -> APIFlask:
+def create_app(config: Mapping[str, Any] | None = None) -> APIFlask:  # Flask config: any values
     """Build the app. ``config`` overrides Flask config; its ``SETTINGS`` may carry a
     :class:`covidnews.settings.Settings` (default: :func:`covidnews.settings.get_settings`)."""
     from apiflask import APIFlask

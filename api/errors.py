@@ -61,7 +61,7 @@ class ApiProblem(Exception):
         param: str | None = None,
         type: str | None = None,
         headers: Mapping[str, str] | None = None,
-        **extra: Any,
+        **extra: Any,  # extension members of the problem body: any JSON value
     ) -> None:
         super().__init__(detail)
         self.status = status
@@ -107,7 +107,7 @@ def problem_response(
     title: str | None = None,
     type: str = "about:blank",
     headers: Mapping[str, str] | None = None,
-    **extra: Any,
+    **extra: Any,  # extension members of the problem body: any JSON value
 ) -> Response:
     """A complete problem-details response for the current request."""
     body: dict[str, Any] = {

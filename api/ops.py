@@ -31,7 +31,13 @@ from api.errors import TYPE_NOT_READY, problem_response
 from api.services import services
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from flask.typing import ResponseReturnValue
+    from prometheus_client.metrics_core import Metric
+
     from covidnews.settings import Settings
+    from covidnews.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +129,7 @@ def healthz() -> dict[str, Any]:
     "when not.",
     responses={200: "Ready", 503: "Not ready"},
 )
-def readyz() -> Any:
+def readyz() -> ResponseReturnValue:
     from covidnews.follow import lag_seconds, read_state
 
     svc = services()
@@ -170,10 +176,10 @@ def readyz() -> Any:
 class IndexCollector:
     """This node's index metrics, read when scraped: lag, pending changes, documents."""
 
-    def __init__(self, settings: Settings, store: Any) -> None:
+    def __init__(self, settings: Settings, store: Store) -> None:
         self.settings, self.store = settings, store
 
-    def collect(self) -> Any:
+    def collect(self) -> Iterator[Metric]:
         from prometheus_client.core import GaugeMetricFamily
 
         from covidnews.follow import ChangeFeed, lag_seconds, read_state

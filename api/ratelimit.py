@@ -15,7 +15,11 @@ import math
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import redis
+
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +106,7 @@ class RedisLimiter:
         *,
         prefix: str = "covidnews:ratelimit:",
         window: int = WINDOW_SECONDS,
-        client: Any = None,
+        client: redis.Redis | None = None,
     ) -> None:
         import redis
 

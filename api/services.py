@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from flask import Flask, current_app
 
 if TYPE_CHECKING:
+    from covidnews.search.engine import SearchEngine
     from covidnews.settings import Settings
     from covidnews.store import Store
 
@@ -33,7 +34,7 @@ class Services:
         self._migrate = migrate
         self._lock = threading.RLock()
         self._store: Store | None = None
-        self._engine: Any = None
+        self._engine: SearchEngine | None = None
         self._pid = os.getpid()
 
     def _after_fork(self) -> None:
@@ -74,7 +75,7 @@ class Services:
         return self._engine is not None
 
     @property
-    def engine(self) -> Any:
+    def engine(self) -> SearchEngine:
         """The search engine (``covidnews.search.engine.SearchEngine``), built on first use."""
         self._after_fork()
         engine = self._engine

@@ -11,9 +11,9 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from urllib.parse import urlencode
 
 from apiflask import APIBlueprint
@@ -41,6 +41,10 @@ from covidnews.search.engine import CursorError, Filters, Hit, Query
 from covidnews.search.results import ArticleView, excerpt, load_articles
 from covidnews.search.snippets import SNIPPET_CHARS
 from covidnews.taxonomy import topics
+
+if TYPE_CHECKING:
+    from flask.typing import ResponseReturnValue
+
 
 bp = APIBlueprint("v1", __name__, url_prefix="/api/v1", tag="Search")
 
@@ -145,7 +149,11 @@ def results_out(
     return out
 
 
-def _run(fn: Any, *args: Any, **kwargs: Any) -> Any:
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _run(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     try:
         return fn(*args, **kwargs)
     except QueryError as exc:
@@ -161,7 +169,7 @@ def _run(fn: Any, *args: Any, **kwargs: Any) -> Any:
 @bp.input(SearchArgs, location="query", arg_name="args")
 @bp.output(SearchOut)
 @bp.doc(summary="Search articles (keyword, semantic or hybrid; cross-lingual)")
-def search(args: dict[str, Any]) -> Any:
+def search(args: dict[str, Any]) -> ResponseReturnValue:
     """Every hit exactly once across pages: follow `next` until it is null. Results are ordered by
     score (or date with `sort=newest`), then id, both descending."""
     query = query_from(args)
@@ -187,7 +195,7 @@ def search(args: dict[str, Any]) -> Any:
 @bp.get("/articles/<int(max=9223372036854775807):article_id>")
 @bp.output(ArticleOut)
 @bp.doc(summary="One article: full text, translations, topics and the other copies of its story")
-def article(article_id: int) -> Any:
+def article(article_id: int) -> ResponseReturnValue:
     views = load_articles(services().store, [article_id])
     view = views.get(article_id)
     if view is None:
@@ -231,7 +239,7 @@ def article(article_id: int) -> Any:
 @bp.input(SimilarArgs, location="query", arg_name="args")
 @bp.output(SimilarOut)
 @bp.doc(summary="Articles most similar in meaning (any language), other copies excluded")
-def similar(article_id: int, args: dict[str, Any]) -> Any:
+def similar(article_id: int, args: dict[str, Any]) -> ResponseReturnValue:
     engine = services().engine
     if not engine.is_indexed(article_id):
         if not load_articles(services().store, [article_id], with_text=False):
@@ -245,7 +253,7 @@ def similar(article_id: int, args: dict[str, Any]) -> Any:
 @bp.get("/sources")
 @bp.output(SourcesOut)
 @bp.doc(summary="Sources (outlets and agencies) with their number of indexed articles")
-def sources() -> Any:
+def sources() -> ResponseReturnValue:
     return {"sources": sources_with_counts()}
 
 
@@ -272,7 +280,7 @@ def sources_with_counts() -> list[dict[str, Any]]:
 @bp.get("/topics")
 @bp.output(TopicsOut)
 @bp.doc(summary="The 11 topics (Spanish and English names) with article counts")
-def topics_list() -> Any:
+def topics_list() -> ResponseReturnValue:
     counts = services().engine.topic_counts()
     return {
         "topics": [
@@ -286,7 +294,7 @@ def topics_list() -> Any:
 @bp.input(StatsArgs, location="query", arg_name="args")
 @bp.output(StatsOut)
 @bp.doc(summary="Number of articles per day/week/month/year, by topic, source, country or language")
-def stats(args: dict[str, Any]) -> Any:
+def stats(args: dict[str, Any]) -> ResponseReturnValue:
     """Counts the hits of the same query and filters as `/search` (undated articles excluded)."""
     query = query_from(args)
     buckets = _run(services().engine.counts, query, args["interval"], args.get("by"))
@@ -363,7 +371,7 @@ EXPORT_RESPONSES: Any = {
     summary="Every hit of a query as CSV or JSON Lines, streamed",
     responses=EXPORT_RESPONSES,
 )
-def export(args: dict[str, Any]) -> Any:
+def export(args: dict[str, Any]) -> ResponseReturnValue:
     """Streams with bounded memory: hits are ranked once, then read from the store 500 at a
     time. JSON Lines rows carry the same fields as search results (without snippets)."""
     query = query_from(args)

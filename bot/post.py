@@ -163,7 +163,7 @@ def record(
     created_at: datetime,
     article_id: int | None = None,
     reply_to_id: int | None = None,
-    payload: dict[str, Any] | None = None,
+    payload: dict[str, Any] | None = None,  # JSON, kept with the row
 ) -> int | None:
     """Insert a ``recorded`` row in its own transaction; None when the key is already there."""
     try:

@@ -159,7 +159,7 @@ def _rebasing_adapter(base: str) -> Any:
     class Rebase(requests.adapters.HTTPAdapter):
         """Sends tweepy's requests for api.twitter.com to another base URL (proxy, tests)."""
 
-        def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:  # requests' Session.send
             url = str(request.url)
             if url.startswith(X_DEFAULT_HOST):
                 request.url = base.rstrip("/") + url[len(X_DEFAULT_HOST) :]

@@ -523,7 +523,7 @@ _INSTANCES: dict[tuple[str, tuple[tuple[str, str], ...]], Embedder] = {}
 _INSTANCES_LOCK = threading.Lock()
 
 
-def get_embedder(name: str = DEFAULT_EMBEDDER, **options: Any) -> Embedder:
+def get_embedder(name: str = DEFAULT_EMBEDDER, **options: Any) -> Embedder:  # backend options
     """The embedder called ``name`` (see the module docstring), built once per process.
 
     ``options`` go to the backend's constructor: ``model`` (sentence-transformers: folder or hub

@@ -34,7 +34,7 @@ import os
 import tarfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -293,7 +293,7 @@ class Follower:
         clock = {"store": 0.0, "vectors": 0.0}
         started = time.perf_counter()
 
-        def batches(add: Any) -> Iterator[list[SearchDoc]]:
+        def batches(add: Callable[..., object]) -> Iterator[list[SearchDoc]]:
             for start in range(0, len(ids), BOOTSTRAP_CHUNK):
                 chunk = ids[start : start + BOOTSTRAP_CHUNK]
                 t0 = time.perf_counter()

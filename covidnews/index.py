@@ -92,7 +92,7 @@ DEFAULT_DELTA_MAX = 20_000
 RERANK: dict[str, tuple[float, int]] = {"pq4fs": (1.5, 1024), "sq8": (1.5, 10)}
 
 
-def load_faiss() -> Any:
+def load_faiss() -> Any:  # the faiss module (its stub types only part of the SWIG API)
     import faiss
 
     return faiss

@@ -96,7 +96,7 @@ def _opt_str(obj: Mapping[str, Any], key: str) -> str | None:
 
 
 def parse_datetime(
-    value: Any, key: str = "published_at", *, keep_zone: bool = False
+    value: object, key: str = "published_at", *, keep_zone: bool = False
 ) -> datetime | None:
     """ISO 8601 date or date-time; a time without a zone is taken as UTC. Returned in UTC, or
     with the offset it was written in when ``keep_zone``."""
@@ -126,7 +126,7 @@ def offset_minutes(value: datetime | None) -> int | None:
     return None if offset is None else int(offset.total_seconds() // 60)
 
 
-def parse_language(value: Any) -> str | None:
+def parse_language(value: object) -> str | None:
     """ISO 639-1 code; a BCP 47 tag such as ``es-MX`` is reduced to ``es``."""
     raw = _opt_str({"language": value}, "language")
     if raw is None:
@@ -137,7 +137,7 @@ def parse_language(value: Any) -> str | None:
     return match.group(1).lower()
 
 
-def parse_country(value: Any) -> str | None:
+def parse_country(value: object) -> str | None:
     raw = _opt_str({"country": value}, "country")
     if raw is None:
         return None
@@ -148,7 +148,7 @@ def parse_country(value: Any) -> str | None:
     return raw.upper()
 
 
-def parse_authors(value: Any) -> list[str]:
+def parse_authors(value: object) -> list[str]:
     if value is None:
         return []
     if isinstance(value, str):
@@ -168,7 +168,7 @@ def _record_hash(fields: Mapping[str, Any]) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def parse_record(obj: Any, *, origin: str = "ingest") -> ArticleRecord:
+def parse_record(obj: object, *, origin: str = "ingest") -> ArticleRecord:
     """Validate one input object into an :class:`ArticleRecord` or raise :class:`RecordError`.
 
     Besides the documented ingest fields, ``modified_at`` (ISO 8601), ``section`` and ``image``
@@ -229,7 +229,7 @@ def parse_record(obj: Any, *, origin: str = "ingest") -> ArticleRecord:
     )
 
 
-def apply_field_map(obj: Any, field_map: Mapping[str, str]) -> Any:
+def apply_field_map(obj: object, field_map: Mapping[str, str]) -> object:
     """Rename input keys (``--map headline=title``); a mapped key replaces the target key."""
     if not field_map or not isinstance(obj, dict):
         return obj

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from covidnews.store import Store
 
 Kind = Literal["query", "passage"]
+#: An article as a JSON object (``title``, ``text``, ``language``…): a backend reads the keys it
+#: needs and ignores the rest, so callers pass store rows, API bodies or JSONL lines alike.
+ArticleFields = Mapping[str, Any]
 
 
 class Handoff(Protocol):
@@ -77,7 +80,7 @@ class Classifier(Protocol):
         ...
 
     def predict(
-        self, items: Sequence[Mapping[str, Any]], embeddings: np.ndarray | None = None
+        self, items: Sequence[ArticleFields], embeddings: np.ndarray | None = None
     ) -> list[dict[str, Any]]:
         """For each item (``title``, ``text``): ``covid_score``, ``is_covid`` and ``topics``
         (``[{"id", "score"}]``, best first). ``embeddings``: the items' document vectors from

@@ -24,9 +24,11 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
     from covidnews.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -109,14 +111,23 @@ def record_article_stored(count: int = 1) -> None:
         metrics().articles_stored.inc(count)
 
 
-def record_batch(report: Any) -> None:
-    """Counts of an :class:`nlp_worker.stages.BatchReport` (done, failed, retry; stage times)."""
+class BatchCounts(Protocol):
+    """What the metrics read of a processed batch (:class:`nlp_worker.stages.BatchReport`)."""
+
+    done: list[int]
+    failed: list[int]
+    retry: list[int]
+    stage_seconds: dict[str, float]
+
+
+def record_batch(report: BatchCounts) -> None:
+    """Counts of a processed batch (done, failed, retry; stage times)."""
     if not enabled():
         return
     m = metrics()
-    for status in ("done", "failed", "retry"):
-        m.articles_processed.labels("nlp", status).inc(len(getattr(report, status)))
-    for stage, seconds in getattr(report, "stage_seconds", {}).items():
+    for status, ids in (("done", report.done), ("failed", report.failed), ("retry", report.retry)):
+        m.articles_processed.labels("nlp", status).inc(len(ids))
+    for stage, seconds in report.stage_seconds.items():
         m.stage_seconds.labels(stage).inc(max(0.0, float(seconds)))
 
 
@@ -208,7 +219,7 @@ def _registry() -> Any:
 
 
 def serve_metrics(
-    settings: Settings, *, queues: Sequence[str] = (), registry: Any = None
+    settings: Settings, *, queues: Sequence[str] = (), registry: CollectorRegistry | None = None
 ) -> int | None:
     """Serve ``/metrics`` on ``settings.metrics_port`` (all interfaces) from a daemon thread;
     returns the port (useful with 0), or None when the setting is unset. With ``queues`` and a

@@ -460,7 +460,7 @@ def env_name(field: str) -> str:
     return ENV_PREFIX + field.upper()
 
 
-def load_settings(**overrides: Any) -> Settings:
+def load_settings(**overrides: Any) -> Settings:  # field values, validated by pydantic
     """Build settings from the environment (and ``.env``), raising :class:`SettingsError`."""
     try:
         return Settings(**overrides)

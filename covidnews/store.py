@@ -187,7 +187,7 @@ _RECORD_COLUMNS = (
 class Store:
     """Access to one covidnews database."""
 
-    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+    def __init__(self, url: str, **engine_kwargs: Any) -> None:  # create_engine's options
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self.dialect = self.engine.dialect.name

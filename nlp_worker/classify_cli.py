@@ -18,9 +18,13 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from covidnews.interfaces import Classifier, Embedder, Kind
+    from nlp_worker.classify.training import TrainingData
 
 __all__ = [
     "cached_encode",
@@ -87,7 +91,7 @@ def parse_article_line(raw: bytes | str) -> dict[str, Any] | None:
 
 def classify_stream(
     lines: Iterable[bytes | str],
-    classifier: Any,
+    classifier: Classifier,
     on_bad: Callable[[int, str], None],
     batch_size: int = 32,
     detect_language: Callable[[str], tuple[str | None, float]] | None = None,
@@ -146,7 +150,7 @@ def default_shared_data() -> Path:
 
 
 def cached_encode(
-    embedder: Any, texts: Sequence[str], kind: str, cache_dir: Path | None
+    embedder: Embedder, texts: Sequence[str], kind: Kind, cache_dir: Path | None
 ) -> np.ndarray:
     """``embedder.encode(texts, kind=kind)``, kept in ``cache_dir`` (one .npy per model, kind
     and exact list of texts) when a directory is given."""
@@ -169,18 +173,18 @@ def cached_encode(
 
 
 def embed_data(
-    data: Any, embedder: Any, cache_dir: Path | None, echo: Callable[[str], None]
+    data: TrainingData, embedder: Embedder, cache_dir: Path | None, echo: Callable[[str], None]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(labelled, negatives, prototypes) embeddings of a TrainingData, cached in ``cache_dir``."""
     from nlp_worker.classify import embed_training_data
 
-    def encode(texts: Sequence[str], kind: str) -> np.ndarray:
+    def encode(texts: Sequence[str], kind: Kind) -> np.ndarray:
         return cached_encode(embedder, texts, kind, cache_dir)
 
     return embed_training_data(data, embedder, echo, encode)
 
 
-def format_cv(cv: Mapping[str, Any]) -> str:
+def format_cv(cv: Mapping[str, Any]) -> str:  # the JSON report of evaluation.cross_validate
     """The cross-validated figures as a few lines of text."""
     rel, top = cv["relevance"], cv["topics"]
 

@@ -372,7 +372,11 @@ def _summarize(s: Any, work: list[_Work], b: Backends, report: BatchReport) -> i
         if b.split_sentences is not None:
             splitter, lang = b.split_sentences, a.language
 
-            def split(text: str, splitter: Any = splitter, lang: Any = lang) -> list[str]:
+            def split(
+                text: str,
+                splitter: Callable[[str, str | None], list[str]] = splitter,
+                lang: str | None = lang,
+            ) -> list[str]:
                 return list(splitter(text, lang))
 
         a.summary = summarize(a.text, title=a.title, split=split)

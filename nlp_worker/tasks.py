@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -17,6 +17,9 @@ from covidnews.store import Store
 from nlp_worker import leases
 from nlp_worker.celery_app import app
 from nlp_worker.stages import Backends, process_leased
+
+if TYPE_CHECKING:
+    from celery import Task
 
 log = logging.getLogger(__name__)
 TRANSIENT = (OperationalError, DBAPIError, ConnectionError, TimeoutError, OSError)
@@ -50,7 +53,7 @@ RELIABLE: dict[str, Any] = {
 
 
 @app.task(name="nlp_worker.tasks.process_batch", **RELIABLE)
-def process_batch(self: Any, article_ids: list[int]) -> dict[str, int]:
+def process_batch(self: Task, article_ids: list[int]) -> dict[str, int]:
     settings = get_settings()
     store = _store()
     # The lease is the task's: a retry of it (same task id, after a transient error) or its
@@ -75,7 +78,7 @@ def process_batch(self: Any, article_ids: list[int]) -> dict[str, int]:
 
 
 @app.task(name="nlp_worker.tasks.sweep", **RELIABLE)
-def sweep(self: Any) -> int:
+def sweep(self: Task) -> int:
     """Hand over again what nobody holds (run by Celery beat every COVIDNEWS_SWEEP_SECONDS)."""
     from nlp_worker.handoff import submit
 

@@ -9,7 +9,7 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlencode
 
 from flask import abort, render_template, request, url_for
@@ -22,6 +22,12 @@ from api.services import services
 from covidnews.search.engine import Filters, Query
 from covidnews.search.results import load_articles
 from covidnews.taxonomy import topic, topic_ids
+
+if TYPE_CHECKING:
+    from flask.typing import ResponseReturnValue
+
+    from covidnews.search.engine import Interval, SearchEngine
+
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +44,7 @@ def current_lang() -> str:
     return lang if lang in LANGUAGES else DEFAULT_LANGUAGE
 
 
-def u(endpoint: str, **values: Any) -> str:
+def u(endpoint: str, **values: Any) -> str:  # url_for's values: any, turned into text
     """``url_for`` that keeps the interface language (``lang=en`` while it is English)."""
     if endpoint.startswith("."):
         endpoint = "archive" + endpoint
@@ -109,7 +115,7 @@ def _helpers() -> dict[str, Any]:
 
 
 @bp.errorhandler(Exception)
-def _error(error: Exception) -> Any:
+def _error(error: Exception) -> ResponseReturnValue:
     from api.errors import STORE_RETRY_AFTER
     from covidnews.store import unavailable
 
@@ -226,7 +232,7 @@ def country_page(cc: str) -> str:
 # Date archive ------------------------------------------------------------------------------
 
 
-def _counts(start: date | None, end: date | None, interval: str) -> dict[date, int]:
+def _counts(start: date | None, end: date | None, interval: Interval) -> dict[date, int]:
     query = Query(filters=Filters(date_from=start, date_to=end), sort="newest")
     rows = services().engine.counts(query, interval)
     return {date.fromisoformat(r["period"]): int(r["count"]) for r in rows}
@@ -371,7 +377,7 @@ def article(article_id: int) -> str:
 
 
 @bp.get("/buscar")
-def search() -> Any:
+def search() -> ResponseReturnValue:
     params = data.parse_params(request.args)
     link_args = params.link_args()
     listing = None
@@ -436,7 +442,7 @@ def _table(periods: list[date], rows: list[dict[str, Any]]) -> dict[tuple[date, 
 MAX_COUNTRIES = 8
 
 
-def _auto_interval(engine: Any, filters: Filters) -> str:
+def _auto_interval(engine: SearchEngine, filters: Filters) -> Interval:
     """The default interval for a span: about 10-100 periods per chart (days for a month or two,
     weeks up to about a year, months beyond), so a chart stays readable and the page fast."""
     span = engine.date_span()
@@ -449,14 +455,19 @@ def _auto_interval(engine: Any, filters: Filters) -> str:
 
 
 @bp.get("/estadisticas")
-def stats() -> Any:
+def stats() -> ResponseReturnValue:
     params = data.parse_params(request.args)
     engine = services().engine
     query = params.query
-    interval = request.args.get("interval") or _auto_interval(engine, query.filters)
-    if interval not in data.INTERVALS:
+    asked = request.args.get("interval")
+    interval: Interval
+    if asked in data.INTERVALS:
+        interval = cast("Interval", asked)
+    elif asked:
         params.errors["interval"] = _("Intervalo desconocido.")
         interval = "week"
+    else:
+        interval = _auto_interval(engine, query.filters)
     try:
         totals = engine.counts(query, interval)
         by_topic = engine.counts(query, interval, "topic")

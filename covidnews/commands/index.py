@@ -130,7 +130,7 @@ def _keep_alive(args: list[str]) -> None:
     stop = threading.Event()
     child: list[subprocess.Popen[bytes]] = []
 
-    def on_signal(*_: Any) -> None:
+    def on_signal(*_: object) -> None:
         stop.set()
         if child and child[0].poll() is None:
             child[0].terminate()

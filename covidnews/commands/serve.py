@@ -14,11 +14,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from covidnews.commands._common import EXIT_SETTINGS, CommandError, load, open_store
+
+if TYPE_CHECKING:
+    from apiflask import APIFlask
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"
 ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s'
@@ -139,7 +142,7 @@ def serve(
     class Server(BaseApplication):  # type: ignore[misc]
         def __init__(self, options: dict[str, Any]) -> None:
             self.options = options
-            self.application: Any = None
+            self.application: APIFlask | None = None
             super().__init__()
 
         def load_config(self) -> None:
@@ -147,7 +150,7 @@ def serve(
                 if key in self.cfg.settings and value is not None:
                     self.cfg.set(key, value)
 
-        def load(self) -> Any:
+        def load(self) -> APIFlask:
             if self.application is None:
                 from api import create_app
 
@@ -158,14 +161,14 @@ def serve(
 
     follower = FollowerProcess() if follow else None
 
-    def when_ready(server: Any) -> None:
+    def when_ready(server: Any) -> None:  # Any: gunicorn is untyped (an Arbiter)
         for listener in server.LISTENERS:
             address = listener.sock.getsockname()
             url = f"http://{_bind(address[0], address[1])}"
             click.echo(f"covidnews API listening on {url}/ (docs: {url}/api/docs)")
         sys.stdout.flush()
 
-    def child_exit(_server: Any, worker: Any) -> None:
+    def child_exit(_server: Any, worker: Any) -> None:  # gunicorn's Arbiter and Worker
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             from prometheus_client import multiprocess
 

@@ -98,6 +98,7 @@ from covidnews.taxonomy import topic_ids
 
 if TYPE_CHECKING:
     from covidnews.settings import Settings
+    from covidnews.store import Store
 
 
 __all__ = [
@@ -134,7 +135,7 @@ class SearchEngine:
         self._totals_lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings, store: Any = None) -> SearchEngine:
+    def from_settings(cls, settings: Settings, store: Store | None = None) -> SearchEngine:
         """The engine of a deployment: keyword index, vector index and query embedder of the
         configured model (loaded on the first semantic query)."""
         from covidnews.embed import get_embedder

@@ -33,9 +33,9 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import tantivy
 
 from covidnews.files import file_lock
@@ -204,7 +204,9 @@ def open_index(path: Path) -> tantivy.Index:
     return index
 
 
-def fast_values(searcher: tantivy.Searcher, name: str, addrs: list[Any], dtype: Any) -> np.ndarray:
+def fast_values(
+    searcher: tantivy.Searcher, name: str, addrs: list[tantivy.DocAddress], dtype: npt.DTypeLike
+) -> np.ndarray:
     """One fast field of these documents as an array."""
     if not addrs:
         return np.zeros(0, dtype=dtype)

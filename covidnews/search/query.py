@@ -7,7 +7,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import tantivy
 
@@ -94,8 +94,8 @@ class Page:
     parsed: ParsedQuery
     #: For snippets: the searcher the page came from, the text query and hit addresses.
     view: View | None = None
-    text_query: Any = None
-    addrs: dict[int, Any] = field(default_factory=dict)
+    text_query: tantivy.Query | None = None
+    addrs: dict[int, tantivy.DocAddress | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -112,7 +112,7 @@ def _day_start(d: date) -> int:
     return int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp())
 
 
-def _and(*parts: Any) -> Any:
+def _and(*parts: tantivy.Query | None) -> tantivy.Query:
     """Every one of these queries (None parts ignored; all documents if none is left)."""
     kept = [p for p in parts if p is not None]
     if not kept:
@@ -122,7 +122,7 @@ def _and(*parts: Any) -> Any:
     return Q.boolean_query([(MUST, p) for p in kept])
 
 
-def filter_query(f: Filters) -> Any:
+def filter_query(f: Filters) -> tantivy.Query | None:
     """The filters as one tantivy query that does not score (None: no filter)."""
     parts = []
     if f.covid is not None:

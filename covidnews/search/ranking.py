@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 import tantivy
 
 from covidnews.index import Snapshot
@@ -33,7 +34,7 @@ class Docs:
     ids: np.ndarray
     stories: np.ndarray
     dates: np.ndarray
-    addrs: list[Any]
+    addrs: Sequence[tantivy.DocAddress | None]  # None: rows of a fixed ranking (no lookup)
 
     @classmethod
     def empty(cls) -> Docs:
@@ -52,31 +53,33 @@ class View:
     def size(self) -> int:
         return int(self.searcher.num_docs) if self.searcher is not None else 0
 
-    def count(self, query: Any) -> int:
+    def count(self, query: tantivy.Query) -> int:
         if self.searcher is None:
             return 0
-        result: Any = self.searcher.search(query, 1, count=True)
+        result: Any = self.searcher.search(query, 1, count=True)  # stub lacks .count
         return int(result.count)
 
-    def top(self, query: Any, limit: int, by_date: bool = False) -> tuple[np.ndarray, list[Any]]:
+    def top(
+        self, query: tantivy.Query, limit: int, by_date: bool = False
+    ) -> tuple[np.ndarray, list[tantivy.DocAddress]]:
         """(keys, addresses) of the first ``limit`` hits by score, or by date."""
         keys, addrs, _ = self.top_count(query, limit, by_date, count=False)
         return keys, addrs
 
     def top_count(
-        self, query: Any, limit: int, by_date: bool = False, count: bool = True
-    ) -> tuple[np.ndarray, list[Any], int]:
+        self, query: tantivy.Query, limit: int, by_date: bool = False, count: bool = True
+    ) -> tuple[np.ndarray, list[tantivy.DocAddress], int]:
         """(keys, addresses, number of hits) in one pass: the count comes with the top-k."""
         if self.searcher is None or limit <= 0:
             return np.zeros(0), [], 0
-        result: Any = self.searcher.search(
+        result: Any = self.searcher.search(  # the stub lacks SearchResult.count
             query, limit, count=count, order_by_field="date" if by_date else None
         )
         hits = result.hits
         keys = np.fromiter((h[0] for h in hits), dtype=np.float64, count=len(hits))
         return keys, [h[1] for h in hits], int(result.count) if count else len(hits)
 
-    def docs(self, addrs: list[Any]) -> Docs:
+    def docs(self, addrs: list[tantivy.DocAddress]) -> Docs:
         s = self.searcher
         if s is None or not addrs:
             return Docs.empty()
@@ -87,7 +90,9 @@ class View:
             addrs,
         )
 
-    def matching(self, query: Any, among: np.ndarray | None = None, at_most: int = 256) -> Docs:
+    def matching(
+        self, query: tantivy.Query, among: np.ndarray | None = None, at_most: int = 256
+    ) -> Docs:
         """Every document matching ``query`` (only among these article ids, if given). One pass
         when there are no more than ``at_most`` (a known bound saves a second pass)."""
         if self.searcher is None:
@@ -103,7 +108,7 @@ class View:
         return self.docs(addrs)
 
     def ids_matching(
-        self, query: Any, among: np.ndarray | None = None, field: str = "id"
+        self, query: tantivy.Query, among: np.ndarray | None = None, field: str = "id"
     ) -> np.ndarray:
         """Article ids (or another u64 fast field) of every document matching ``query`` (only
         among these article ids, if given), unordered. Collected by the fast field, unscored:
@@ -122,7 +127,7 @@ class View:
         hits = self.searcher.search(query, n, count=False, order_by_field=field).hits
         return np.fromiter((h[0] for h in hits), dtype=np.int64, count=len(hits))
 
-    def addresses(self, docs: Docs, idx: np.ndarray) -> list[Any]:
+    def addresses(self, docs: Docs, idx: np.ndarray) -> list[tantivy.DocAddress | None]:
         """Addresses of these documents (``idx`` into ``docs``). Semantic hits come without
         one (they come from the vector rows) and are looked up by article id; an article the
         keyword index does not have (yet) gets ``None``."""
@@ -139,24 +144,27 @@ class View:
             ]
         return out
 
-    def column(self, name: str, addrs: list[Any], dtype: Any = np.int64) -> np.ndarray:
+    def column(
+        self, name: str, addrs: Sequence[tantivy.DocAddress | None], dtype: npt.DTypeLike = np.int64
+    ) -> np.ndarray:
         """A fast field of these documents (0 for a ``None`` address)."""
         present = [i for i, a in enumerate(addrs) if a is not None]
+        known = [a for a in addrs if a is not None]
         if self.searcher is None or not present:
             return np.zeros(len(addrs), dtype=dtype)
         if len(present) == len(addrs):
-            return fast_values(self.searcher, name, addrs, dtype)
+            return fast_values(self.searcher, name, known, dtype)
         out = np.zeros(len(addrs), dtype=dtype)
-        out[present] = fast_values(self.searcher, name, [addrs[i] for i in present], dtype)
+        out[present] = fast_values(self.searcher, name, known, dtype)
         return out
 
-    def aggregate(self, query: Any, agg: dict[str, Any]) -> dict[str, Any]:
+    def aggregate(self, query: tantivy.Query, agg: dict[str, Any]) -> dict[str, Any]:  # JSON
         if self.searcher is None:
             return {}
         result: dict[str, Any] = self.searcher.aggregate(query, agg)
         return result
 
-    def terms(self, query: Any, name: str) -> dict[int, int]:
+    def terms(self, query: tantivy.Query, name: str) -> dict[int, int]:
         """Documents per value of a fast field."""
         out = self.aggregate(query, {"t": {"terms": {"field": name, "size": TERMS_SIZE}}})
         buckets = out.get("t", {}).get("buckets", [])
@@ -268,7 +276,9 @@ class KeywordRanking:
     only hits whose key is above the lowest key fetched are certain; the ties at that key are
     fetched whole (by date) or the fetch grows (by score)."""
 
-    def __init__(self, view: View, query: Any, by_date: bool, cap: int | None = None) -> None:
+    def __init__(
+        self, view: View, query: tantivy.Query, by_date: bool, cap: int | None = None
+    ) -> None:
         self.view, self.query, self.by_date, self.cap = view, query, by_date, cap
         self._prefix: Prefix | None = None
         self._count: int | None = None
@@ -313,7 +323,7 @@ class KeywordRanking:
                     np.concatenate([docs.ids[sure], tied.ids]),
                     np.concatenate([docs.stories[sure], tied.stories]),
                     np.concatenate([docs.dates[sure], tied.dates]),
-                    [addrs[i] for i in sure.tolist()] + tied.addrs,
+                    [*(addrs[i] for i in sure.tolist()), *tied.addrs],
                 )
                 if len(keys) >= need:
                     p = _ordered(keys, docs, False)
@@ -395,7 +405,9 @@ class HybridRanking:
         beyond = beyond[~np.isin(kw.docs.ids[beyond], sem_ids)]
         keys = 1.0 / (RRF_K + 1.0 + beyond.astype(np.float64))
         d = kw.docs
-        more = Docs(d.ids[beyond], d.stories[beyond], d.dates[beyond], [d.addrs[i] for i in beyond])
+        more = Docs(
+            d.ids[beyond], d.stories[beyond], d.dates[beyond], [d.addrs[i] for i in beyond.tolist()]
+        )
         return Prefix(
             np.concatenate([window.keys, keys]), _concat_docs([window.docs, more]), kw.complete
         )

@@ -10,7 +10,6 @@ matched (bodies before titles, the article's own language first on a tie).
 from __future__ import annotations
 
 import html
-from typing import Any
 
 import tantivy
 
@@ -21,7 +20,7 @@ SNIPPET_CHARS = 240
 FIELDS = [f"body_{lang}" for lang in TEXT_LANGS] + [f"title_{lang}" for lang in TEXT_LANGS]
 
 
-def render(text: str, snippet: Any) -> tuple[str, int]:
+def render(text: str, snippet: tantivy.Snippet) -> tuple[str, int]:
     """(HTML-escaped fragment with ``<mark>`` around highlights, distinct words marked).
 
     Tantivy's ranges are UTF-8 byte offsets."""
@@ -52,11 +51,11 @@ def render(text: str, snippet: Any) -> tuple[str, int]:
 
 
 def snippets(
-    searcher: tantivy.Searcher, query: Any, addrs: dict[int, Any]
+    searcher: tantivy.Searcher, query: tantivy.Query, addrs: dict[int, tantivy.DocAddress | None]
 ) -> dict[int, tuple[str, str | None]]:
     """Article id -> (snippet HTML, language of the text it came from) for these documents; an
     article none of whose fields matched is left out."""
-    generators: dict[str, Any] = {}
+    generators: dict[str, tantivy.SnippetGenerator] = {}
     out: dict[int, tuple[str, str | None]] = {}
     wanted = [(a, addr) for a, addr in addrs.items() if addr is not None]
     if not wanted:

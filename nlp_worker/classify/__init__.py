@@ -80,7 +80,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> Any:  # a training/evaluation name, imported when first used
     if name in _LAZY:
         module = importlib.import_module(f"nlp_worker.classify.{_LAZY[name]}")
         return getattr(module, name)

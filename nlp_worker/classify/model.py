@@ -40,14 +40,14 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from covidnews.interfaces import Embedder
+from covidnews.interfaces import ArticleFields, Embedder
 from covidnews.text import fold
 
 __all__ = [
@@ -331,14 +331,14 @@ def _prototype_sims(emb: np.ndarray, prototypes: np.ndarray) -> np.ndarray:
     return np.asarray((sims - mean) / np.maximum(std, 1e-6), dtype=np.float64)
 
 
-def _relevance_features(emb: np.ndarray, items: Sequence[Mapping[str, Any]]) -> np.ndarray:
+def _relevance_features(emb: np.ndarray, items: Sequence[ArticleFields]) -> np.ndarray:
     kw = np.stack([covid_keyword_features(i.get("title"), i.get("text")) for i in items])
     return np.hstack([np.asarray(emb, dtype=np.float64), kw])
 
 
 def _topic_features(
     emb: np.ndarray,
-    items: Sequence[Mapping[str, Any]],
+    items: Sequence[ArticleFields],
     prototypes: np.ndarray,
     topic_ids: Sequence[str],
 ) -> np.ndarray:
@@ -396,13 +396,13 @@ class CovidClassifier:
                     self._embedder = emb
         return self._embedder
 
-    def embed(self, items: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    def embed(self, items: Sequence[ArticleFields]) -> np.ndarray:
         """The embeddings the classifier uses for ``items`` (``kind="passage"``)."""
         texts = [document_text(i.get("title"), i.get("text")) for i in items]
         return np.asarray(self.embedder.encode(texts, kind="passage"), dtype=np.float32)
 
     def scores(
-        self, items: Sequence[Mapping[str, Any]], embeddings: np.ndarray | None = None
+        self, items: Sequence[ArticleFields], embeddings: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """(covid_score (N,), topic scores (N, K)) without thresholds."""
         a = self.artefact
@@ -421,7 +421,7 @@ class CovidClassifier:
         return covid, _sigmoid(topic_logits)
 
     def predict(
-        self, items: Sequence[Mapping[str, Any]], embeddings: np.ndarray | None = None
+        self, items: Sequence[ArticleFields], embeddings: np.ndarray | None = None
     ) -> list[dict[str, Any]]:
         """For each item (``title``, ``text``; ``language`` is not needed): ``covid_score``,
         ``is_covid`` and ``topics`` ([{"id", "score"}], best first; empty when not Covid).

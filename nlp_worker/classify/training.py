@@ -11,9 +11,14 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from covidnews.interfaces import ArticleFields, Kind
+
+if TYPE_CHECKING:
+    from covidnews.interfaces import Embedder
 
 from nlp_worker.classify.model import (
     MAX_TOPICS,
@@ -90,7 +95,7 @@ def prototype_texts(taxonomy: Sequence[Mapping[str, str]]) -> list[tuple[str, st
 
 
 #: ``encode(texts, kind)`` → (len(texts), dims) unit rows: an embedder's encode, maybe cached.
-Encoder = Callable[[Sequence[str], str], np.ndarray]
+Encoder = Callable[[Sequence[str], Kind], np.ndarray]
 
 
 def _encoder(embedder: Any) -> Encoder:
@@ -101,7 +106,7 @@ def _encoder(embedder: Any) -> Encoder:
 
 
 def embed_prototypes(
-    embedder: Any, taxonomy: Sequence[Mapping[str, str]], encode: Encoder | None = None
+    embedder: Embedder, taxonomy: Sequence[Mapping[str, str]], encode: Encoder | None = None
 ) -> np.ndarray:
     """(K, dims) topic prototypes: the normalised sum of the E5 *query* embeddings of the
     topic's Spanish name and of its English name + description."""
@@ -475,7 +480,7 @@ def _fit_prepared(
 
 def embed_training_data(
     data: TrainingData,
-    embedder: Any,
+    embedder: Embedder,
     progress: Callable[[str], None] | None = None,
     encode: Encoder | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -483,7 +488,7 @@ def embed_training_data(
     given, e.g. a cache)."""
     enc = encode or _encoder(embedder)
 
-    def docs(rows: Sequence[Mapping[str, Any]], what: str) -> np.ndarray:
+    def docs(rows: Sequence[ArticleFields], what: str) -> np.ndarray:
         if not rows:
             return np.zeros((0, int(embedder.dims)), dtype=np.float32)
         start = time.perf_counter()

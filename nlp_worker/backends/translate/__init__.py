@@ -68,7 +68,7 @@ _DEFAULT_HF_MODELS: dict[Pair, str] = {
 }
 
 
-def get_translator(name: str, **options: Any) -> Translator:
+def get_translator(name: str, **options: Any) -> Translator:  # the backend's own options
     """Build a translator by name: ``apertium``, ``transformers`` (alias ``hf``),
     ``ctranslate2`` (alias ``ct2``) or ``none``; ``options`` go to its constructor (the neural
     ones default to ``models`` = the Helsinki-NLP opus-mt es⇄en models)."""

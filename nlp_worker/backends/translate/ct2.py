@@ -206,5 +206,5 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 class _Namespace:
-    def __init__(self, values: Mapping[str, Any]) -> None:
+    def __init__(self, values: Mapping[str, Any]) -> None:  # a model's config.json
         self.max_position_embeddings = values.get("max_position_embeddings")
