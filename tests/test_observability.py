@@ -253,7 +253,7 @@ def test_worker_metrics_over_http_and_json_task_logs(
     env = dict(worker_env, COVIDNEWS_METRICS_PORT=str(port))
     log = tmp_path / "worker.log"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "nlp_worker.celery_app", "worker", "-Q",
+        [sys.executable, "-m", "celery", "-A", "covidnews.celery", "worker", "-Q",
          "nlp", "-c", "2", "--pool", "prefork", "-l", "INFO", "--without-gossip",
          "--without-mingle", "--without-heartbeat"],
         env=env, cwd=ROOT, stdout=log.open("ab"), stderr=subprocess.STDOUT,

@@ -87,7 +87,7 @@ def write_corpus(path: Path, n: int = N) -> None:
 
 def celery(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "nlp_worker.celery_app", *args, "-l", "INFO"],
+        [sys.executable, "-m", "celery", "-A", "covidnews.celery", *args, "-l", "INFO"],
         env=env, cwd=ROOT, stdout=log.open("ab"), stderr=subprocess.STDOUT,
         start_new_session=True,
     )  # fmt: skip

@@ -38,7 +38,7 @@ OPERATIONS = ROOT / "docs" / "operations.md"
 ENV_EXAMPLE = ROOT / ".env.example"
 
 SETTINGS_VARS = {env_name(field) for field in Settings.model_fields}
-CELERY_APP = "nlp_worker.celery_app"
+CELERY_APP = "covidnews.celery"
 
 # The metrics the dashboard must chart (API: api/ops.py; crawler, workers: covidnews/metrics.py).
 CHARTED_METRICS = frozenset(
@@ -241,7 +241,7 @@ def check_covidnews(args: list[str]) -> None:
 
 
 def check_celery(args: list[str]) -> None:
-    from nlp_worker.celery_app import BOT_QUEUE, NLP_QUEUE
+    from covidnews.celery import BOT_QUEUE, NLP_QUEUE
 
     assert args[:2] == ["-A", CELERY_APP] or args[:1] == [f"--app={CELERY_APP}"], (
         f"celery must be run with -A {CELERY_APP}: {args}"
@@ -525,7 +525,7 @@ def test_api_node_keeps_its_own_indexes_in_compose() -> None:
 
 def test_every_routed_queue_has_consumers() -> None:
     """Compose and Kubernetes run workers for exactly the queues the Celery app sends to."""
-    from nlp_worker.celery_app import app
+    from covidnews.celery import app
 
     routes = app.conf.task_routes or {}
     assert isinstance(routes, dict)
@@ -801,8 +801,8 @@ def test_charted_metrics_are_defined_by_the_code() -> None:
 def test_the_sweep_is_scheduled_whoever_runs_the_bot() -> None:
     """Beat always schedules the NLP sweep; the bot-cronjobs component keeps beat running and
     only drops the bot's entries from it (COVIDNEWS_BEAT_BOT=false)."""
+    from covidnews.celery import make_app
     from covidnews.settings import get_settings
-    from nlp_worker.celery_app import make_app
 
     tasks = {e["task"] for e in make_app().conf.beat_schedule.values()}
     assert {"nlp_worker.tasks.sweep", "bot.tasks.run_once", "bot.tasks.digest"} <= tasks

@@ -76,7 +76,7 @@ def worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
             "-m",
             "celery",
             "-A",
-            "nlp_worker.celery_app",
+            "covidnews.celery",
             "worker",
             "-Q",
             "nlp",
