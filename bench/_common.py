@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("COVIDNEWS_SHARED_DATA", ROOT.parent / "shared" / "data"))
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -90,3 +92,14 @@ class Timer:
 
     def __exit__(self, *exc: object) -> None:
         self.seconds = time.perf_counter() - self.start
+
+
+def stats_ms(samples: list[float]) -> dict[str, float]:
+    """p50/p90/p99/mean in milliseconds of durations in seconds."""
+    a = np.asarray(samples) * 1000.0
+    return {
+        "p50_ms": round(float(np.percentile(a, 50)), 2),
+        "p90_ms": round(float(np.percentile(a, 90)), 2),
+        "p99_ms": round(float(np.percentile(a, 99)), 2),
+        "mean_ms": round(float(a.mean()), 2),
+    }

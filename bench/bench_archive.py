@@ -18,8 +18,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import bench_search
-from bench.bench_search import ensure_corpus, stats_ms
+from bench import search_corpus
+from bench._common import stats_ms
+from bench.search_corpus import ensure_corpus
 
 
 def pages(client: Any) -> dict[str, str]:
@@ -100,7 +101,7 @@ def main() -> None:
     }
     for n in [int(s) for s in args.sizes.split(",")]:
         data_dir, info = ensure_corpus(root, n, args)
-        settings = bench_search._settings(data_dir)
+        settings = search_corpus._settings(data_dir)
         app = create_app({"SETTINGS": settings, "RATELIMIT_ENABLED": False})
         client = app.test_client()
         result = {"articles": n, "cached_corpus": info.get("cached", False), "pages": {}}

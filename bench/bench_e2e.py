@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,6 +42,7 @@ from urllib.parse import urlencode
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import SHARED, fresh_postgres, redis_url
+from bench._load import free_port
 from crawler.demo_site import DemoSite, write_registry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,12 +51,6 @@ FAST = [
     "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=2",
 ]  # fmt: skip
 SEARCH_ALL = {"covid": "all", "collapse": "false", "per_page": "100", "sort": "newest"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for(

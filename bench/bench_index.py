@@ -54,7 +54,7 @@ def _stats(samples: list[float]) -> dict[str, float]:
 
 def real_vectors(n: int, n_queries: int, cache: Path) -> tuple[np.ndarray, np.ndarray, str]:
     """(passage vectors, query vectors, model id) of real covid19mx text, cached."""
-    from bench.bench_search import es_paragraphs, first_sentence
+    from bench.search_corpus import es_paragraphs, first_sentence
     from covidnews.embed import get_embedder
 
     embedder = get_embedder("e5")
