@@ -12,13 +12,13 @@ import io
 import json
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import asdict
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from urllib.parse import urlencode
 
 from apiflask import APIBlueprint
 from flask import Response, current_app, request, stream_with_context, url_for
-from sqlalchemy import func, select
 
 from api.errors import ApiProblem, bad_param
 from api.ops import SEARCH_SECONDS
@@ -35,10 +35,16 @@ from api.schemas import (
     TopicsOut,
 )
 from api.services import services
-from covidnews.schema import Source
 from covidnews.search.analysis import QueryError
 from covidnews.search.engine import CursorError, Filters, Hit, Query
-from covidnews.search.results import ArticleView, excerpt, load_articles
+from covidnews.search.results import (
+    ArticleView,
+    excerpt,
+    load_articles,
+    load_sources,
+    source_ids_by_slug,
+    source_slugs,
+)
 from covidnews.search.snippets import SNIPPET_CHARS
 from covidnews.taxonomy import topics
 
@@ -58,8 +64,7 @@ def _iso(value: datetime | date | None) -> str | None:
 def _source_ids(slugs: list[str]) -> tuple[int, ...]:
     if not slugs:
         return ()
-    with services().store.session() as s:
-        found = dict(s.execute(select(Source.slug, Source.id).where(Source.slug.in_(slugs))).all())
+    found = source_ids_by_slug(services().store, slugs)
     unknown = [slug for slug in slugs if slug not in found]
     if unknown:
         raise bad_param("source", f"unknown source {unknown[0]!r}; see /api/v1/sources")
@@ -260,21 +265,10 @@ def sources() -> ResponseReturnValue:
 def sources_with_counts() -> list[dict[str, Any]]:
     """Every source with its number of indexed articles (also the archive's source list)."""
     per_source = services().engine.source_counts()
-    with services().store.session() as s:
-        rows = s.scalars(select(Source).order_by(func.lower(Source.name))).all()
-        return [
-            {
-                "id": r.id,
-                "slug": r.slug,
-                "name": r.name,
-                "country": r.country,
-                "language": r.language,
-                "kind": r.kind,
-                "homepage": r.homepage,
-                "articles": int(per_source.get(r.id, 0)),
-            }
-            for r in rows
-        ]
+    return [
+        {**asdict(r), "articles": int(per_source.get(r.id, 0))}
+        for r in load_sources(services().store)
+    ]
 
 
 @bp.get("/topics")
@@ -299,8 +293,7 @@ def stats(args: dict[str, Any]) -> ResponseReturnValue:
     query = query_from(args)
     buckets = _run(services().engine.counts, query, args["interval"], args.get("by"))
     if args.get("by") == "source":
-        with services().store.session() as s:
-            slugs = dict(s.execute(select(Source.id, Source.slug)).all())
+        slugs = source_slugs(services().store)
         for b in buckets:
             b["key"] = slugs.get(b["key"]) if b["key"] is not None else None
     elif args.get("by") is None:

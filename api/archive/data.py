@@ -12,15 +12,20 @@ from typing import Any
 from flask_babel import get_locale  # type: ignore[import-untyped]
 from flask_babel import gettext as _
 from markupsafe import Markup, escape
-from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
 from api.errors import ApiProblem
 from api.services import services
-from covidnews.schema import Source, StageRun
+from covidnews.search import results
 from covidnews.search.analysis import MAX_PASSAGE_CHARS, QueryError
 from covidnews.search.engine import CursorError, Filters, Query
-from covidnews.search.results import ArticleView, SourceView, excerpt, load_articles
+from covidnews.search.results import (
+    ArticleView,
+    SourceView,
+    excerpt,
+    load_articles,
+    stage_status,
+)
 from covidnews.taxonomy import topic, topic_ids, topics
 
 MODES = ("hybrid", "keyword", "semantic")
@@ -101,23 +106,11 @@ def similar(view: ArticleView, k: int = 6) -> list[ArticleView]:
 def translation_deferred(article_id: int) -> bool:
     """The article's translation waits for a translator that could not run when it was
     processed (``covidnews process`` makes it once one can)."""
-    with services().store.session() as s:
-        found = s.scalar(
-            select(StageRun.status).where(
-                StageRun.article_id == article_id, StageRun.stage == "translate"
-            )
-        )
-    return found == "deferred"
+    return stage_status(services().store, article_id, "translate") == "deferred"
 
 
 def source_by_slug(slug: str) -> SourceView | None:
-    with services().store.session() as s:
-        src = s.scalars(select(Source).where(Source.slug == slug)).first()
-        if src is None:
-            return None
-        return SourceView(
-            src.id, src.slug, src.name, src.country, src.language, src.kind, src.homepage
-        )
+    return results.source_by_slug(services().store, slug)
 
 
 def sources_with_counts() -> list[dict[str, Any]]:
@@ -128,8 +121,7 @@ def sources_with_counts() -> list[dict[str, Any]]:
 
 
 def source_slugs() -> dict[int, str]:
-    with services().store.session() as s:
-        return {int(i): str(slug) for i, slug in s.execute(select(Source.id, Source.slug))}
+    return results.source_slugs(services().store)
 
 
 def topic_counts() -> dict[str, int]:

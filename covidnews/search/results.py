@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, literal, select
 
-from covidnews.schema import Article, ArticleTopic, Source, Translation
+from covidnews.schema import Article, ArticleTopic, Source, StageRun, Translation
 from covidnews.search.snippets import SNIPPET_CHARS
 from covidnews.store import Store
 
@@ -191,3 +191,50 @@ def excerpt(view: ArticleView, size: int = SNIPPET_CHARS) -> tuple[str, str | No
         space = text.rfind(" ", 0, end)
         end = space if space > size // 2 else end
     return html.escape(text[:end]) + ("…" if end < len(text) else ""), view.language
+
+
+# Sources and processing state, as the API and the archive show them ---------------------------
+
+
+def _source_view(src: Source) -> SourceView:
+    return SourceView(src.id, src.slug, src.name, src.country, src.language, src.kind, src.homepage)
+
+
+def load_sources(store: Store) -> list[SourceView]:
+    """Every source, by name (case-insensitive)."""
+    with store.session() as s:
+        return [
+            _source_view(r) for r in s.scalars(select(Source).order_by(func.lower(Source.name)))
+        ]
+
+
+def source_by_slug(store: Store, slug: str) -> SourceView | None:
+    with store.session() as s:
+        src = s.scalars(select(Source).where(Source.slug == slug)).first()
+        return _source_view(src) if src is not None else None
+
+
+def source_slugs(store: Store) -> dict[int, str]:
+    """Source id → slug."""
+    with store.session() as s:
+        return {int(i): str(slug) for i, slug in s.execute(select(Source.id, Source.slug))}
+
+
+def source_ids_by_slug(store: Store, slugs: Iterable[str]) -> dict[str, int]:
+    """Slug → id of those of ``slugs`` that exist."""
+    wanted = list(slugs)
+    if not wanted:
+        return {}
+    with store.session() as s:
+        rows = s.execute(select(Source.slug, Source.id).where(Source.slug.in_(wanted)))
+        return {str(slug): int(i) for slug, i in rows}
+
+
+def stage_status(store: Store, article_id: int, stage: str) -> str | None:
+    """One NLP stage's status for an article (``done``, ``failed``, ``deferred``…), if it ran."""
+    with store.session() as s:
+        return s.scalar(
+            select(StageRun.status).where(
+                StageRun.article_id == article_id, StageRun.stage == stage
+            )
+        )
