@@ -325,3 +325,74 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
+
+
+class FactCheck(Base):
+    """One claim reviewed by a fact-checker (schema.org ``ClaimReview``); a page may hold several.
+
+    ``verdict`` is the rating normalised (:mod:`covidnews.factchecks`); ``verdict_text`` is the
+    rating as published. ``embedding``: the claim's vector (query side), set when it is linked.
+    """
+
+    __tablename__ = "factchecks"
+    __table_args__ = (
+        UniqueConstraint("url_hash", "claim_hash", name="uq_factchecks_review"),
+        CheckConstraint(
+            "verdict IN ('false', 'misleading', 'mixed', 'true', 'unproven', 'other')",
+            name="verdict_valid",
+        ),
+        Index("ix_factchecks_reviewed_at", "reviewed_at"),
+        Index("ix_factchecks_linked_at", "linked_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    url: Mapped[str] = mapped_column(Text)  # the fact-check page (canonical)
+    url_hash: Mapped[str] = mapped_column(String(64), index=True)
+    claim_hash: Mapped[str] = mapped_column(String(64))  # sha256 of the folded claim
+    source_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sources.id", ondelete="SET NULL"), index=True
+    )
+    language: Mapped[str | None] = mapped_column(String(8))
+    title: Mapped[str] = mapped_column(Text, default="")
+    claim: Mapped[str] = mapped_column(Text)
+    claimant: Mapped[str | None] = mapped_column(Text)
+    appearances: Mapped[list[str]] = mapped_column(default=list)  # canonical URLs
+    verdict_text: Mapped[str] = mapped_column(Text, default="")
+    verdict: Mapped[str] = mapped_column(String(16), default="other")
+    reviewed_at: Mapped[datetime | None]
+    claim_date: Mapped[datetime | None]
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary)  # float32, normalised
+    model: Mapped[str | None] = mapped_column(String(200))
+    linked_at: Mapped[datetime | None]  # None: links to articles not computed yet
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class FactCheckAppearance(Base):
+    """Where a reviewed claim appeared (by canonical URL hash), for exact links to articles."""
+
+    __tablename__ = "factcheck_appearances"
+
+    factcheck_id: Mapped[int] = mapped_column(
+        ForeignKey("factchecks.id", ondelete="CASCADE"), primary_key=True
+    )
+    url_hash: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class FactCheckLink(Base):
+    """An article and a fact-check about the same statement, and why: ``appearance`` (the
+    fact-check names the article's URL) or ``similar`` (claim and article match, ``score``)."""
+
+    __tablename__ = "factcheck_links"
+    __table_args__ = (CheckConstraint("reason IN ('appearance', 'similar')", name="reason_valid"),)
+
+    factcheck_id: Mapped[int] = mapped_column(
+        ForeignKey("factchecks.id", ondelete="CASCADE"), primary_key=True
+    )
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    reason: Mapped[str] = mapped_column(String(16))
+    score: Mapped[float] = mapped_column(Float, default=1.0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -42,7 +42,9 @@ class SourceEntry(BaseModel):
     domains: list[str] = Field(min_length=1)
     country: str
     language: str
-    kind: Literal["outlet", "agency"] = "outlet"
+    #: a factchecker's pages with schema.org ClaimReview are stored as fact-checks (its other
+    #: pages as articles)
+    kind: Literal["outlet", "agency", "factchecker"] = "outlet"
     scope: Literal["national", "regional", "international"] = "national"
     homepage: str | None = None
     feeds: list[str] = Field(default_factory=list)

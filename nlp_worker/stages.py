@@ -137,6 +137,8 @@ class BatchReport:
     texts_embedded: int = 0
     #: claimed, then released unprocessed after the lease on part of the batch was lost
     released: list[int] = field(default_factory=list)
+    #: fact-check links made after the batch (nlp_worker.factchecks)
+    factcheck_links: int = 0
 
 
 @dataclass
@@ -157,10 +159,12 @@ def process_leased(
     another live worker holds are left to it; on a lease lost mid-batch nothing of the batch is
     written and what is still held is released (``report.released``) for the caller to hand
     over again."""
+    from nlp_worker.factchecks import link_batch
+
     claimed = leases.claim(store, ids, owner, settings.lease_seconds)
     with leases.Heartbeat(store, claimed, owner, settings.lease_seconds):
         try:
-            return run_batch(
+            report = run_batch(
                 store, claimed, backends, max_attempts=settings.nlp_max_attempts, owner=owner,
                 handoff_seconds=settings.handoff_seconds,
             )  # fmt: skip
@@ -169,6 +173,9 @@ def process_leased(
             report.released = leases.release(store, claimed, owner)
             log.warning("%s; %d released to be handed over again", exc, len(report.released))
             return report
+    # Fact-checks about these articles (and any fact-check waiting to be linked).
+    report.factcheck_links = link_batch(store, backends.embedder, report.done)
+    return report
 
 
 def run_batch(

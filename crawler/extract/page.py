@@ -181,19 +181,24 @@ def _clean(value: Any) -> str:
     return " ".join(value.split())
 
 
-def _jsonld_objects(doc: Any) -> Iterator[dict[str, Any]]:
+def jsonld_documents(doc: Any) -> Iterator[Any]:
+    """The parsed JSON of every JSON-LD script of the page; a broken script is skipped alone."""
     for script in doc.xpath('//script[contains(translate(@type,"LDJSON","ldjson"),"ld+json")]'):
         raw = (script.text or "").strip()
         if not raw:
             continue
         raw = re.sub(r"^\s*<!--|-->\s*$", "", raw)
         try:
-            data = json.loads(raw, strict=False)
+            yield json.loads(raw, strict=False)
         except json.JSONDecodeError:
             try:  # common breakage: trailing commas
-                data = json.loads(re.sub(r",\s*([}\]])", r"\1", raw), strict=False)
+                yield json.loads(re.sub(r",\s*([}\]])", r"\1", raw), strict=False)
             except json.JSONDecodeError:
                 continue
+
+
+def _jsonld_objects(doc: Any) -> Iterator[dict[str, Any]]:
+    for data in jsonld_documents(doc):
         stack = [data]
         while stack:
             item = stack.pop()

@@ -25,10 +25,12 @@ import scrapy
 from scrapy.http import Response, TextResponse
 from scrapy.linkextractors import LinkExtractor
 
-from covidnews.store import Store
+from covidnews.factchecks import upsert_factchecks
+from covidnews.store import Store, retrying
 from covidnews.urls import InvalidURL, canonical_or_raw, canonical_url
 from crawler.dates import parse_date
 from crawler.extract import ExtractionError, extract
+from crawler.extract.claimreview import claim_reviews
 from crawler.frontier import Discovery, Frontier
 from crawler.links import looks_like_article, worth_following
 from crawler.registry import Registry, SourceEntry
@@ -293,6 +295,8 @@ class NewsSpider(scrapy.Spider):
             self.frontier.mark_fetched(_urls(response), response.status, f"extraction: {exc}")
             self.crawler.stats.inc_value("covidnews/articles/unreadable")
             return
+        if self._factchecks(response, entry, page.title, page.published_at):
+            return
         listed = response.meta.get("listed_published")
         yield {
             "page": page,
@@ -308,6 +312,28 @@ class NewsSpider(scrapy.Spider):
             "fetched_urls": _urls(response),
             "status": response.status,
         }
+
+    def _factchecks(
+        self, response: Response, entry: SourceEntry, title: str, published: datetime | None
+    ) -> bool:
+        """A page with ClaimReview markup is stored as fact-checks (not as an article)."""
+        reviews = claim_reviews(
+            response.body,
+            response.url,
+            content_type=_header(response, "Content-Type"),
+            tz=entry.zone,
+            title=title,
+        )
+        if not reviews:
+            return False
+        for review in reviews:
+            review.reviewed_at = review.reviewed_at or published
+            review.language = review.language or entry.language
+        source_id = self.source_ids[entry.slug]
+        retrying(lambda: upsert_factchecks(self.store, reviews, source_id))
+        self.frontier.mark_fetched(_urls(response), response.status)
+        self.crawler.stats.inc_value("covidnews/factchecks/stored", len(reviews))
+        return True
 
     def _article_failed(self, failure: Any) -> None:
         from crawler.distributed import ClaimedElsewhere
