@@ -8,6 +8,7 @@ from apiflask import Schema
 from apiflask.fields import Boolean, Date, Dict, Float, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range, Regexp
 
+from covidnews.factchecks import VERDICTS
 from covidnews.search.analysis import MAX_CLAUSES, MAX_PASSAGE_CHARS, MAX_QUERY_CHARS
 from covidnews.taxonomy import topic_ids
 
@@ -137,6 +138,78 @@ class CopyOut(Schema):
     published_at = String(allow_none=True)
 
 
+class FactCheckOut(Schema):
+    id = Integer()
+    url = String(metadata={"description": "The fact-check's page."})
+    claim = String(metadata={"description": "The claim reviewed, as the fact-checker quotes it."})
+    claimant = String(allow_none=True, metadata={"description": "Who made the claim."})
+    verdict = String(
+        metadata={
+            "description": "The rating normalised: false, misleading, mixed, true, unproven or "
+            "other."
+        }
+    )
+    verdict_text = String(metadata={"description": "The rating as the fact-checker wrote it."})
+    title = String()
+    language = String(allow_none=True)
+    reviewed_at = String(allow_none=True)
+    factchecker = String(allow_none=True)
+    factchecker_slug = String(allow_none=True)
+    appearances = List(String(), metadata={"description": "Where the claim appeared (URLs)."})
+
+
+class LinkedFactCheckOut(FactCheckOut):
+    reason = String(
+        metadata={
+            "description": "Why it is linked: `appearance` (the fact-check names this "
+            "article's URL) or `similar` (claim and article say the same thing)."
+        }
+    )
+    score = Float(metadata={"description": "1 for an appearance; the similarity otherwise."})
+
+
+class FactChecksArgs(Schema):
+    q = String(
+        load_default="",
+        validate=Length(max=MAX_QUERY_CHARS),
+        metadata={"description": "Words of the claim, title or claimant (all required)."},
+    )
+    verdict = List(
+        String(validate=OneOf(list(VERDICTS))),
+        load_default=list,
+        metadata={"description": "Verdict (repeatable: any of)."},
+    )
+    factchecker = List(
+        String(validate=Length(min=1, max=200)),
+        load_default=list,
+        metadata={"description": "Fact-checker's source slug (repeatable); see /api/v1/sources."},
+    )
+    topic = String(
+        load_default=None,
+        validate=OneOf(list(topic_ids())),
+        metadata={"description": "Only fact-checks linked to an article of this topic."},
+    )
+    from_ = Date(
+        data_key="from",
+        load_default=None,
+        metadata={"description": "Reviewed on or after (YYYY-MM-DD)."},
+    )
+    to = Date(load_default=None, metadata={"description": "Reviewed on or before (YYYY-MM-DD)."})
+    per_page = Integer(load_default=20, validate=Range(min=1, max=MAX_PER_PAGE))
+    cursor = Integer(
+        load_default=None,
+        validate=Range(min=1),
+        metadata={"description": "The `next` value of the previous page."},
+    )
+
+
+class FactChecksOut(Schema):
+    next = Integer(
+        allow_none=True, metadata={"description": "Cursor of the next page (null: last)."}
+    )
+    results = List(Nested(FactCheckOut))
+
+
 class ResultOut(Schema):
     id = Integer()
     url = String()
@@ -152,6 +225,10 @@ class ResultOut(Schema):
     topics = List(Nested(TopicScore))
     score = Float()
     copies = List(Nested(CopyOut), metadata={"description": "Other outlets' copies of the story."})
+    factchecks = List(
+        Nested(LinkedFactCheckOut),
+        metadata={"description": "Fact-checks of what this article says (may be empty)."},
+    )
 
 
 class SearchOut(Schema):
@@ -190,6 +267,7 @@ class ArticleOut(Schema):
     translations = Dict(keys=String(), values=Nested(ArticleTranslationOut))
     story_id = Integer()
     copies = List(Nested(CopyOut))
+    factchecks = List(Nested(LinkedFactCheckOut))
 
 
 class SimilarOut(Schema):

@@ -25,6 +25,8 @@ from api.ops import SEARCH_SECONDS
 from api.schemas import (
     ArticleOut,
     ExportArgs,
+    FactChecksArgs,
+    FactChecksOut,
     SearchArgs,
     SearchOut,
     SimilarArgs,
@@ -35,6 +37,7 @@ from api.schemas import (
     TopicsOut,
 )
 from api.services import services
+from covidnews.factchecks import FactCheckQuery, factchecks_of, find_factchecks
 from covidnews.search.analysis import QueryError
 from covidnews.search.engine import CursorError, Filters, Hit, Query
 from covidnews.search.results import (
@@ -121,6 +124,7 @@ def results_out(
     ids = [h.article_id for h in hits]
     # One read for the results and their copies (the copies' text openings are not shown).
     views = load_articles(services().store, ids + sorted(copies), with_text=2 * SNIPPET_CHARS)
+    checked = factchecks_of(services().store, ids)
     out = []
     for h in hits:
         view = views.get(h.article_id)
@@ -149,6 +153,7 @@ def results_out(
                 "topics": [{"id": t, "score": round(s, 4)} for t, s in view.topics],
                 "score": round(h.score, 6),
                 "copies": [_copy_out(views[c]) for c in h.copies if c in views],
+                "factchecks": [f.as_json() for f in checked.get(h.article_id, [])],
             }
         )
     return out
@@ -237,6 +242,9 @@ def article(article_id: int) -> ResponseReturnValue:
             for t in view.translations.values()
         },
         "copies": [_copy_out(copies[c]) for c in sorted(copies)],
+        "factchecks": [
+            f.as_json() for f in factchecks_of(services().store, [article_id]).get(article_id, [])
+        ],
     }
 
 
@@ -324,6 +332,8 @@ EXPORT_FIELDS = [
     "title_es",
     "summary_es",
     "copies",
+    "factcheck_verdicts",
+    "factcheck_urls",
 ]
 
 
@@ -345,7 +355,33 @@ def _export_row(r: dict[str, Any]) -> dict[str, Any]:
         "title_es": tr.get("es", {}).get("title", ""),
         "summary_es": tr.get("es", {}).get("summary") or "",
         "copies": " ".join(str(c["id"]) for c in r["copies"]),
+        "factcheck_verdicts": " ".join(f["verdict"] for f in r["factchecks"]),
+        "factcheck_urls": " ".join(f["url"] for f in r["factchecks"]),
     }
+
+
+@bp.get("/factchecks")
+@bp.input(FactChecksArgs, location="query", arg_name="args")
+@bp.output(FactChecksOut)
+@bp.doc(summary="Fact-checkers' verdicts on claims (ClaimReview), latest first, with filters")
+def factchecks(args: dict[str, Any]) -> ResponseReturnValue:
+    """Follow `next` (as `cursor`) until it is null. `topic` keeps fact-checks linked to an
+    article of that topic."""
+    start, end = args.get("from_"), args.get("to")
+    if start and end and start > end:
+        raise bad_param("from", "'from' is after 'to'")
+    query = FactCheckQuery(
+        q=args["q"] or None,
+        verdicts=tuple(args["verdict"]),
+        factcheckers=tuple(args["factchecker"]),
+        topic=args.get("topic"),
+        date_from=args.get("from_"),
+        date_to=args.get("to"),
+    )
+    found, cursor = find_factchecks(
+        services().store, query, args["per_page"], before_id=args.get("cursor")
+    )
+    return {"next": cursor, "results": [f.as_json() for f in found]}
 
 
 _TEXT: dict[str, Any] = {"schema": {"type": "string"}}

@@ -15,7 +15,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from importlib import resources
 from typing import Any
 
@@ -288,9 +288,9 @@ def find_factchecks(
     if query.factcheckers:
         stmt = stmt.where(Source.slug.in_(query.factcheckers))
     if query.date_from is not None:
-        stmt = stmt.where(FactCheck.reviewed_at >= datetime.combine(query.date_from, time.min))
+        stmt = stmt.where(FactCheck.reviewed_at >= datetime.combine(query.date_from, time.min, tzinfo=UTC))
     if query.date_to is not None:
-        end = datetime.combine(query.date_to + timedelta(days=1), time.min)
+        end = datetime.combine(query.date_to + timedelta(days=1), time.min, tzinfo=UTC)
         stmt = stmt.where(FactCheck.reviewed_at < end)
     if query.topic:
         linked = (
