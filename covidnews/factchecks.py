@@ -288,7 +288,8 @@ def find_factchecks(
     if query.factcheckers:
         stmt = stmt.where(Source.slug.in_(query.factcheckers))
     if query.date_from is not None:
-        stmt = stmt.where(FactCheck.reviewed_at >= datetime.combine(query.date_from, time.min, tzinfo=UTC))
+        start = datetime.combine(query.date_from, time.min, tzinfo=UTC)
+        stmt = stmt.where(FactCheck.reviewed_at >= start)
     if query.date_to is not None:
         end = datetime.combine(query.date_to + timedelta(days=1), time.min, tzinfo=UTC)
         stmt = stmt.where(FactCheck.reviewed_at < end)
