@@ -19,6 +19,7 @@ from werkzeug.exceptions import HTTPException
 
 from api.archive import DEFAULT_LANGUAGE, LANGUAGES, bp, charts, data
 from api.services import services
+from covidnews.factchecks import factchecks_of
 from covidnews.search.engine import Filters, Query
 from covidnews.search.results import load_articles
 from covidnews.taxonomy import topic, topic_ids
@@ -108,7 +109,21 @@ def _helpers() -> dict[str, Any]:
         "country_name": data.country_name,
         "language_name": data.language_name,
         "nav_topics": data.topic_list(),
+        "verdict_label": verdict_label,
     }
+
+
+def verdict_label(verdict: str) -> str:
+    """A verdict in words (the badge's colour is never the only sign)."""
+    labels = {
+        "false": _("Falso"),
+        "misleading": _("Engañoso"),
+        "mixed": _("Verdad a medias"),
+        "true": _("Verdadero"),
+        "unproven": _("Sin pruebas"),
+        "other": _("Otra calificación"),
+    }
+    return labels.get(verdict, labels["other"])
 
 
 # Errors ------------------------------------------------------------------------------------
@@ -370,6 +385,7 @@ def article(article_id: int) -> str:
         body_tr=paragraphs(translation.text if translation else None),
         copies=data.story_copies(view),
         similar=data.similar(view),
+        factchecks=factchecks_of(services().store, [view.id]).get(view.id, []),
     )
 
 

@@ -354,3 +354,60 @@ def test_keyboard_skip_link_moves_focus_to_main(server: str, browser: Any) -> No
     page.keyboard.press("Tab")
     assert page.evaluate("document.querySelector('main').contains(document.activeElement)")
     context.close()
+
+
+def test_an_articles_fact_checks_show_their_verdict_in_words(
+    corpus: Corpus, browser: Any, artifacts: Path, tmp_path: Path
+) -> None:
+    """A fact-check citing an article's URL (added to the running server's store) shows on the
+    article page: the verdict in words (Spanish, then English), the claim, the fact-checker's
+    link; axe-core passes and nothing is refused by the CSP."""
+    from datetime import UTC, datetime
+
+    from covidnews.embed import get_embedder
+    from covidnews.factchecks import FactCheckRecord, upsert_factchecks
+    from nlp_worker.factchecks import link_pending
+
+    with serve_copy(corpus, tmp_path, workers=1) as (base, data_dir):
+        store = Store(f"sqlite:///{data_dir.parent / 'covidnews.db'}")
+        url, article_id = next(iter(corpus.ids.items()))
+        claim = "Las vacunas contienen un chip <script>alert(1)</script>"
+        upsert_factchecks(
+            store,
+            [
+                FactCheckRecord(
+                    url="https://verifica.example/2021/chip",
+                    claim=claim,
+                    verdict="false",
+                    verdict_text="FALSO",
+                    language="es",
+                    reviewed_at=datetime(2021, 3, 3, 12, tzinfo=UTC),
+                    appearances=[url],
+                )
+            ],
+            None,
+        )
+        link_pending(store, get_embedder("hashing"))
+        store.close()
+        context = browser.new_context(viewport=DESKTOP)
+        page = context.new_page()
+        watch = Watcher()
+        watch.attach(page)
+        page.goto(f"{base}/articulo/{article_id}")
+        section = page.locator("#factchecks")
+        section.wait_for()
+        assert section.locator(".verdict").inner_text() == "Falso"
+        assert section.locator(".claim").inner_text() == claim  # text, never markup
+        assert section.locator(".factcheck-link").get_attribute("href") == (
+            "https://verifica.example/2021/chip"
+        )
+        assert "cita esta noticia" in section.inner_text()
+        page.screenshot(path=str(artifacts / "factchecks-es.png"), full_page=True)
+        watch.check(page, "fact-checks (es)")
+        axe_check(page, "fact-checks (es)")
+        page.goto(f"{base}/articulo/{article_id}?lang=en")
+        assert page.locator("#factchecks .verdict").inner_text() == "False"
+        assert page.locator("#factchecks-h").inner_text() == "Fact-checks"
+        watch.check(page, "fact-checks (en)")
+        axe_check(page, "fact-checks (en)")
+        context.close()
