@@ -123,7 +123,7 @@ def verdict_label(verdict: str) -> str:
         "unproven": _("Sin pruebas"),
         "other": _("Otra calificación"),
     }
-    return labels.get(verdict, labels["other"])
+    return str(labels.get(verdict, labels["other"]))
 
 
 # Errors ------------------------------------------------------------------------------------
