@@ -36,6 +36,7 @@ class CrawlReport:
             "articles_unchanged": self.get("covidnews/articles/unchanged"),
             "articles_queued": self.get("covidnews/articles/queued"),
             "syndicated_copies": self.get("covidnews/articles/syndicated"),
+            "factchecks_stored": self.get("covidnews/factchecks/stored"),
             "not_articles": self.get("item_dropped_count"),
             "feeds_not_modified": self.get("covidnews/feed/not_modified"),
             "sitemaps_not_modified": self.get("covidnews/sitemap/not_modified"),

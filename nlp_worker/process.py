@@ -12,6 +12,7 @@ from covidnews.follow import Follower
 from covidnews.schema import Article, ProcessingState, StageRun
 from covidnews.store import Store
 from nlp_worker import leases
+from nlp_worker.factchecks import link_batch
 from nlp_worker.stages import Backends, process_leased
 
 if TYPE_CHECKING:
@@ -99,6 +100,8 @@ def process_ids(
             report.searchable += followed.written
         if on_batch:
             on_batch(len(ids[start : start + size]))
+    if not ids:  # fact-checks collected without articles still get their links
+        link_batch(store, backends.embedder, [])
     return report
 
 

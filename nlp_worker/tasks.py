@@ -80,6 +80,9 @@ def process_batch(self: Task, article_ids: list[int]) -> dict[str, int]:
 @shared_task(name="nlp_worker.tasks.sweep", **RELIABLE)
 def sweep(self: Task) -> int:
     """Hand over again what nobody holds (run by Celery beat every COVIDNEWS_SWEEP_SECONDS)."""
+    from nlp_worker.factchecks import link_batch
     from nlp_worker.handoff import submit
 
-    return leases.sweep(_store(), get_settings(), submit)
+    handed = leases.sweep(_store(), get_settings(), submit)
+    link_batch(_store(), _backends().embedder, [])  # fact-checks collected without articles
+    return handed
