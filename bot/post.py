@@ -55,7 +55,7 @@ from bot.publishers import (
     make_publisher,
     record_key,
 )
-from bot.select import Story, posts_since, select_stories
+from bot.select import Story, posts_since, select_stories, select_verdicts, verdict_key
 from bot.text import (
     Composed,
     StoryText,
@@ -66,6 +66,7 @@ from bot.text import (
     language_of,
     platform_of,
 )
+from covidnews.factchecks import FactCheckView
 from covidnews.schema import BotPost
 from covidnews.store import Store
 
@@ -147,6 +148,40 @@ def composed_for(story: Story, channel: str, prefix: str = "") -> Composed | Non
     except TextTooLong as exc:
         log.warning("story %s does not fit %s: %s", story.id, channel, exc)
         return None
+
+
+VERDICT_WORDS = {
+    "es": {"false": "FALSO", "misleading": "ENGAÑOSO"},
+    "en": {"false": "FALSE", "misleading": "MISLEADING"},
+}
+
+
+def verdict_composed(fc: FactCheckView, channel: str) -> Composed | None:
+    """A verdict post: the fact-checker's rating in words, the claim, who checked it, the link
+    to the fact-check (never our own judgement)."""
+    language = language_of(channel)
+    word = VERDICT_WORDS[language if language in VERDICT_WORDS else "es"].get(fc.verdict)
+    if word is None:
+        return None
+    label = "Verificación" if language == "es" else "Fact-check"
+    claim = " ".join(fc.claim.split())
+    st = StoryText(
+        summary=f"{label}: {word} «{claim}»",
+        url=fc.url,
+        language=language,
+        outlet=fc.factchecker,
+    )
+    try:
+        return compose(st, platform_of(channel))
+    except TextTooLong:
+        short = StoryText(
+            summary=f"{label}: {word}", url=fc.url, language=language, outlet=fc.factchecker
+        )
+        try:
+            return compose(short, platform_of(channel))
+        except TextTooLong as exc:
+            log.warning("fact-check %s does not fit %s: %s", fc.id, channel, exc)
+            return None
 
 
 # Recording -------------------------------------------------------------------------------------
@@ -547,12 +582,40 @@ def run_channel(
         budget = min(
             settings.bot_per_run_cap - len(report.posted), day_cap(settings, channel) - used_today
         )
+        # A false or misleading verdict on a widely shared story comes first: it is the post
+        # that corrects what many readers saw.
+        lookback = timedelta(hours=settings.bot_lookback_hours)
+        verdicts = select_verdicts(
+            store,
+            channel,
+            now=now,
+            lookback=lookback,
+            min_outlets=settings.bot_verdict_min_outlets,
+            limit=budget,
+        )
+        for story, fc in verdicts:
+            composed = verdict_composed(fc, channel)
+            if composed is None:
+                continue
+            post_id = record(
+                store,
+                channel=channel,
+                dedup_key=verdict_key(fc.id),
+                kind="verdict",
+                text=composed.text,
+                language=language_of(channel),
+                created_at=rt.now(),
+                article_id=story.article.id,
+                payload=composed.as_payload(),
+            )
+            if post_id is not None:
+                _send(store, settings, post_id, publisher, rt, report)
         stories = select_stories(
             store,
             channel,
             now=now,
-            lookback=timedelta(hours=settings.bot_lookback_hours),
-            limit=budget,
+            lookback=lookback,
+            limit=budget - len(verdicts),
             usable=lambda s: composed_for(s, channel) is not None,
         )
         for story in stories:

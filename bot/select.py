@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
+from covidnews.factchecks import WARN, FactCheckView, factchecks_of
 from covidnews.schema import Article, ArticleTopic, BotPost, Source
 from covidnews.search.results import ArticleView, load_articles
 from covidnews.store import Store
@@ -42,6 +43,7 @@ class Story:
     when: datetime | None = None  # published (or stored) time of the article
     weight: float = 1.0  # the highest source weight among the outlets
     score: float = 0.0
+    members: list[int] = field(default_factory=list)  # the ids of the story's copies
 
     @property
     def topic(self) -> str | None:
@@ -115,6 +117,7 @@ def load_stories(
                 n_outlets=len(outlet_keys),
                 when=view.published_at or view.fetched_at,
                 weight=weight or 1.0,
+                members=[article_id for article_id, _ in arts],
             )
         )
     if day is not None:  # the story's day on its outlet's clock (``when`` is already on it)
@@ -221,3 +224,43 @@ def select_stories(
     fresh = [s for s in stories if s.dedup_key not in done and usable(s)]
     seen = recent_topics(store, channel, now - timedelta(hours=24))
     return rank(fresh, topics_seen=seen, limit=limit)
+
+
+def verdict_key(factcheck_id: int) -> str:
+    return f"verdict:{factcheck_id}"
+
+
+def select_verdicts(
+    store: Store,
+    channel: str,
+    *,
+    now: datetime,
+    lookback: timedelta,
+    min_outlets: int,
+    limit: int,
+) -> list[tuple[Story, FactCheckView]]:
+    """Widely shared stories (at least ``min_outlets`` outlets, stored within ``lookback``) with a
+    ``false``/``misleading`` fact-check linked to one of their copies and not posted on
+    ``channel`` yet: (story, fact-check), the most shared first, one post per fact-check."""
+    if limit <= 0:
+        return []
+    stories = [
+        s for s in load_stories(store, stored_since=now - lookback) if s.n_outlets >= min_outlets
+    ]
+    checked = factchecks_of(store, [m for s in stories for m in s.members])
+    pairs = [
+        (s, fc)
+        for s in stories
+        for m in s.members
+        for fc in checked.get(m, [])
+        if fc.verdict in WARN
+    ]
+    done = posted_keys(store, channel, [verdict_key(fc.id) for _, fc in pairs])
+    out: list[tuple[Story, FactCheckView]] = []
+    seen: set[int] = set()
+    for story, fc in sorted(pairs, key=lambda p: (-p[0].n_outlets, -p[0].id, p[1].id)):
+        if verdict_key(fc.id) in done or fc.id in seen:
+            continue
+        seen.add(fc.id)
+        out.append((story, fc))
+    return out[:limit]

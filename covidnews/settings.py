@@ -234,6 +234,13 @@ class Settings(BaseSettings):
         le=24 * 365,
         description="Stories stored within this many hours are candidates for a run.",
     )
+    bot_verdict_min_outlets: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="A story carried by at least this many outlets, with a false or misleading "
+        "fact-check linked, gets a verdict post (the fact-checker's rating and link).",
+    )
     bot_digest_size: int = Field(
         default=5, ge=1, le=20, description="Stories in the daily digest thread."
     )

@@ -413,3 +413,52 @@ def test_channel_without_credentials_is_dry_run(
     assert len(outbox) == 1 and '"status": "dry_run"' in outbox[0]
     rows = {r.channel: r for r in _rows(store)}
     assert rows["mastodon"].status == "dry_run" and rows["x-en"].language == "en"
+
+
+def test_a_widely_shared_story_with_a_false_verdict_gets_a_verdict_post(
+    store: Store, settings: Settings, clock: FakeClock
+) -> None:
+    """Dry-run: a story carried by three outlets, one of whose copies a fact-checker rated false,
+    gets one verdict post per channel (the rating in words, the claim, the fact-checker, the
+    link); a story with one outlet or a `true` verdict does not; a second run posts none again."""
+    from covidnews.factchecks import FactCheckRecord, upsert_factchecks
+    from covidnews.schema import Article, FactCheckLink
+
+    dry = settings.model_copy(
+        update={"bot_dry_run": True, "bot_channels": ["x", "bluesky", "x-en"]}
+    )
+    wide = add_story(
+        store, title="Circula que la vacuna tiene chip", copies=("Diario B", "Diario C")
+    )
+    lone = add_story(store, title="Un remedio casero", source="Diario D")
+    good = add_story(store, title="Las mascarillas protegen", copies=("Diario E", "Diario F"))
+    with store.session() as s:
+        copy_of_wide = s.scalars(select(Article.id).where(Article.duplicate_of == wide)).first()
+    checks = upsert_factchecks(
+        store,
+        [
+            FactCheckRecord(url=f"https://verifica.example/{n}", claim=claim, verdict=v,
+                            verdict_text=v, reviewed_at=datetime.now(UTC))
+            for n, (claim, v) in enumerate([
+                ("La vacuna contiene un chip", "false"),
+                ("Un té cura la covid", "false"),
+                ("Las mascarillas reducen contagios", "true"),
+            ])
+        ],
+        None,
+    )  # fmt: skip
+    with store.session() as s:
+        for fc, article in zip(checks, (copy_of_wide, lone, good), strict=True):
+            s.add(FactCheckLink(factcheck_id=fc, article_id=article, reason="appearance", score=1))
+    run_once(store, dry, rt=clock)
+    verdicts = [r for r in _rows(store) if r.kind == "verdict"]
+    assert sorted(r.channel for r in verdicts) == ["bluesky", "x", "x-en"]
+    assert {r.dedup_key for r in verdicts} == {f"verdict:{checks[0]}"}
+    x = next(r for r in verdicts if r.channel == "x")
+    assert x.text.startswith("Verificación: FALSO «La vacuna contiene un chip»")
+    assert "https://verifica.example/0" in x.text and x.status == "dry_run"
+    assert x.article_id == wide
+    en = next(r for r in verdicts if r.channel == "x-en")
+    assert en.text.startswith("Fact-check: FALSE «La vacuna contiene un chip»")
+    run_once(store, dry, rt=clock)
+    assert len([r for r in _rows(store) if r.kind == "verdict"]) == 3
