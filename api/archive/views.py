@@ -562,6 +562,44 @@ def stats() -> ResponseReturnValue:
     )
 
 
+# Fact-checks -------------------------------------------------------------------------------
+
+FACTCHECKS_PER_PAGE = 20
+
+
+@bp.get("/verificaciones")
+def factchecks_page() -> ResponseReturnValue:
+    """Recent verdicts of fact-checkers, newest first; ``tema`` keeps those linked to an article
+    of that topic, ``veredicto`` one verdict."""
+    from covidnews.factchecks import VERDICTS, FactCheckQuery, find_factchecks
+
+    topic_id = request.args.get("tema") or None
+    verdict = request.args.get("veredicto") or None
+    raw_cursor = request.args.get("cursor") or ""
+    if (
+        (topic_id and topic_id not in topic_ids())
+        or (verdict and verdict not in VERDICTS)
+        or (raw_cursor and not raw_cursor.isdigit())
+    ):
+        abort(404)
+    found, cursor = find_factchecks(
+        services().store,
+        FactCheckQuery(topic=topic_id, verdicts=(verdict,) if verdict else ()),
+        FACTCHECKS_PER_PAGE,
+        before_id=int(raw_cursor) if raw_cursor else None,
+    )
+    keep = {k: v for k, v in (("tema", topic_id), ("veredicto", verdict)) if v}
+    return render_template(
+        "archive/factchecks.html",
+        factchecks=found,
+        topic_id=topic_id,
+        verdict=verdict,
+        verdicts=[v for v in VERDICTS if v != "other"],
+        keep=keep,
+        next_url=u(".factchecks_page", **keep, cursor=cursor) if cursor else None,
+    )
+
+
 # About -------------------------------------------------------------------------------------
 
 

@@ -410,4 +410,10 @@ def test_an_articles_fact_checks_show_their_verdict_in_words(
         assert page.locator("#factchecks-h").inner_text() == "Fact-checks"
         watch.check(page, "fact-checks (en)")
         axe_check(page, "fact-checks (en)")
+        page.goto(f"{base}/verificaciones?lang=es")  # the list of verdicts, back in Spanish
+        assert page.locator(".factcheck-list .verdict").first.inner_text() == "Falso"
+        page.screenshot(path=str(artifacts / "factchecks-list.png"), full_page=True)
+        watch.check(page, "verificaciones")
+        axe_check(page, "verificaciones")
+        no_horizontal_scroll(page)
         context.close()

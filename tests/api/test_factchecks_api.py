@@ -9,6 +9,8 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy import select
+
 from covidnews.embed import get_embedder
 from covidnews.factchecks import FactCheckRecord, upsert_factchecks
 from covidnews.ingest import parse_record
@@ -128,3 +130,21 @@ def test_factchecks_everywhere_a_user_looks(
     table = {int(r["id"]): r for r in csv.DictReader(io.StringIO(text))}
     assert table[ids[0]]["factcheck_verdicts"] == "false true"
     assert table[ids[1]]["factcheck_verdicts"] == ""
+
+    # The archive's list of verdicts: every fact-check, filters by verdict and by the topic of a
+    # linked article, the verdict in words in both languages, bad filters are 404s.
+    page = client.get("/verificaciones").get_data(as_text=True)
+    assert all(c in page for c in ("grafeno", "cubrebocas reduce", "hierbas"))
+    assert ">Falso<" in page and ">Engañoso<" in page
+    only_true = client.get("/verificaciones?veredicto=true").get_data(as_text=True)
+    assert "cubrebocas reduce" in only_true and "grafeno" not in only_true
+    assert ">False<" in client.get("/verificaciones?lang=en").get_data(as_text=True)
+    with Store(db_url).session() as s:
+        from covidnews.schema import ArticleTopic
+
+        topic = s.scalar(select(ArticleTopic.topic).where(ArticleTopic.article_id == ids[0]))
+    assert topic is not None  # a Covid article gets 1-3 topics from the classifier
+    by_topic = client.get(f"/verificaciones?tema={topic}").get_data(as_text=True)
+    assert "grafeno" in by_topic and "hierbas" not in by_topic
+    for bad in ("tema=nada", "veredicto=quizas", "cursor=abc"):
+        assert client.get(f"/verificaciones?{bad}").status_code == 404, bad
