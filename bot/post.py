@@ -582,6 +582,22 @@ def run_channel(
         budget = min(
             settings.bot_per_run_cap - len(report.posted), day_cap(settings, channel) - used_today
         )
+
+        def post(key: str, kind: str, composed: Composed, article_id: int) -> None:
+            post_id = record(
+                store,
+                channel=channel,
+                dedup_key=key,
+                kind=kind,
+                text=composed.text,
+                language=language_of(channel),
+                created_at=rt.now(),
+                article_id=article_id,
+                payload=composed.as_payload(),
+            )
+            if post_id is not None:  # None: another run took it meanwhile
+                _send(store, settings, post_id, publisher, rt, report)
+
         # A false or misleading verdict on a widely shared story comes first: it is the post
         # that corrects what many readers saw.
         lookback = timedelta(hours=settings.bot_lookback_hours)
@@ -595,21 +611,8 @@ def run_channel(
         )
         for story, fc in verdicts:
             composed = verdict_composed(fc, channel)
-            if composed is None:
-                continue
-            post_id = record(
-                store,
-                channel=channel,
-                dedup_key=verdict_key(fc.id),
-                kind="verdict",
-                text=composed.text,
-                language=language_of(channel),
-                created_at=rt.now(),
-                article_id=story.article.id,
-                payload=composed.as_payload(),
-            )
-            if post_id is not None:
-                _send(store, settings, post_id, publisher, rt, report)
+            if composed is not None:
+                post(verdict_key(fc.id), "verdict", composed, story.article.id)
         stories = select_stories(
             store,
             channel,
@@ -621,20 +624,7 @@ def run_channel(
         for story in stories:
             composed = composed_for(story, channel)
             assert composed is not None
-            post_id = record(
-                store,
-                channel=channel,
-                dedup_key=story.dedup_key,
-                kind="story",
-                text=composed.text,
-                language=language_of(channel),
-                created_at=rt.now(),
-                article_id=story.article.id,
-                payload=composed.as_payload(),
-            )
-            if post_id is None:  # another run took it meanwhile
-                continue
-            _send(store, settings, post_id, publisher, rt, report)
+            post(story.dedup_key, "story", composed, story.article.id)
     except ChannelStopped as exc:
         report.stopped = str(exc)
         log.warning("%s: stopping for this run: %s", channel, exc)

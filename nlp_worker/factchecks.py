@@ -110,22 +110,17 @@ def _appearance_links(store: Store, fc_ids: Sequence[int], article_ids: Sequence
         return len(new)
 
 
-def _article_words(
-    s: Session, ids: list[int], languages: set[str]
-) -> dict[tuple[int, str], set[str]]:
-    """(article id, language) → content words of the article in that language: its own text, or
-    its stored translation."""
-    out: dict[tuple[int, str], set[str]] = {}
-    for aid, lang, title, text in s.execute(
-        select(Article.id, Article.language, Article.title, Article.text).where(Article.id.in_(ids))
-    ):
-        out[(int(aid), lang or "")] = content_words(document_text(title, text))
-    for aid, tlang, ttitle, ttext in s.execute(
-        select(
-            Translation.article_id, Translation.language, Translation.title, Translation.text
-        ).where(Translation.article_id.in_(ids), Translation.language.in_(languages))
-    ):
-        out[(int(aid), tlang)] = content_words(document_text(ttitle, ttext or ""))
+def _article_words(s: Session, ids: list[int], language: str) -> dict[int, list[set[str]]]:
+    """Article id → the content words of its text and of its stored translation into
+    ``language`` (when it has one): what a claim in ``language`` is compared with."""
+    out: dict[int, list[set[str]]] = {i: [] for i in ids}
+    own = select(Article.id, Article.title, Article.text).where(Article.id.in_(ids))
+    translated = select(Translation.article_id, Translation.title, Translation.text).where(
+        Translation.article_id.in_(ids), Translation.language == language
+    )
+    for query in (own, translated):
+        for aid, title, text in s.execute(query):
+            out[int(aid)].append(content_words(document_text(title, text or "")))
     return out
 
 
@@ -140,26 +135,21 @@ def _score_pairs(
     made = 0
     with store.session() as s:
         published = func.coalesce(Article.published_at, Article.fetched_at)
+        reviewed = func.coalesce(FactCheck.reviewed_at, FactCheck.claim_date, FactCheck.created_at)
         fcq = select(FactCheck).where(
             FactCheck.embedding.is_not(None), FactCheck.model == embedder.model_id
         )
         if fc_ids is not None:
             fcq = fcq.where(FactCheck.id.in_(fc_ids))
-        factchecks = list(s.scalars(fcq))
-        if not factchecks:
-            return 0
         if article_ids is not None:
             if not article_ids:
                 return 0
             span = select(func.min(published), func.max(published))
-            bounds = s.execute(span.where(Article.id.in_(article_ids))).one()
-            if bounds[0] is None:
+            first, last = s.execute(span.where(Article.id.in_(article_ids))).one()
+            if first is None:
                 return 0
-            factchecks = [
-                f for f in factchecks
-                if bounds[0] - WINDOW_AFTER <= _when(f) <= bounds[1] + WINDOW_BEFORE
-            ]  # fmt: skip
-        for fc in factchecks:
+            fcq = fcq.where(reviewed >= first - WINDOW_AFTER, reviewed <= last + WINDOW_BEFORE)
+        for fc in s.scalars(fcq):
             when = _when(fc)
             aq = (
                 select(Article.id, Embedding.vector)
@@ -167,7 +157,6 @@ def _score_pairs(
                 .where(
                     Embedding.model == embedder.model_id,
                     Article.state == DONE,
-                    Article.duplicate_of.is_(None),
                     published >= when - WINDOW_BEFORE,
                     published <= when + WINDOW_AFTER,
                 )
@@ -177,33 +166,30 @@ def _score_pairs(
             rows = s.execute(aq).all()
             if not rows:
                 continue
-            ids = [int(r[0]) for r in rows]
-            matrix = np.stack([_vector(r[1]) for r in rows])
-            cosines = matrix @ _vector(fc.embedding or b"")
-            # Only articles whose cosine could reach the threshold with every claim word shared.
-            reach = [link_score(float(c), 1.0) for c in cosines]
-            close = [i for i, r in enumerate(reach) if r >= SIMILAR_THRESHOLD]
+            cosines = np.stack([_vector(r[1]) for r in rows]) @ _vector(fc.embedding or b"")
+            # Only articles whose cosine could reach the threshold with every claim word shared
+            # have their words read.
+            close = {
+                int(r[0]): float(c)
+                for r, c in zip(rows, cosines, strict=True)
+                if link_score(float(c), 1.0) >= SIMILAR_THRESHOLD
+            }
             if not close:
                 continue
-            lang = fc.language or "es"
-            words = _article_words(s, [ids[i] for i in close], {lang})
             claim_words = content_words(fc.claim)
+            words = _article_words(s, sorted(close), fc.language or "es")
             found: dict[tuple[int, int], float] = {}
-            for i in close:
-                aid = ids[i]
-                overlap = max(
-                    keyword_overlap(claim_words, w) for (a, _), w in words.items() if a == aid
-                ) if any(a == aid for a, _ in words) else 0.0  # fmt: skip
-                score = link_score(float(cosines[i]), overlap)
+            for aid, cosine in close.items():
+                overlap = max((keyword_overlap(claim_words, w) for w in words[aid]), default=0.0)
+                score = link_score(cosine, overlap)
                 if score >= SIMILAR_THRESHOLD:
                     found[(fc.id, aid)] = score
-            for pair in sorted(set(found) - _existing(s, set(found))):
+            for f, a in sorted(set(found) - _existing(s, set(found))):
                 s.add(
                     FactCheckLink(
-                        factcheck_id=pair[0], article_id=pair[1], reason="similar",
-                        score=found[pair],
+                        factcheck_id=f, article_id=a, reason="similar", score=found[(f, a)]
                     )
-                )  # fmt: skip
+                )
                 made += 1
     return made
 

@@ -11,20 +11,14 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from covidnews.embed import get_embedder
 from covidnews.factchecks import FactCheckRecord, upsert_factchecks
 from covidnews.ingest import parse_record
 from covidnews.schema import Source
 from covidnews.store import Store
-from nlp_worker.backends.langid import MODEL_ID as LANGID_MODEL
-from nlp_worker.backends.langid import detect_language
-from nlp_worker.backends.sentences import split_sentences
-from nlp_worker.backends.translate import get_translator
-from nlp_worker.classify import load_classifier
 from nlp_worker.factchecks import link_pending
 from nlp_worker.process import process_ids
-from nlp_worker.stages import Backends
 from tests.api.conftest import AppFactory, make_settings
+from tests.nlp_worker.conftest import real_backends
 
 TEXT = (
     "El ministerio de salud informó que la campaña de vacunación contra la covid-19 avanza en "
@@ -48,14 +42,7 @@ def test_factchecks_everywhere_a_user_looks(
             for i, u in enumerate(urls, start=1)
         ]
     ).changed_ids  # fmt: skip
-    backends = Backends(
-        detect_language=detect_language,
-        langid_model=LANGID_MODEL,
-        classifier=load_classifier(),
-        translator=get_translator("apertium"),
-        embedder=get_embedder("hashing"),
-        split_sentences=split_sentences,
-    )
+    backends = real_backends("hashing")
     process_ids(store, settings, ids, backends=backends)
     with store.session() as s:
         checker = Source(name="Verifica Ya", slug="verifica-ya", kind="factchecker", country="MX")

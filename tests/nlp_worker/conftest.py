@@ -13,15 +13,19 @@ from nlp_worker.classify import load_classifier
 from nlp_worker.stages import Backends
 
 
-@pytest.fixture(scope="module")
-def backends() -> Backends:
-    """The real backends, with the hashing embedder (fast; the stages are under test, not the
-    model)."""
+def real_backends(embedder: str = "hashing") -> Backends:
+    """The real backends (language id, classifier, Apertium), with the ``hashing`` embedder by
+    default (fast; for tests of the stages, not of the model) or E5 (``"e5"``)."""
     return Backends(
         detect_language=detect_language,
         langid_model=LANGID_MODEL,
         classifier=load_classifier(),
         translator=get_translator("apertium"),
-        embedder=get_embedder("hashing"),
+        embedder=get_embedder(embedder),
         split_sentences=split_sentences,
     )
+
+
+@pytest.fixture(scope="module")
+def backends() -> Backends:
+    return real_backends()

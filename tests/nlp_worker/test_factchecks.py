@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from covidnews.embed import get_embedder
 from covidnews.factchecks import (
     FactCheckQuery,
     FactCheckRecord,
@@ -22,14 +21,10 @@ from covidnews.ingest import parse_record
 from covidnews.schema import FactCheck, FactCheckLink
 from covidnews.settings import Settings, load_settings
 from covidnews.store import Store
-from nlp_worker.backends.langid import MODEL_ID as LANGID_MODEL
-from nlp_worker.backends.langid import detect_language
-from nlp_worker.backends.sentences import split_sentences
-from nlp_worker.backends.translate import get_translator
-from nlp_worker.classify import load_classifier
 from nlp_worker.factchecks import link_pending
 from nlp_worker.process import process_ids
 from nlp_worker.stages import Backends
+from tests.nlp_worker.conftest import real_backends
 
 pytestmark = pytest.mark.slow
 
@@ -93,14 +88,7 @@ def review(claim: str, language: str, verdict: str, **more: object) -> FactCheck
 
 @pytest.fixture(scope="module")
 def e5_backends() -> Backends:
-    return Backends(
-        detect_language=detect_language,
-        langid_model=LANGID_MODEL,
-        classifier=load_classifier(),
-        translator=get_translator("apertium"),
-        embedder=get_embedder("e5"),
-        split_sentences=split_sentences,
-    )
+    return real_backends("e5")
 
 
 def add(store: Store, backends: Backends, settings: Settings, *keys: str) -> dict[str, int]:
