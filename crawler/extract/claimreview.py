@@ -17,7 +17,7 @@ from datetime import UTC, tzinfo
 from typing import Any
 
 from covidnews.factchecks import FactCheckRecord, claim_hash, normalise_verdict
-from crawler.dates import parse_date
+from crawler.dates import parse_iso
 from crawler.extract.page import ExtractionError, _parse, decode_html, jsonld_documents
 
 log = logging.getLogger(__name__)
@@ -73,14 +73,17 @@ def _urls(value: Any) -> list[str]:
     return [u for u in out if u.startswith(("http://", "https://"))]
 
 
+def _first_object(value: Any) -> Obj:
+    """An object, or the first object of a list (some sites give lists of one)."""
+    return next((v for v in _items(value) if isinstance(v, dict)), {})
+
+
 def _record(review: Obj, url: str, page_title: str, tz: tzinfo) -> FactCheckRecord | None:
-    reviewed = review.get("itemReviewed")
-    item: Obj = reviewed if isinstance(reviewed, dict) else {}
+    item = _first_object(review.get("itemReviewed"))
     claim = _text(review.get("claimReviewed")) or _text(item.get("name") or item.get("text"))
     if not claim:
         return None
-    given = review.get("reviewRating")
-    rating: Obj = given if isinstance(given, dict) else {}
+    rating = _first_object(review.get("reviewRating"))
     verdict_text = _text(rating.get("alternateName")) or _text(rating.get("name"))
     verdict = normalise_verdict(
         verdict_text,
@@ -103,8 +106,9 @@ def _record(review: Obj, url: str, page_title: str, tz: tzinfo) -> FactCheckReco
         title=_text(review.get("name") or review.get("headline")) or page_title,
         claimant=_text(item.get("author")) or None,
         appearances=list(dict.fromkeys(a for a in appearances if a != url)),
-        reviewed_at=parse_date(_text(review.get("datePublished")) or None, tz=tz),
-        claim_date=parse_date(_text(claim_date) or None, tz=tz),
+        # schema.org dates are ISO 8601; anything else ("ayer") is not read as a date
+        reviewed_at=parse_iso(_text(review.get("datePublished")), tz),
+        claim_date=parse_iso(_text(claim_date), tz),
         language=_text(review.get("inLanguage"))[:8].split("-")[0].lower() or None,
         extra={
             k: v

@@ -317,6 +317,8 @@ class NewsSpider(scrapy.Spider):
         self, response: Response, entry: SourceEntry, title: str, published: datetime | None
     ) -> bool:
         """A page with ClaimReview markup is stored as fact-checks (not as an article)."""
+        if b"ClaimReview" not in response.body:
+            return False  # most pages: no decoding or parsing for this
         reviews = claim_reviews(
             response.body,
             response.url,

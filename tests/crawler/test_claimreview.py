@@ -156,3 +156,21 @@ def test_numeric_scales_and_the_words_first() -> None:
     assert normalise_verdict("Falso", 5, best=5, worst=1) == "false"  # words win
     assert normalise_verdict(None, 9, best=5, worst=1) == "other"  # off the scale
     assert set(VERDICTS) == {"false", "misleading", "mixed", "true", "unproven", "other"}
+
+
+def test_lists_where_objects_are_expected_and_odd_values_lose_nothing() -> None:
+    odd = {
+        "@type": ["ClaimReview"],
+        "claimReviewed": ["El 5G", "propaga el virus"],
+        "reviewRating": [{"@type": "Rating", "alternateName": "Falso"}],
+        "itemReviewed": [
+            {"@type": "Claim", "author": [{"name": "A"}, "B"], "datePublished": "ayer?"}
+        ],
+        "datePublished": 20210310,
+        "inLanguage": {"@type": "Language", "name": "es-MX"},
+    }
+    (got,) = claim_reviews(page(odd), URL)
+    assert got.claim == "El 5G propaga el virus" and got.verdict == "false"
+    assert got.claimant == "A B" and got.claim_date is None
+    assert got.language == "es"
+    assert claim_reviews(page({"@type": "ClaimReview", "reviewRating": {}}), URL) == []  # no claim
