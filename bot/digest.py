@@ -23,7 +23,6 @@ from bot.post import (
     RunReport,
     Runtime,
     _send,
-    composed_for,
     day_cap,
     publishers_for,
     reconcile,
@@ -32,7 +31,7 @@ from bot.post import (
 )
 from bot.publishers import Publisher
 from bot.select import load_stories, posts_since, rank
-from bot.text import language_of, platform_of
+from bot.text import composed_for, language_of, platform_of
 from covidnews.schema import BotPost
 from covidnews.store import Store
 from covidnews.text import MONTHS_ES

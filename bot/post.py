@@ -55,18 +55,14 @@ from bot.publishers import (
     make_publisher,
     record_key,
 )
-from bot.select import Story, posts_since, select_stories, select_verdicts, verdict_key
+from bot.select import posts_since, select_stories, select_verdicts, verdict_key
 from bot.text import (
     Composed,
-    StoryText,
-    TextTooLong,
-    compose,
-    first_sentence,
-    hashtag,
+    composed_for,
     language_of,
     platform_of,
+    verdict_composed,
 )
-from covidnews.factchecks import FactCheckView
 from covidnews.schema import BotPost
 from covidnews.store import Store
 
@@ -107,81 +103,6 @@ def outbox_path(settings: Settings) -> Path:
 
 def day_cap(settings: Settings, channel: str) -> int:
     return int(getattr(settings, f"bot_per_day_cap_{platform_of(channel).name}"))
-
-
-# Texts -----------------------------------------------------------------------------------------
-
-
-def text_for(story: Story, language: str, prefix: str = "") -> StoryText | None:
-    """What to say about ``story`` in ``language`` (None: no text in that language).
-
-    The summary's first sentence (the title when there is no summary); for an article in
-    another language, its translation's summary or title."""
-    a = story.article
-    if a.language == language or (a.language is None and language == "es"):
-        sentence = first_sentence(a.summary or "") or first_sentence(a.title)
-    else:
-        t = a.translations.get(language)
-        if t is None:
-            return None
-        sentence = first_sentence(t.summary or "") or first_sentence(t.title)
-    if not sentence:
-        return None
-    outlet = story.outlets[0] if story.outlets else (a.source.name if a.source else None)
-    return StoryText(
-        summary=sentence,
-        url=a.url,
-        language=language,
-        hashtags=(hashtag(story.topic, language),),
-        outlet=outlet,
-        others=max(0, story.n_outlets - 1),
-        prefix=prefix,
-    )
-
-
-def composed_for(story: Story, channel: str, prefix: str = "") -> Composed | None:
-    st = text_for(story, language_of(channel), prefix)
-    if st is None:
-        return None
-    try:
-        return compose(st, platform_of(channel))
-    except TextTooLong as exc:
-        log.warning("story %s does not fit %s: %s", story.id, channel, exc)
-        return None
-
-
-VERDICT_WORDS = {
-    "es": {"false": "FALSO", "misleading": "ENGAÑOSO"},
-    "en": {"false": "FALSE", "misleading": "MISLEADING"},
-}
-
-
-def verdict_composed(fc: FactCheckView, channel: str) -> Composed | None:
-    """A verdict post: the fact-checker's rating in words, the claim, who checked it, the link
-    to the fact-check (never our own judgement)."""
-    language = language_of(channel)
-    word = VERDICT_WORDS[language if language in VERDICT_WORDS else "es"].get(fc.verdict)
-    if word is None:
-        return None
-    label = "Verificación" if language == "es" else "Fact-check"
-    claim = " ".join(fc.claim.split())
-    st = StoryText(
-        summary=f"{label}: {word} «{claim}»",
-        url=fc.url,
-        language=language,
-        outlet=fc.factchecker,
-    )
-    try:
-        return compose(st, platform_of(channel))
-    except TextTooLong:
-        short = StoryText(
-            summary=f"{label}: {word}", url=fc.url, language=language, outlet=fc.factchecker
-        )
-        try:
-            return compose(short, platform_of(channel))
-        except TextTooLong as exc:
-            log.warning("fact-check %s does not fit %s: %s", fc.id, channel, exc)
-            return None
 
 
 # Recording -------------------------------------------------------------------------------------

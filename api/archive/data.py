@@ -281,6 +281,19 @@ def parse_params(args: MultiDict[str, str] | Mapping[str, Any]) -> Params:
     return params
 
 
+def verdict_label(verdict: str) -> str:
+    """A verdict in words (the badge's colour is never the only sign)."""
+    labels = {
+        "false": _("Falso"),
+        "misleading": _("Engañoso"),
+        "mixed": _("Verdad a medias"),
+        "true": _("Verdadero"),
+        "unproven": _("Sin pruebas"),
+        "other": _("Otra calificación"),
+    }
+    return str(labels.get(verdict, labels["other"]))
+
+
 def topic_list() -> list[dict[str, str]]:
     lang = str(get_locale().language)
     return [{"id": t.id, "name": t.name(lang)} for t in topics()]

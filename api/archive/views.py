@@ -109,21 +109,8 @@ def _helpers() -> dict[str, Any]:
         "country_name": data.country_name,
         "language_name": data.language_name,
         "nav_topics": data.topic_list(),
-        "verdict_label": verdict_label,
+        "verdict_label": data.verdict_label,
     }
-
-
-def verdict_label(verdict: str) -> str:
-    """A verdict in words (the badge's colour is never the only sign)."""
-    labels = {
-        "false": _("Falso"),
-        "misleading": _("Engañoso"),
-        "mixed": _("Verdad a medias"),
-        "true": _("Verdadero"),
-        "unproven": _("Sin pruebas"),
-        "other": _("Otra calificación"),
-    }
-    return str(labels.get(verdict, labels["other"]))
 
 
 # Errors ------------------------------------------------------------------------------------
