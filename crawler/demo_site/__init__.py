@@ -5,6 +5,7 @@ One stdlib HTTP server on 127.0.0.1 serves several outlets by virtual host
 where the texts come from.
 """
 
+from crawler.demo_site.factchecker import expected_factchecks
 from crawler.demo_site.outlets import OUTLETS, Outlet
 from crawler.demo_site.server import (
     FAULT_OUTLET,
@@ -25,6 +26,7 @@ __all__ = [
     "Outlet",
     "demo_registry",
     "expected_articles",
+    "expected_factchecks",
     "load_articles",
     "main",
     "write_registry",

@@ -17,6 +17,7 @@ import os
 import random
 import re
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
@@ -427,7 +428,87 @@ def build(data: Path) -> dict[str, Any]:
                 )
             )
 
-    return {"articles": _finish(records)}
+    articles = _finish(records)
+    return {"articles": articles, "factchecks": _factchecks(articles, dev)}
+
+
+FACTCHECKER_TZ = ZoneInfo("America/Santiago")  # the demo fact-checker is Chilean
+#: The demo fact-checker's reviews (``factchecker.py`` serves them). Claims are excerpts of the
+#: FakeDeS records named in ``source``; the ratings follow the corpus: a claim its debunking story
+#: calls false, a statement its story reports, and items the corpus labels fake news.
+FACTCHECKS: list[dict[str, Any]] = [
+    {  # quoted, to be debunked, by the three copies of the wire story "wire-aln-gates"
+        "page": "bulos-vacunas-gates-fauci",
+        "source_id": "470",
+        "claim": 'Gates "reconoce que miles de personas morirán con la vacuna" del coronavirus',
+        "verdict_text": "Falso",
+        "claimant": "Publicaciones en Facebook y Twitter",
+        "appearances_group": None,
+        "markup": "json-ld",
+    },
+    {  # a FakeDeS item labelled fake (its "publisher" is the fact-checker that quoted it)
+        "page": "bulos-vacunas-gates-fauci",
+        "source_id": "92",
+        "claim": None,  # its headline
+        "verdict_text": "Falso",
+        "claimant": "Cadena de WhatsApp",
+        "appearances_group": None,
+        "markup": "json-ld",
+    },
+    {  # a statement reported by the three copies of "wire-sip-oms": they are its appearances
+        "page": "oms-bajado-la-guardia",
+        "source_id": "354",
+        "claim": 'muchos países "han bajado la guardia"',
+        "verdict_text": "Verdadero",
+        "claimant": "Tedros Adhanom Ghebreyesus, director general de la OMS",
+        "appearances_group": "wire-sip-oms",
+        "markup": "json-ld",
+    },
+    {
+        "page": "epidemia-cada-100-anos",
+        "source_id": "48",
+        "claim": None,
+        "verdict_text": "Falso",
+        "claimant": "Publicaciones en redes sociales",
+        "appearances_group": None,
+        "markup": "microdata",
+    },
+]
+
+
+def _factchecks(articles: list[dict[str, Any]], dev: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for n, spec in enumerate(FACTCHECKS, start=1):
+        row = dev[spec["source_id"]]
+        key = f"{FAKEDES_DEV}:{row['id']}:factcheck"
+        group = spec["appearances_group"]
+        # Reviewed the day after the demo story that carries the claim, if there is one.
+        stories = [a["published"] for a in articles if a["source"]["id"] == str(row["id"])]
+        reviewed = (
+            datetime.fromisoformat(min(stories)) + timedelta(days=1)
+            if stories
+            else _date_between(key, datetime(2020, 11, 20), 120, FACTCHECKER_TZ)
+        )
+        out.append(
+            {
+                "id": f"verificado-{n:03d}",
+                "page": spec["page"],
+                "claim": norm(spec["claim"] or row["headline"]),
+                "verdict_text": spec["verdict_text"],
+                "claimant": spec["claimant"],
+                "appearances": [
+                    a["id"] for a in articles if group and a["syndication_group"] == group
+                ],
+                "reviewed": _iso(reviewed.astimezone(FACTCHECKER_TZ)),
+                "markup": spec["markup"],
+                "source": {
+                    "dataset": FAKEDES_DEV,
+                    "id": str(row["id"]),
+                    "publisher": norm(row["source"]),
+                },
+            }
+        )
+    return out
 
 
 def _finish(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -462,8 +543,11 @@ def _finish(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def check_traceable(articles: list[dict[str, Any]], data: Path) -> None:  # JSON records
-    """Every title and paragraph is an excerpt of the record its ``source`` names."""
+def check_traceable(
+    articles: list[dict[str, Any]], data: Path, factchecks: Sequence[dict[str, Any]] = ()
+) -> None:  # JSON records
+    """Every title, paragraph and reviewed claim is an excerpt of the record its ``source``
+    names."""
     dev = {str(r["id"]): r for r in _load_jsonl(data / "fakedes" / "labelled_dev.jsonl")}
     train = {str(r["id"]): r for r in _load_jsonl(data / "fakedes" / "train.jsonl")}
     for article in articles:
@@ -477,6 +561,10 @@ def check_traceable(articles: list[dict[str, Any]], data: Path) -> None:  # JSON
         for piece in [article["title"], *article["paragraphs"]]:
             if piece not in original:
                 raise SystemExit(f"{article['id']}: not traceable to its source: {piece[:80]!r}")
+    for fc in factchecks:
+        row = dev[fc["source"]["id"]]
+        if fc["claim"] not in norm(row["headline"] or "") + " " + norm(row["text"]):
+            raise SystemExit(f"{fc['id']}: claim not traceable to its source: {fc['claim'][:80]!r}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -485,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     content = build(args.data)
-    check_traceable(content["articles"], args.data)
+    check_traceable(content["articles"], args.data, content["factchecks"])
     content = {
         "about": "Demo news site content; see ATTRIBUTION.md. Generated by "
         "crawler/demo_site/build_content.py - do not edit by hand.",

@@ -33,7 +33,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from crawler.demo_site import feeds
+from crawler.demo_site import factchecker, feeds
 from crawler.demo_site.common import Article, Ctx, e, http_date, parse_dt
 from crawler.demo_site.outlets import OUTLETS, Outlet, amp_path, article_path, slugify
 from crawler.demo_site.templates import FAULT_LINKS, THEMES
@@ -170,6 +170,7 @@ def demo_registry(port: int, faults: Iterable[str] = ()) -> list[dict[str, Any]]
                 "weight": 1.0,
             }
         )
+    entries.append(factchecker.registry_entry(port))
     return entries
 
 
@@ -492,6 +493,9 @@ class DemoSite:
                 return _html(self._index_page())
             return Response(404, b"Not found\n", "text/plain; charset=utf-8")
         slug = host.removesuffix(".localhost")
+        if host == f"{factchecker.SLUG}.localhost":
+            status, ctype, text = factchecker.respond(target, self._port)
+            return Response(status, text.encode("utf-8"), ctype, etag=status == 200)
         if not host.endswith(".localhost") or slug not in OUTLETS:
             return Response(404, b"Unknown host\n", "text/plain; charset=utf-8")
         return self._outlet(slug, target, method)

@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from crawler.demo_site import expected_articles
+from crawler.demo_site import expected_articles, expected_factchecks
 from tests.api.test_serve import _free_port, _lines
 from tests.conftest import ROOT, run_cli
 
@@ -114,6 +114,30 @@ def test_demo_serve_crawls_processes_and_serves_every_article(tmp_path: Path) ->
         assert 0 < covid < len(expected)
         # (The classifier decides what is Covid news; the archive shows those by default.)
         assert _search(url, collapse="false", per_page=1)["total"] > 0
+
+        # The fact-checker's verdicts are linked: the statement's appearances in the three
+        # copies of its wire story (exactly), the debunked claim to the three copies of the story
+        # that repeats it (by similarity); the fact-checks of claims no demo outlet carried stay
+        # unlinked.
+        status, body = _get(url + "/api/v1/factchecks?per_page=100")
+        assert status == 200
+        checks = {f["claim"]: f for f in json.loads(body)["results"]}
+        assert len(checks) == len(expected_factchecks(site_port)) == 4
+        linked: dict[str, set[tuple[str, str]]] = {claim: set() for claim in checks}
+        for r in everything["results"]:
+            status, body = _get(f"{url}/api/v1/articles/{r['id']}")
+            for f in json.loads(body)["factchecks"]:
+                linked[f["claim"]].add((r["url"], f["reason"]))
+        group = {
+            g: {a["url"] for a in expected if a["syndication_group"] == g}
+            for g in ("wire-sip-oms", "wire-aln-gates")
+        }
+        assert linked['muchos países "han bajado la guardia"'] == {
+            (u, "appearance") for u in group["wire-sip-oms"]
+        }
+        gates = next(c for c in checks if c.startswith("Gates"))
+        assert linked[gates] == {(u, "similar") for u in group["wire-aln-gates"]}
+        assert sum(1 for v in linked.values() if not v) == 2
 
         # Nothing left unprocessed in the store.
         stats = run_cli("stats", "--json", env=env)

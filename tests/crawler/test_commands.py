@@ -112,7 +112,35 @@ def test_demo_command_crawls_the_demo_site_and_is_idempotent(tmp_path: Path) -> 
     assert first.returncode == 0, first.stderr[-2000:]
     out = json.loads(first.stdout)
     assert out["crawl"]["articles_stored"] == out["store"]["articles"] > 50
-    assert out["store"]["sources"] == 6
+    assert out["store"]["sources"] == 7  # six outlets and the fact-checker
+    assert out["crawl"]["factchecks_stored"] == 4  # its four reviews, on three pages
+    # The fact-checks stored are the demo's ground truth (claims, ratings, claimants, pages,
+    # where they appeared), with the fact-checker as their source.
+    from sqlalchemy import select
+
+    from covidnews.schema import FactCheck, Source
+    from covidnews.store import Store
+    from crawler.demo_site import expected_factchecks
+
+    store = Store(f"sqlite:///{tmp_path / 'var' / 'covidnews.db'}")
+    with store.session() as s:
+        rows = s.execute(select(FactCheck, Source).join(Source)).all()
+        got = sorted(
+            (f.claim, f.verdict_text, f.claimant, f.url, tuple(f.appearances), src.kind)
+            for f, src in rows
+        )
+    store.close()
+    assert got == sorted(
+        (
+            f["claim"],
+            f["verdict_text"],
+            f["claimant"],
+            f["url"],
+            tuple(f["appearances"]),
+            "factchecker",
+        )
+        for f in expected_factchecks(port)
+    )
     again = run_cli("demo", "--port", str(port), "--json", env=env)
     assert again.returncode == 0, again.stderr[-2000:]
     out2 = json.loads(again.stdout)

@@ -141,7 +141,7 @@ def test_crawl_stores_every_demo_article_once(crawl_env: dict[str, str], site: D
     store = Store(crawl_env["COVIDNEWS_DATABASE_URL"])
     try:
         with store.session() as s:
-            assert s.scalar(select(func.count()).select_from(Source)) == 6
+            assert s.scalar(select(func.count()).select_from(Source)) == 7  # + the fact-checker
     finally:
         store.close()
 

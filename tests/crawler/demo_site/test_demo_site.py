@@ -612,7 +612,11 @@ def test_expected_articles_ground_truth() -> None:
 
 def test_registry(tmp_path: Path) -> None:
     entries = demo_registry(8800)
-    assert [e["domains"] for e in entries] == [[f"{s}.localhost"] for s in OUTLETS]
+    assert [e["domains"] for e in entries] == [
+        *([f"{s}.localhost"] for s in OUTLETS),
+        ["verificado.localhost"],  # the fact-checker
+    ]
+    assert [e["kind"] for e in entries][-1] == "factchecker"
     keys = {"name", "domains", "country", "language", "kind", "scope", "homepage", "feeds"}
     keys |= {"sitemaps", "start_urls", "article_patterns", "exclude_patterns", "weight"}
     for entry in entries:
@@ -695,3 +699,30 @@ def test_main_serves_until_interrupted(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_the_fact_checker_serves_claim_reviews_matching_its_ground_truth(site: DemoSite) -> None:
+    """Verificado Austral: a round-up page with two reviews (JSON-LD @graph), one whose claim
+    appeared in the three copies of a wire story (their URLs), one in microdata; each claim an
+    excerpt of its FakeDeS record; the feed lists the review pages only."""
+    from crawler.demo_site import expected_factchecks
+    from crawler.extract.claimreview import claim_reviews
+
+    expected = expected_factchecks(site.port)
+    assert len(expected) == 4 and len({f["url"] for f in expected}) == 3
+    read = []
+    for url in sorted({f["url"] for f in expected}):
+        r = fetch(site.port, url)
+        assert r.status == 200
+        read += claim_reviews(r.body, url)
+    assert sorted(
+        (r.claim, r.verdict_text, r.claimant or "", tuple(r.appearances)) for r in read
+    ) == sorted(
+        (f["claim"], f["verdict_text"], f["claimant"], tuple(f["appearances"])) for f in expected
+    )
+    wire = {
+        a["url"] for a in expected_articles(site.port) if a["syndication_group"] == "wire-sip-oms"
+    }
+    assert {u for f in expected for u in f["appearances"]} == wire
+    feed = fetch(site.port, f"http://verificado.localhost:{site.port}/rss.xml")
+    assert feed.status == 200 and feed.body.count(b"<item>") == 3
