@@ -68,10 +68,11 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 120.0) -
     raise RuntimeError(f"{url} did not answer in {timeout} s")
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
+def stop(proc: subprocess.Popen[Any], timeout: float = 40) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within ``timeout`` seconds."""
     proc.terminate()
     try:
-        proc.wait(timeout=40)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()

@@ -43,6 +43,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import ROOT, SHARED, Timer, redis_url
+from bench._load import stop
 from covidnews.embed import document_text
 
 STAGE_NAMES = ("langid", "classify", "summarize", "translate", "embed")
@@ -190,12 +191,7 @@ def celery_worker_rss(rows: list[dict[str, Any]], batch: int, tmp: Path) -> dict
             "pool_child_mib": [proc_status(c) for c in children],
         }
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+        stop(worker, timeout=30)
         log.close()
         store.close()
         client.flushdb()
