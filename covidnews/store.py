@@ -304,7 +304,8 @@ class Store:
 
         return mask_url(self.url)
 
-    def _insert(self, table: Any) -> Any:
+    def insert(self, table: Any) -> Any:  # Any: the dialect's Insert (on_conflict_* differ)
+        """An INSERT into ``table`` with this database's ``on_conflict_do_nothing``/``_update``."""
         module = postgresql if self.dialect == "postgresql" else sqlite
         return module.insert(table)
 
@@ -388,7 +389,7 @@ class Store:
                 }
             )
         # Another process may create the same source concurrently: keep theirs.
-        session.execute(self._insert(Source.__table__).values(rows).on_conflict_do_nothing())
+        session.execute(self.insert(Source.__table__).values(rows).on_conflict_do_nothing())
         for slug, sid in session.execute(
             select(Source.slug, Source.id).where(Source.slug.in_(create))
         ):
@@ -473,7 +474,7 @@ class Store:
             else:
                 result.unchanged += 1
         if new_rows:
-            stmt = self._insert(Article.__table__).on_conflict_do_nothing(
+            stmt = self.insert(Article.__table__).on_conflict_do_nothing(
                 index_elements=["url_hash"]
             )
             session.execute(stmt, new_rows)

@@ -89,6 +89,22 @@ def _existing(s: Session, pairs: set[tuple[int, int]]) -> set[tuple[int, int]]:
     return {(int(f), int(a)) for f, a in rows} & pairs
 
 
+def _add_links(s: Session, store: Store, scores: dict[tuple[int, int], float], reason: str) -> None:
+    """Insert links; one another worker made meanwhile is left as it is (no error)."""
+    if scores:
+        rows = [
+            {
+                "factcheck_id": f,
+                "article_id": a,
+                "reason": reason,
+                "score": score,
+                "created_at": utcnow(),
+            }
+            for (f, a), score in sorted(scores.items())
+        ]
+        s.execute(store.insert(FactCheckLink.__table__).values(rows).on_conflict_do_nothing())
+
+
 def _appearance_links(store: Store, fc_ids: Sequence[int], article_ids: Sequence[int]) -> int:
     """Exact links: fact-checks ``fc_ids`` to any article, and any fact-check to ``article_ids``."""
     with store.session() as s:
@@ -105,8 +121,7 @@ def _appearance_links(store: Store, fc_ids: Sequence[int], article_ids: Sequence
             rows = s.execute(stmt.where(Article.id.in_(article_ids)))
             found |= {(int(f), int(a)) for f, a in rows}
         new = found - _existing(s, found)
-        for f, a in sorted(new):
-            s.add(FactCheckLink(factcheck_id=f, article_id=a, reason="appearance", score=1.0))
+        _add_links(s, store, dict.fromkeys(new, 1.0), "appearance")
         return len(new)
 
 
