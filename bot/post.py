@@ -55,7 +55,7 @@ from bot.publishers import (
     make_publisher,
     record_key,
 )
-from bot.select import posts_since, select_stories, select_verdicts, verdict_key
+from bot.select import load_stories, posts_since, select_stories, select_verdicts, verdict_key
 from bot.text import (
     Composed,
     composed_for,
@@ -521,14 +521,10 @@ def run_channel(
 
         # A false or misleading verdict on a widely shared story comes first: it is the post
         # that corrects what many readers saw.
-        lookback = timedelta(hours=settings.bot_lookback_hours)
+        since = now - timedelta(hours=settings.bot_lookback_hours)
+        new = load_stories(store, stored_since=since) if budget > 0 else []
         verdicts = select_verdicts(
-            store,
-            channel,
-            now=now,
-            lookback=lookback,
-            min_outlets=settings.bot_verdict_min_outlets,
-            limit=budget,
+            store, channel, new, min_outlets=settings.bot_verdict_min_outlets, limit=budget
         )
         for story, fc in verdicts:
             composed = verdict_composed(fc, channel)
@@ -537,8 +533,8 @@ def run_channel(
         stories = select_stories(
             store,
             channel,
+            new,
             now=now,
-            lookback=lookback,
             limit=budget - len(verdicts),
             usable=lambda s: composed_for(s, channel) is not None,
         )

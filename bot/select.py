@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -209,19 +209,19 @@ def rank(
 def select_stories(
     store: Store,
     channel: str,
+    candidates: Sequence[Story],
     *,
     now: datetime,
-    lookback: timedelta,
     limit: int,
     usable: Callable[[Story], bool] = lambda _s: True,
 ) -> list[Story]:
-    """The next stories to post on ``channel``: new (stored within ``lookback``), never posted
-    there, usable (e.g. a text exists in the channel's language), ranked, at most ``limit``."""
+    """The next stories to post on ``channel`` among ``candidates`` (the new stories,
+    :func:`load_stories`): never posted there, usable (e.g. a text exists in the channel's
+    language), ranked, at most ``limit``."""
     if limit <= 0:
         return []
-    stories = load_stories(store, stored_since=now - lookback)
-    done = posted_keys(store, channel, [s.dedup_key for s in stories])
-    fresh = [s for s in stories if s.dedup_key not in done and usable(s)]
+    done = posted_keys(store, channel, [s.dedup_key for s in candidates])
+    fresh = [s for s in candidates if s.dedup_key not in done and usable(s)]
     seen = recent_topics(store, channel, now - timedelta(hours=24))
     return rank(fresh, topics_seen=seen, limit=limit)
 
@@ -233,20 +233,17 @@ def verdict_key(factcheck_id: int) -> str:
 def select_verdicts(
     store: Store,
     channel: str,
+    candidates: Sequence[Story],
     *,
-    now: datetime,
-    lookback: timedelta,
     min_outlets: int,
     limit: int,
 ) -> list[tuple[Story, FactCheckView]]:
-    """Widely shared stories (at least ``min_outlets`` outlets, stored within ``lookback``) with a
+    """Widely shared stories among ``candidates`` (at least ``min_outlets`` outlets) with a
     ``false``/``misleading`` fact-check linked to one of their copies and not posted on
     ``channel`` yet: (story, fact-check), the most shared first, one post per fact-check."""
     if limit <= 0:
         return []
-    stories = [
-        s for s in load_stories(store, stored_since=now - lookback) if s.n_outlets >= min_outlets
-    ]
+    stories = [s for s in candidates if s.n_outlets >= min_outlets]
     checked = factchecks_of(store, [m for s in stories for m in s.members])
     pairs = [
         (s, fc)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -23,7 +22,6 @@ import yaml
 from sqlalchemy import delete, select
 
 from covidnews.schema import (
-    Article,
     ArticleTopic,
     FactCheck,
     FactCheckAppearance,
@@ -32,7 +30,7 @@ from covidnews.schema import (
     utcnow,
 )
 from covidnews.store import Store
-from covidnews.text import fold_search
+from covidnews.text import fold_words
 from covidnews.urls import InvalidURL, canonical_url, url_hash
 
 VERDICTS = ("false", "misleading", "mixed", "true", "unproven", "other")
@@ -45,15 +43,11 @@ def _phrases() -> list[tuple[str, str]]:
     """(folded phrase, verdict), longest phrase first."""
     text = resources.files("covidnews").joinpath("data/verdicts.yaml").read_text("utf-8")
     table: dict[str, list[str]] = yaml.safe_load(text)
-    out = {_fold(p): verdict for verdict, phrases in table.items() for p in phrases}
+    out = {fold_words(p): verdict for verdict, phrases in table.items() for p in phrases}
     unknown = set(out.values()) - set(VERDICTS)
     if unknown:
         raise ValueError(f"verdicts.yaml: unknown verdicts {sorted(unknown)}")
     return sorted(out.items(), key=lambda kv: -len(kv[0]))
-
-
-def _fold(text: str) -> str:
-    return " ".join(re.sub(r"[^\w]+", " ", fold_search(text)).split())
 
 
 def normalise_verdict(
@@ -65,7 +59,7 @@ def normalise_verdict(
     """The verdict of a published rating: its words (longest known phrase wins), else its
     position on the fact-checker's numeric scale (``ratingValue`` between ``worstRating`` and
     ``bestRating``), else ``other``."""
-    folded = f" {_fold(rating or '')} "
+    folded = f" {fold_words(rating or '')} "
     if folded.strip():
         for phrase, verdict in _phrases():
             if f" {phrase} " in folded:
@@ -82,7 +76,7 @@ def normalise_verdict(
 
 
 def claim_hash(claim: str) -> str:
-    return hashlib.sha256(_fold(claim).encode("utf-8")).hexdigest()
+    return hashlib.sha256(fold_words(claim).encode("utf-8")).hexdigest()
 
 
 @dataclass
@@ -302,14 +296,14 @@ def find_factchecks(
         stmt = stmt.where(FactCheck.id.in_(linked))
     if before_id is not None:
         stmt = stmt.where(FactCheck.id < before_id)
-    words = _fold(query.q or "").split()
+    words = fold_words(query.q or "").split()
     out: list[FactCheckView] = []
     with store.session() as s:
         # Word matching in Python over the filtered rows, a page at a time: fact-checks are
         # thousands, not millions; the keyword engine indexes articles.
         for fc, source in s.execute(stmt.execution_options(yield_per=500)):
             if words:
-                text = f" {_fold(' '.join([fc.claim, fc.title, fc.claimant or '']))} "
+                text = f" {fold_words(' '.join([fc.claim, fc.title, fc.claimant or '']))} "
                 if not all(f" {w}" in text for w in words):  # word prefixes
                     continue
             out.append(_view(fc, source))
@@ -318,18 +312,6 @@ def find_factchecks(
     more = len(out) > limit
     out = out[:limit]
     return out, (out[-1].id if more and out else None)
-
-
-def linked_articles(store: Store, factcheck_id: int) -> list[int]:
-    with store.session() as s:
-        return list(
-            s.scalars(
-                select(FactCheckLink.article_id)
-                .join(Article, Article.id == FactCheckLink.article_id)
-                .where(FactCheckLink.factcheck_id == factcheck_id)
-                .order_by(FactCheckLink.article_id)
-            )
-        )
 
 
 def mark_linked(store: Store, ids: Iterable[int]) -> None:

@@ -32,6 +32,7 @@ from covidnews.factchecks import (
     content_words,
     keyword_overlap,
     link_score,
+    mark_linked,
 )
 from covidnews.interfaces import Embedder
 from covidnews.schema import (
@@ -226,9 +227,7 @@ def link_pending(store: Store, embedder: Embedder, limit: int = 1000) -> int:
         _embed_claims(store, embedder, chunk)
         made += _appearance_links(store, chunk, [])
         made += _score_pairs(store, embedder, chunk, None)
-        with store.session() as s:
-            for fc in s.scalars(select(FactCheck).where(FactCheck.id.in_(chunk))):
-                fc.linked_at = utcnow()
+        mark_linked(store, chunk)
     if ids:
         log.info("linked %d fact-checks to articles: %d links", len(ids), made)
     return made

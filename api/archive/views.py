@@ -19,7 +19,7 @@ from werkzeug.exceptions import HTTPException
 
 from api.archive import DEFAULT_LANGUAGE, LANGUAGES, bp, charts, data
 from api.services import services
-from covidnews.factchecks import factchecks_of
+from covidnews.factchecks import VERDICTS, FactCheckQuery, factchecks_of, find_factchecks
 from covidnews.search.engine import Filters, Query
 from covidnews.search.results import load_articles
 from covidnews.taxonomy import topic, topic_ids
@@ -558,8 +558,6 @@ FACTCHECKS_PER_PAGE = 20
 def factchecks_page() -> ResponseReturnValue:
     """Recent verdicts of fact-checkers, newest first; ``tema`` keeps those linked to an article
     of that topic, ``veredicto`` one verdict."""
-    from covidnews.factchecks import VERDICTS, FactCheckQuery, find_factchecks
-
     topic_id = request.args.get("tema") or None
     verdict = request.args.get("veredicto") or None
     raw_cursor = request.args.get("cursor") or ""

@@ -18,17 +18,18 @@ from typing import Any
 
 from covidnews.factchecks import FactCheckRecord, claim_hash, normalise_verdict
 from crawler.dates import parse_iso
-from crawler.extract.page import ExtractionError, _parse, decode_html, jsonld_documents
+from crawler.extract.page import (
+    ExtractionError,
+    _parse,
+    _types,
+    decode_html,
+    jsonld_documents,
+)
 
 log = logging.getLogger(__name__)
 
 #: schema.org objects are JSON: values of any JSON type
 Obj = dict[str, Any]
-
-
-def _types(obj: Obj) -> set[str]:
-    t = obj.get("@type") or []
-    return {str(x).rsplit("/", 1)[-1] for x in (t if isinstance(t, list) else [t])}
 
 
 def _walk(value: Any) -> Iterator[Obj]:
@@ -92,7 +93,7 @@ def _record(review: Obj, url: str, page_title: str, tz: tzinfo) -> FactCheckReco
         _number(rating.get("worstRating")),
     )
     appearances = _urls(item.get("appearance")) + _urls(item.get("firstAppearance"))
-    if "Claim" not in _types(item):  # a CreativeWork reviewed: it is where the claim appeared
+    if "claim" not in _types(item):  # a CreativeWork reviewed: it is where the claim appeared
         appearances += _urls(item.get("url")) + _urls(item.get("sameAs"))
     first = item.get("firstAppearance") or next(iter(_items(item.get("appearance"))), None)
     claim_date = item.get("datePublished") or (
@@ -154,7 +155,7 @@ def claim_reviews(
     out: dict[str, FactCheckRecord] = {}
     for document in documents:
         for obj in _walk(document):
-            if "ClaimReview" not in _types(obj):
+            if "claimreview" not in _types(obj):
                 continue
             record = _record(obj, url, title, tz)
             if record is not None:
