@@ -131,10 +131,10 @@ def main() -> None:
     from covidnews.factchecks import (
         KEYWORD_WEIGHT,
         SIMILAR_THRESHOLD,
-        content_words,
         keyword_overlap,
         link_score,
     )
+    from covidnews.text import content_words
 
     rng = random.Random(7)
     items = fakedes_pairs(rng) + tico_pairs(rng)

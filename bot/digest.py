@@ -1,15 +1,18 @@
 """The daily digest: one thread per channel.
 
-The root post says "Resumen del día 12 de marzo de 2021: las N historias principales"; the day's
-top stories (ranked like single posts, published that UTC day) follow as replies, each replying
-to the previous one (Bluesky: root + parent refs). Keys: ``digest:<date>`` for the root and
-``digest:<date>:<story id>`` for the items, so a digest is made once per channel and day, and a
-digest interrupted (rate limit, outage) resumes where it stopped when run again.
+The root post names the day and its top topics ("Covid-19, 12 de marzo de 2021: las 5 historias
+principales del día 🧵 / Temas: Vacunas · Casos y cifras"); the day's top stories (ranked like
+single posts, published that day on the outlet's clock) follow as replies, each its headline,
+outlet and link, each replying to the previous one (Bluesky: root + parent refs). Keys:
+``digest:<date>`` for the root and ``digest:<date>:<story id>`` for the items, so a digest is
+made once per channel and day, and a digest interrupted (rate limit, outage) resumes where it
+stopped when run again.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
@@ -30,10 +33,11 @@ from bot.post import (
     retry_pending,
 )
 from bot.publishers import Publisher
-from bot.select import load_stories, posts_since, rank
+from bot.select import Story, load_stories, posts_since, rank
 from bot.text import composed_for, language_of, platform_of
 from covidnews.schema import BotPost
 from covidnews.store import Store
+from covidnews.taxonomy import topic
 from covidnews.text import MONTHS_ES
 
 if TYPE_CHECKING:
@@ -63,12 +67,35 @@ def day_label(day: date, language: str) -> str:
     return f"{day.day} de {MONTHS_ES[day.month - 1]} de {day.year}"
 
 
-def root_text(day: date, n: int, language: str) -> str:
+#: topics named in a digest's root post
+ROOT_TOPICS = 3
+
+
+def top_topics(stories: list[Story], limit: int = ROOT_TOPICS) -> list[str]:
+    """The digest's most frequent top topics (ties: the higher-ranked story's first)."""
+    counts: Counter[str] = Counter()
+    first: dict[str, int] = {}
+    for n, story in enumerate(stories):
+        if story.topic:
+            counts[story.topic] += 1
+            first.setdefault(story.topic, n)
+    return sorted(counts, key=lambda t: (-counts[t], first[t]))[:limit]
+
+
+def root_text(day: date, n: int, language: str, topic_ids: list[str] | None = None) -> str:
+    """The root post: the day, how many stories, and what they are about::
+
+    Covid-19, 12 de marzo de 2021: las 5 historias principales del día 🧵
+    Temas: Vacunas · Casos y cifras · Medidas de salud pública
+    """
+    names = [t.name(language) for t in map(topic, topic_ids or []) if t is not None]
     if language == "en":
         stories = "top story" if n == 1 else f"{n} top stories"
-        return f"Daily digest, {day_label(day, 'en')}: the {stories} 🧵"
+        head = f"Covid-19, {day_label(day, 'en')}: the day's {stories} 🧵"
+        return head + (f"\nTopics: {' · '.join(names)}" if names else "")
     historias = "la historia principal" if n == 1 else f"las {n} historias principales"
-    return f"Resumen del día {day_label(day, 'es')}: {historias} 🧵"
+    head = f"Covid-19, {day_label(day, 'es')}: {historias} del día 🧵"
+    return head + (f"\nTemas: {' · '.join(names)}" if names else "")
 
 
 def _thread_rows(store: Store, channel: str, day: date) -> list[BotPost]:
@@ -125,14 +152,14 @@ def digest_channel(
         stories = [
             s
             for s in stories
-            if f"{key}:{s.id}" not in have and composed_for(s, channel) is not None
+            if f"{key}:{s.id}" not in have and composed_for(s, channel, digest=True) is not None
         ]
         top = rank(stories, limit=wanted)
         if not top:
             return report
         total = len(items_done) + len(top)
         if root is None:
-            text = root_text(day, total, language)
+            text = root_text(day, total, language, top_topics(top))
             root_id = record(
                 store,
                 channel=channel,
@@ -153,7 +180,7 @@ def digest_channel(
         online = [r for r in items_done if r.remote_id]
         parent_id = online[-1].id if online else root_id
         for n, story in enumerate(top, start=len(items_done) + 1):
-            composed = composed_for(story, channel, prefix=f"{n}/{total} ")
+            composed = composed_for(story, channel, prefix=f"{n}/{total} ", digest=True)
             if composed is None:
                 continue
             payload = composed.as_payload()

@@ -57,6 +57,7 @@ from bot.publishers import (
 )
 from bot.select import load_stories, posts_since, select_stories, select_verdicts, verdict_key
 from bot.text import (
+    Card,
     Composed,
     composed_for,
     language_of,
@@ -266,6 +267,7 @@ def as_dict(row: BotPost) -> dict[str, Any]:
         "attempts": row.attempts,
         "link": (row.payload or {}).get("link"),
         "length": (row.payload or {}).get("length"),
+        "card": (row.payload or {}).get("card"),
         "created_at": row.created_at.isoformat() if row.created_at else None,
         "sent_at": row.sent_at.isoformat() if row.sent_at else None,
     }
@@ -293,6 +295,18 @@ def _outgoing(row: BotPost, root: BotPost | None = None, parent: BotPost | None 
         reply_root=_ref(root),
         reply_parent=_ref(parent),
         record_key=record_key(row.id, row.created_at),
+        card=_card((row.payload or {}).get("card")),
+    )
+
+
+def _card(value: Any) -> Card | None:
+    if not isinstance(value, dict) or not value.get("uri") or not value.get("title"):
+        return None
+    return Card(
+        uri=str(value["uri"]),
+        title=str(value["title"]),
+        description=str(value.get("description") or ""),
+        image=str(value["image"]) if value.get("image") else None,
     )
 
 

@@ -23,12 +23,15 @@ from __future__ import annotations
 import html
 import logging
 import re
+import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from bot.text import language_of, platform_of
+from bot.images import Image, fetch_image
+from bot.text import Card, language_of, platform_of
+from covidnews.urls import parse_networks
 
 if TYPE_CHECKING:
     from covidnews.settings import Settings
@@ -56,6 +59,8 @@ class Outgoing:
     reply_parent: RemoteRef | None = None
     #: Bluesky record key (a TID) derived from the post row: the same on every try
     record_key: str | None = None
+    #: the link card (Bluesky attaches it; X and Mastodon read the linked page's own tags)
+    card: Card | None = None
 
 
 _TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"  # base32-sortable (atproto TID spec)
@@ -321,7 +326,16 @@ class BlueskyPublisher(Publisher):
     """Bluesky via the atproto SDK: ``createSession`` once, then ``createRecord`` per post with
     link/tag facets and reply root/parent refs."""
 
-    def __init__(self, channel: str, *, handle: str, app_password: str, base_url: str) -> None:
+    def __init__(
+        self,
+        channel: str,
+        *,
+        handle: str,
+        app_password: str,
+        base_url: str,
+        allow_private: list[str] | None = None,
+        user_agent: str = "covidnews",
+    ) -> None:
         super().__init__(channel)
         from atproto import Client
 
@@ -329,6 +343,9 @@ class BlueskyPublisher(Publisher):
         self.handle = handle
         self._password = app_password
         self._logged_in = False
+        self._allowed = parse_networks(allow_private or [])
+        self._user_agent = user_agent
+        self._blobs: dict[str, Any] = {}  # image URL → uploaded blob ref, for this run
 
     def _call(self, fn: Any) -> Any:
         from atproto_client import exceptions as ex
@@ -371,6 +388,7 @@ class BlueskyPublisher(Publisher):
             reply=reply_to,
             langs=[post.language],
             facets=facets or None,
+            embed=self._embed(post.card) if post.card is not None else None,
         )
         try:
             response = self._call(
@@ -387,6 +405,43 @@ class BlueskyPublisher(Publisher):
                     return found
             raise
         return RemoteRef(str(response.uri), str(response.cid))
+
+    def _embed(self, card: Card) -> Any:
+        """``app.bsky.embed.external`` for ``card``, its image uploaded as the thumbnail blob
+        (none when the article has no image or it cannot be had: the card still shows)."""
+        from atproto import models
+
+        thumb = None
+        if card.image:
+            thumb = self._blobs.get(card.image)
+            if thumb is None:
+                image = fetch_image(card.image, self._allowed, self._user_agent)
+                thumb = self._upload(image, card.image) if image is not None else None
+        return models.AppBskyEmbedExternal.Main(
+            external=models.AppBskyEmbedExternal.External(
+                uri=card.uri, title=card.title, description=card.description, thumb=thumb
+            )
+        )
+
+    def _upload(self, image: Image, url: str) -> Any:
+        """``uploadBlob``; a refused image (too large, wrong type) makes no thumbnail, a
+        failing platform stops the post like any send (it is retried whole)."""
+        def upload() -> Any:
+            with warnings.catch_warnings():  # the SDK hands httpx bytes as `data=`
+                warnings.filterwarnings("ignore", "Use 'content=", DeprecationWarning)
+                return self.client.com.atproto.repo.upload_blob(
+                    image.data, headers={"Content-Type": image.mime}
+                )
+
+        try:
+            response = self._call(upload)
+        except Rejected as exc:
+            log.warning("%s: card image %s refused: %s", self.channel, url, exc)
+            return None
+        except Ambiguous as exc:  # an unreferenced blob is harmless: try the post again later
+            raise Transient(str(exc)) from exc
+        self._blobs[url] = response.blob
+        return response.blob
 
     def _login(self) -> None:
         if not self._logged_in:
@@ -479,4 +534,6 @@ def make_publisher(channel: str, settings: Settings) -> Publisher | None:
         handle=settings.bot_bluesky_handle,
         app_password=password,
         base_url=settings.bot_bluesky_base_url,
+        allow_private=settings.crawl_allow_private,
+        user_agent=settings.user_agent,
     )

@@ -1,15 +1,20 @@
 """Post texts, fitted to each platform's counting rules without cutting a word.
 
-A story post is::
+A story post leads with the headline, as news accounts do::
 
-    [1/5 ]<first sentence of the summary>
+    [2/5 ]<headline>
+
+    <one sentence of the summary that adds to the headline>
 
     #Tema · vía <outlet> (+N medios)
     <link>
 
-When it is too long, whole trailing words of the sentence are dropped and "…" is added; if even
-one word does not fit, the hashtag, then "+N medios", then the outlet go. Nothing is ever cut
-inside a word.
+The context sentence is optional and goes first when space runs out (only a sentence that
+brings words of its own, never the headline said again: :func:`adds_to`); then the hashtag, then
+"+N medios". A headline that does not fit even alone is cut after its last whole word that fits,
+with "…". Nothing is ever cut inside a word. Every story post also carries a :class:`Card` (the
+article's title, summary and og:image): Bluesky posts attach it as ``app.bsky.embed.external``;
+X and Mastodon build their own card from the linked page's OpenGraph tags.
 
 Counting rules (each platform's own):
 
@@ -36,6 +41,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import regex
+
+from covidnews.text import content_words
 
 if TYPE_CHECKING:
     from bot.select import Story
@@ -214,16 +221,39 @@ def short_link(url: str, max_chars: int = 32) -> str:
 
 
 @dataclass(frozen=True)
+class Card:
+    """A link card: what Bluesky shows under a post (``app.bsky.embed.external``, which the
+    client must attach: Bluesky does not unfurl links), and what X and Mastodon build from the
+    linked page's own OpenGraph tags."""
+
+    uri: str
+    title: str
+    description: str = ""
+    image: str | None = None  # the article's og:image, uploaded as the thumbnail blob
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "uri": self.uri,
+            "title": self.title,
+            "description": self.description,
+            "image": self.image,
+        }
+
+
+@dataclass(frozen=True)
 class StoryText:
     """What a story post says, whatever the platform."""
 
-    summary: str  # one sentence
+    headline: str
     url: str
     language: str = "es"
+    #: sentences that add to the headline, preferred first; the first that fits is used
+    context: tuple[str, ...] = ()
     hashtags: tuple[str, ...] = ()  # without '#'
     outlet: str | None = None
     others: int = 0  # other outlets that carried the story
     prefix: str = ""  # e.g. "2/5 " in a digest thread
+    card: Card | None = None
 
 
 @dataclass
@@ -233,9 +263,13 @@ class Composed:
     limit: int
     link: str
     facets: list[dict[str, Any]] = field(default_factory=list)  # Bluesky richtext facets
+    card: Card | None = None
 
     def as_payload(self) -> dict[str, Any]:
-        return {"link": self.link, "facets": self.facets, "length": self.length}
+        payload: dict[str, Any] = {"link": self.link, "facets": self.facets, "length": self.length}
+        if self.card is not None:
+            payload["card"] = self.card.as_dict()
+        return payload
 
 
 class TextTooLong(ValueError):
@@ -258,7 +292,8 @@ def _attribution(outlet: str | None, others: int, language: str) -> str:
 
 def _render(
     story: StoryText,
-    summary: str,
+    headline: str,
+    context: str | None,
     tags: tuple[str, ...],
     attribution: str,
     platform: Platform,
@@ -274,7 +309,9 @@ def _render(
         parts.append(s)
         pos += len(s)
 
-    add(story.prefix + summary)
+    add(story.prefix + headline)
+    if context:
+        add("\n\n" + context)
     footer = bool(tags or attribution)
     if footer:
         add("\n\n")
@@ -306,7 +343,7 @@ def _render(
                     "features": [feature],
                 }
             )
-    return Composed(text, platform.length(text), platform.limit, story.url, facets)
+    return Composed(text, platform.length(text), platform.limit, story.url, facets, story.card)
 
 
 def _shortened(words: list[str], n: int) -> str:
@@ -318,75 +355,160 @@ def _shortened(words: list[str], n: int) -> str:
     return " ".join(w for w in kept if w) + ELLIPSIS
 
 
-def compose(story: StoryText, platform: Platform | str) -> Composed:
-    """The post for ``platform``, fitted to its limit without cutting a word.
+def shorten_to(text: str, max_chars: int) -> str:
+    """``text`` in at most ``max_chars`` characters, cut between words with "…" when needed
+    (card descriptions)."""
+    text = " ".join(text.split())
+    if len(text) <= max_chars:
+        return text
+    words = text.split()
+    n = len(words)
+    while n > 1 and len(_shortened(words, n)) > max_chars:
+        n -= 1
+    return _shortened(words, n)
 
-    Raises :class:`TextTooLong` when not even one word of the summary fits (a pathological
+
+def compose(story: StoryText, platform: Platform | str) -> Composed:
+    """The post for ``platform``, fitted to its limit without ever cutting a word.
+
+    Forms are tried from the richest down, and the first that fits is the post:
+
+    1. the whole headline, a context sentence (each candidate in turn), then the footer: hashtags
+       and "vía outlet (+N medios)"; then without the hashtags; then without "+N medios";
+    2. the whole headline without a context sentence, with the same three footers, then none;
+    3. the headline cut after its last whole word that fits, with "…", under "vía outlet", or
+       nothing but the link when not even three words fit with it.
+
+    Raises :class:`TextTooLong` when not even one word of the headline fits (a pathological
     outlet name or URL)."""
     if isinstance(platform, str):
         platform = PLATFORMS[platform]
-    words = story.summary.split()
+    words = story.headline.split()
     if not words:
-        raise TextTooLong("empty summary")
-    attribution = _attribution(story.outlet, story.others, story.language)
-    # Progressively plainer footers: all, no hashtags, no "+N", nothing.
-    footers: list[tuple[tuple[str, ...], str]] = [(story.hashtags, attribution)]
-    if story.hashtags:
-        footers.append(((), attribution))
-    if story.others and story.outlet:
-        footers.append(((), _attribution(story.outlet, 0, story.language)))
-    if attribution:
-        footers.append(((), ""))
-    for tags, attrib in footers:
-        full = _render(story, " ".join(words), tags, attrib, platform)
-        if full.length <= platform.limit:
-            return full
-        # The longest prefix of whole words that fits (length grows with the word count).
+        raise TextTooLong("empty headline")
+    headline = " ".join(words)
+    full = _attribution(story.outlet, story.others, story.language)
+    credit = _attribution(story.outlet, 0, story.language) if story.outlet else full
+    footers: list[tuple[tuple[str, ...], str]] = []
+    for footer in ((story.hashtags, full), ((), full), ((), credit)):
+        if footer not in footers:
+            footers.append(footer)
+    contexts = [c for c in (" ".join(c.split()) for c in story.context) if c]
+    for context in contexts:
+        for tags, attribution in footers:
+            post = _render(story, headline, context, tags, attribution, platform)
+            if post.length <= platform.limit:
+                return post
+    for tags, attribution in [*footers, ((), "")]:
+        post = _render(story, headline, None, tags, attribution, platform)
+        if post.length <= platform.limit:
+            return post
+    # The longest prefix of whole words that fits (length grows with the word count).
+    for attribution, least in ((credit, min(3, len(words) - 1)), ("", 1)):
         lo, hi, best = 1, len(words) - 1, None
         while lo <= hi:
             mid = (lo + hi) // 2
-            candidate = _render(story, _shortened(words, mid), tags, attrib, platform)
+            candidate = _render(story, _shortened(words, mid), None, (), attribution, platform)
             if candidate.length <= platform.limit:
-                best, lo = candidate, mid + 1
+                best, lo = (candidate, mid), mid + 1
             else:
                 hi = mid - 1
-        if best is not None:
-            return best
+        if best is not None and best[1] >= least:
+            return best[0]
     raise TextTooLong(f"no form of the post fits {platform.name}'s {platform.limit}")
 
 
 # What a story or a verdict post says ---------------------------------------------------------
 
 
-def text_for(story: Story, language: str, prefix: str = "") -> StoryText | None:
+#: a context sentence brings at least this many content words the headline does not have …
+MIN_NEW_WORDS = 3
+#: … making up at least this share of its own content words (not the headline said again)
+MIN_NEW_SHARE = 0.5
+#: context sentences tried, in the summary's order
+MAX_CONTEXT = 2
+#: a card's description (Bluesky shows about two lines)
+CARD_DESCRIPTION_CHARS = 300
+_COMPLETE = re.compile(r"[.!?…»”\")]$")
+
+
+def sentences(text: str) -> list[str]:
+    """The sentences of ``text``, whitespace collapsed."""
+    text = " ".join(text.split())
+    return [s for s in _SENTENCE_END.split(text) if s] if text else []
+
+
+def adds_to(headline: str, sentence: str) -> bool:
+    """Whether ``sentence`` tells the reader something the headline does not: enough stemmed
+    content words of its own (``covidnews.text.content_words``), not a rewording."""
+    mine = content_words(sentence)
+    new = mine - content_words(headline)
+    return len(new) >= MIN_NEW_WORDS and len(new) >= MIN_NEW_SHARE * len(mine)
+
+
+def context_for(headline: str, summary: str | None) -> tuple[str, ...]:
+    """Up to :data:`MAX_CONTEXT` whole sentences of the summary that add to the headline."""
+    out: list[str] = []
+    for sentence in sentences(summary or ""):
+        if len(out) >= MAX_CONTEXT:
+            break
+        if _COMPLETE.search(sentence) and adds_to(headline, sentence):
+            out.append(sentence)
+    return tuple(out)
+
+
+def _image(url: str | None) -> str | None:
+    return url if url and re.match(r"https?://", url, re.IGNORECASE) else None
+
+
+def text_for(
+    story: Story, language: str, prefix: str = "", *, digest: bool = False
+) -> StoryText | None:
     """What to say about ``story`` in ``language`` (None: no text in that language).
 
-    The summary's first sentence (the title when there is no summary); for an article in
-    another language, its translation's summary or title."""
+    The headline (the first sentence of the summary when there is no title) and a sentence of
+    the summary that adds to it; for an article in another language, its translation's. A digest
+    reply is the headline, "vía outlet (+N medios)" and the link only."""
     a = story.article
     if a.language == language or (a.language is None and language == "es"):
-        sentence = first_sentence(a.summary or "") or first_sentence(a.title)
+        title, summary = a.title, a.summary
     else:
         t = a.translations.get(language)
         if t is None:
             return None
-        sentence = first_sentence(t.summary or "") or first_sentence(t.title)
-    if not sentence:
+        title, summary = t.title, t.summary
+    headline = " ".join((title or "").split()) or first_sentence(summary or "")
+    if not headline:
         return None
     outlet = story.outlets[0] if story.outlets else (a.source.name if a.source else None)
+    card = Card(
+        uri=a.url,
+        title=headline,
+        description=shorten_to(summary or "", CARD_DESCRIPTION_CHARS),
+        image=_image(a.image_url),
+    )
+    others = max(0, story.n_outlets - 1)
+    if digest:
+        return StoryText(
+            headline, a.url, language, outlet=outlet, others=others, prefix=prefix, card=card
+        )
     return StoryText(
-        summary=sentence,
+        headline=headline,
         url=a.url,
         language=language,
+        context=context_for(headline, summary),
         hashtags=(hashtag(story.topic, language),),
         outlet=outlet,
-        others=max(0, story.n_outlets - 1),
+        others=others,
         prefix=prefix,
+        card=card,
     )
 
 
-def composed_for(story: Story, channel: str, prefix: str = "") -> Composed | None:
-    st = text_for(story, language_of(channel), prefix)
+def composed_for(
+    story: Story, channel: str, prefix: str = "", *, digest: bool = False
+) -> Composed | None:
+    st = text_for(story, language_of(channel), prefix, digest=digest)
     if st is None:
         return None
     try:
@@ -411,20 +533,17 @@ def verdict_composed(fc: FactCheckView, channel: str) -> Composed | None:
         return None
     label = "Verificación" if language == "es" else "Fact-check"
     claim = " ".join(fc.claim.split())
-    st = StoryText(
-        summary=f"{label}: {word} «{claim}»",
-        url=fc.url,
-        language=language,
-        outlet=fc.factchecker,
+    card = Card(
+        uri=fc.url,
+        title=fc.title or claim,
+        description=" · ".join(x for x in (fc.factchecker, fc.verdict_text) if x),
     )
-    try:
-        return compose(st, platform_of(channel))
-    except TextTooLong:
-        short = StoryText(
-            summary=f"{label}: {word}", url=fc.url, language=language, outlet=fc.factchecker
-        )
+    # Cut between words when the claim is long; the rating alone when nothing else fits.
+    for headline in (f"{label}: {word} «{claim}»", f"{label}: {word}"):
+        st = StoryText(headline, fc.url, language, outlet=fc.factchecker, card=card)
         try:
-            return compose(short, platform_of(channel))
+            return compose(st, platform_of(channel))
         except TextTooLong as exc:
-            log.warning("fact-check %s does not fit %s: %s", fc.id, channel, exc)
-            return None
+            error = exc
+    log.warning("fact-check %s does not fit %s: %s", fc.id, channel, error)
+    return None

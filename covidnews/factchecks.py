@@ -170,17 +170,6 @@ WINDOW_BEFORE = timedelta(days=60)
 WINDOW_AFTER = timedelta(days=30)
 
 
-def content_words(text: str) -> set[str]:
-    """Stemmed Spanish and English words of ``text`` that carry meaning (no function words)."""
-    from covidnews.search.analysis import STOPWORDS
-    from covidnews.search.keyword import ANALYZERS
-
-    out: set[str] = set()
-    for lang in ("es", "en"):
-        out.update(t for t in ANALYZERS[lang].analyze(text) if len(t) >= 4 and t not in STOPWORDS)
-    return out
-
-
 def keyword_overlap(claim_words: set[str], article_words: set[str]) -> float:
     """Share of the claim's words the article has too."""
     return len(claim_words & article_words) / len(claim_words) if claim_words else 0.0

@@ -84,8 +84,9 @@ class Settings(BaseSettings):
     )
     crawl_allow_private: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="Non-public addresses the crawler may fetch (IPs or CIDRs, comma-separated), "
-        "e.g. 127.0.0.1 for the demo site. Private, loopback and link-local are refused otherwise.",
+        description="Non-public addresses the crawler (and the bot, fetching a link card's image) "
+        "may fetch (IPs or CIDRs, comma-separated), e.g. 127.0.0.1 for the demo site. Private, "
+        "loopback and link-local are refused otherwise.",
     )
 
     # NLP -------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["MONTHS_ES", "fold", "fold_latin", "fold_search", "fold_words"]
+__all__ = ["MONTHS_ES", "content_words", "fold", "fold_latin", "fold_search", "fold_words"]
 
 #: Spanish month names, January first (dates in posts and pages; parsing: crawler.dates).
 MONTHS_ES = (
@@ -61,3 +61,15 @@ def fold_words(text: str) -> str:
     """:func:`fold`, then runs of non-word characters as one space: 'J. Pérez-López' →
     'j perez lopez'."""
     return _NON_WORD.sub(" ", fold(text)).strip()
+
+
+def content_words(text: str) -> set[str]:
+    """Stemmed Spanish and English words of ``text`` that carry meaning (no function words):
+    what fact-check linking and the bot's "does this sentence add to the headline" compare."""
+    from covidnews.search.analysis import STOPWORDS
+    from covidnews.search.keyword import ANALYZERS
+
+    out: set[str] = set()
+    for lang in ("es", "en"):
+        out.update(t for t in ANALYZERS[lang].analyze(text) if len(t) >= 4 and t not in STOPWORDS)
+    return out

@@ -8,7 +8,9 @@ never holds the same page twice.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
+from collections.abc import Iterable, Sequence
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 # Query parameters that only track the reader, never select content.
@@ -154,3 +156,23 @@ def host_of(url: str) -> str:
     """Host of a URL without ``www.``: ``https://www.elpais.com/x`` → ``elpais.com``."""
     host = (urlsplit(url).hostname or "").lower().rstrip(".")
     return host[4:] if host.startswith("www.") else host
+
+
+# Which addresses may be fetched (the crawler's guard, the bot's image fetch) -------------------
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(values: Iterable[str]) -> list[IPNetwork]:
+    return [ipaddress.ip_network(v, strict=False) for v in values]
+
+
+def address_allowed(address: str, allowed: Sequence[IPNetwork]) -> bool:
+    """Public addresses always; others only inside an allowed network."""
+    try:
+        ip = ipaddress.ip_address(address.strip("[]"))
+    except ValueError:
+        return False
+    if ip.is_global and not ip.is_multicast:
+        return True
+    return any(ip.version == net.version and ip in net for net in allowed)

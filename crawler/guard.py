@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -24,6 +24,8 @@ from scrapy.exceptions import IgnoreRequest
 from scrapy.resolver import CachingThreadedResolver
 from twisted.internet import defer
 from twisted.internet.error import DNSLookupError
+
+from covidnews.urls import IPNetwork, address_allowed, parse_networks
 
 if TYPE_CHECKING:
     from scrapy import Spider
@@ -33,22 +35,6 @@ if TYPE_CHECKING:
 
 
 log = logging.getLogger(__name__)
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def parse_networks(values: Iterable[str]) -> list[IPNetwork]:
-    return [ipaddress.ip_network(v, strict=False) for v in values]
-
-
-def address_allowed(address: str, allowed: Sequence[IPNetwork]) -> bool:
-    """Public addresses always; others only inside an allowed network."""
-    try:
-        ip = ipaddress.ip_address(address.strip("[]"))
-    except ValueError:
-        return False
-    if ip.is_global and not ip.is_multicast:
-        return True
-    return any(ip.version == net.version and ip in net for net in allowed)
 
 
 def is_ip_literal(host: str) -> bool:

@@ -29,7 +29,6 @@ from covidnews.factchecks import (
     SIMILAR_THRESHOLD,
     WINDOW_AFTER,
     WINDOW_BEFORE,
-    content_words,
     keyword_overlap,
     link_score,
     mark_linked,
@@ -46,6 +45,7 @@ from covidnews.schema import (
     utcnow,
 )
 from covidnews.store import Store
+from covidnews.text import content_words
 
 log = logging.getLogger(__name__)
 BATCH = 64

@@ -44,6 +44,7 @@ def settings(tmp_path: Path, db_url: str, fake: Fake) -> Settings:
         bot_bluesky_handle="covidnews.test",
         bot_bluesky_app_password="app-pass",
         bot_retry_backoff_seconds=0.5,
+        crawl_allow_private=["127.0.0.1"],  # the fake's image host (card thumbnails)
     )
 
 
@@ -97,6 +98,7 @@ def add_story(
     translations: dict[str, tuple[str, str | None]] | None = None,
     weight: float = 1.0,
     is_covid: bool = True,
+    image_url: str | None = None,
     state: str = "done",
 ) -> int:
     """A processed story (article + copies from other outlets); returns the story id."""
@@ -121,6 +123,7 @@ def add_story(
                 is_covid=is_covid,
                 covid_score=0.9,
                 summary=summary,
+                image_url=image_url,
                 duplicate_of=ids[0] if ids else None,
             )
             s.add(a)

@@ -3,7 +3,8 @@
 Only what the bot calls: X ``POST /2/tweets``, ``GET /2/users/me``, ``GET /2/users/:id/tweets``;
 Mastodon ``POST /api/v1/statuses``, ``GET /api/v1/accounts/verify_credentials``,
 ``GET /api/v1/accounts/:id/statuses``; Bluesky ``createSession``, ``createRecord`` and
-``getRecord``. What was posted is kept, so the account can be read back; a Bluesky record key is
+``getRecord``, ``uploadBlob`` (the bytes are kept in ``blobs``); and ``GET /media/<name>``, an
+image host for link-card thumbnails (``images``: name → (content type, bytes)). What was posted is kept, so the account can be read back; a Bluesky record key is
 unique (a repeated key is answered 500, as the reference PDS does: bluesky-social/atproto#3718).
 Every request is recorded (method, path, headers, parsed body); scripted answers (status,
 headers, body) can be queued per path before the default success; ``applied=True`` makes the
@@ -13,6 +14,7 @@ scripted answer come after the post was made (status 0: the connection is droppe
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import itertools
 import json
@@ -54,6 +56,8 @@ class Fake:
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     idempotency: dict[str, dict[str, Any]] = field(default_factory=dict)  # Mastodon keys
     applied: set[int] = field(default_factory=set)  # ids of scripted answers given after posting
+    blobs: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # Bluesky: cid → (type, data)
+    images: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # /media/<name>
 
     def script(
         self, path: str, status: int, body: Any = None, *, applied: bool = False, **headers: str
@@ -143,6 +147,18 @@ def _default(
         uri = f"at://{DID}/app.bsky.feed.post/{rkey}"
         fake.records[rkey] = {"uri": uri, "cid": f"{CID[:-4]}{n}", "value": body.get("record")}
         return 200, {}, {"uri": uri, "cid": fake.records[rkey]["cid"]}
+    if path == "/xrpc/com.atproto.repo.uploadBlob":
+        data = body if isinstance(body, bytes) else b""
+        # CIDv1, raw codec, sha-256 multihash, base32: what a PDS names a blob with
+        digest = bytes([0x01, 0x55, 0x12, 0x20]) + hashlib.sha256(data).digest()
+        cid = "b" + base64.b32encode(digest).decode().lower().rstrip("=")
+        mime = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+        fake.blobs[cid] = (mime, data)
+        blob = {"$type": "blob", "ref": {"$link": cid}, "mimeType": mime, "size": len(data)}
+        return 200, {}, {"blob": blob}
+    if path.startswith("/media/") and path[len("/media/") :] in fake.images:
+        mime, data = fake.images[path[len("/media/") :]]
+        return 200, {"Content-Type": mime}, data
     if path == "/xrpc/com.atproto.repo.getRecord":
         found = fake.records.get(query.get("rkey", ""))
         if found is None:
@@ -165,6 +181,8 @@ class _Handler(BaseHTTPRequestHandler):
         body: Any
         if "json" in ctype:
             body = json.loads(raw or b"null")
+        elif ctype.startswith("image/"):
+            body = raw
         elif "form" in ctype:
             body = {k: v[0] if len(v) == 1 else v for k, v in parse_qs(raw.decode()).items()}
         else:
@@ -178,7 +196,11 @@ class _Handler(BaseHTTPRequestHandler):
             scripted = queue.popleft() if queue else None
             if scripted is None or id(scripted) in fake.applied:
                 answer = _default(
-                    fake, path, body if isinstance(body, dict) else {}, query, dict(self.headers)
+                    fake,
+                    path,
+                    body if isinstance(body, dict | bytes) else {},
+                    query,
+                    dict(self.headers),
                 )
             answer = scripted or answer
         status, headers, payload = answer
@@ -186,9 +208,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
             return
-        data = json.dumps(payload if payload is not None else {}).encode()
+        if isinstance(payload, bytes):  # an image
+            data = payload
+        else:
+            data = json.dumps(payload if payload is not None else {}).encode()
+            headers = {"Content-Type": "application/json; charset=utf-8", **headers}
         self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
         for k, v in headers.items():
             self.send_header(k, v)

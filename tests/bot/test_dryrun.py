@@ -63,7 +63,8 @@ def test_dry_run_over_the_processed_corpus_writes_a_sensible_outbox(
     assert per_channel["x-en"][0]["language"] == "en" and "via " in per_channel["x-en"][0]["text"]
     # The digest of the day of the story carried by three outlets leads with it.
     thread = [e for e in entries if e["kind"] != "story" and e["channel"] == "mastodon"]
-    assert thread[0]["text"].startswith("Resumen del día 30 de enero de 2021: la")
+    assert thread[0]["text"].startswith("Covid-19, 30 de enero de 2021: la")
+    assert "\nTemas: " in thread[0]["text"]
     assert [t["reply_to_id"] for t in thread[1:]] == [t["id"] for t in thread[:-1]]
     assert "(+2 medios)" in thread[1]["text"] and thread[1]["text"].startswith("1/")
     en_thread = [e for e in entries if e["kind"] != "story" and e["channel"] == "x-en"]
@@ -77,7 +78,13 @@ def test_dry_run_over_the_processed_corpus_writes_a_sensible_outbox(
 def test_cli_run_once_and_outbox(cli_env: dict[str, str], db_url: str) -> None:
     store = Store(db_url)
     store.migrate()
-    add_story(store, title="Casos", summary="Bajan los contagios en Lima.", topic="cases")
+    add_story(
+        store,
+        title="Bajan los contagios en Lima",
+        summary="Bajan los contagios en Lima. El Minsa reporta 1.200 casos nuevos y cierra dos "
+        "hospitales temporales.",
+        topic="cases",
+    )
     store.close()
     env = dict(cli_env, COVIDNEWS_BOT_CHANNELS="mastodon")
     out = run_cli("bot", "run-once", env=env)
@@ -87,7 +94,8 @@ def test_cli_run_once_and_outbox(cli_env: dict[str, str], db_url: str) -> None:
     )
     listed = run_cli("bot", "outbox", "--json", env=env)
     (row,) = [json.loads(line) for line in listed.stdout.splitlines()]
-    assert row["status"] == "dry_run" and row["text"].startswith("Bajan los contagios en Lima.")
+    assert row["status"] == "dry_run"
+    assert row["text"].startswith("Bajan los contagios en Lima\n\nEl Minsa reporta 1.200 casos")
     assert "#Casos" in row["text"]
     bad = run_cli("bot", "run-once", env=dict(env, COVIDNEWS_BOT_CHANNELS="myspace"))
     assert bad.returncode == 2 and "COVIDNEWS_BOT_CHANNELS" in bad.stderr

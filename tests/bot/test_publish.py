@@ -40,7 +40,8 @@ def test_single_posts_on_each_platform(
     sid = add_story(
         store,
         title="Llega a México un cargamento de vacunas",
-        summary="Llega a México un cargamento con 219,375 vacunas de Pfizer. Se distribuirán hoy.",
+        summary="Llega a México un cargamento con vacunas. Las 219,375 dosis de Pfizer se "
+        "repartirán entre hospitales de nueve estados. Se aplicarán desde el lunes.",
         source="El Universal",
         copies=("Agencia Uno", "Diario Dos"),
     )
@@ -53,9 +54,13 @@ def test_single_posts_on_each_platform(
     assert not report.needs_attention
 
     (tweet,) = _posts(fake, X)
-    assert tweet["text"].startswith("Llega a México un cargamento con 219,375 vacunas de Pfizer.\n")
-    assert "#Vacunas · vía El Universal (+2 medios)" in tweet["text"]
-    assert "Se distribuirán" not in tweet["text"]  # first sentence only
+    # The headline, then the summary's first sentence that adds to it (the first repeats it)
+    headline, context, footer = tweet["text"].split("\n\n")
+    assert headline == "Llega a México un cargamento de vacunas"
+    assert context == (
+        "Las 219,375 dosis de Pfizer se repartirán entre hospitales de nueve estados."
+    )
+    assert footer.startswith("#Vacunas · vía El Universal (+2 medios)\n")
     assert "in_reply_to_tweet_id" not in tweet and "reply" not in tweet
     x_req = next(r for r in fake.requests if r.path == X)
     assert x_req.headers["Authorization"].startswith("OAuth ")
@@ -136,8 +141,8 @@ def test_topic_diversity_and_outlets_rank_first(
     add_story(store, title="Escuelas", summary="Escuelas.", topic="education")
     run_once(store, one, rt=clock)
     texts = [b["text"].split("\n")[0] for b in _posts(fake, X)]
-    assert texts[0] == "Vacunas C."  # two outlets
-    assert texts[1] == "Escuelas."  # a second vaccines story is penalised
+    assert texts[0] == "Vacunas C"  # two outlets
+    assert texts[1] == "Escuelas"  # a second vaccines story is penalised
 
 
 def test_digest_threads_chain_replies(
@@ -160,12 +165,19 @@ def test_digest_threads_chain_replies(
         "bluesky": 4,
     }
     tweets = _posts(fake, X)
-    assert tweets[0]["text"].startswith("Resumen del día 12 de marzo de 2021: las 3 historias")
+    assert tweets[0]["text"] == (
+        "Covid-19, 12 de marzo de 2021: las 3 historias principales del día 🧵\nTemas: Vacunas"
+    )
     assert "in_reply_to_tweet_id" not in tweets[0]
     x_rows = _rows(store, "x")
     for prev, tweet in zip(x_rows, tweets[1:], strict=False):
         assert tweet["reply"]["in_reply_to_tweet_id"] == prev.remote_id
     assert [t["text"][:4] for t in tweets[1:]] == ["1/3 ", "2/3 ", "3/3 "]
+    # A reply is the headline, the outlet and the link: no summary, no hashtag.
+    for tweet in tweets[1:]:
+        head, rest = tweet["text"].split("\n\n")
+        assert head[4:].startswith("Historia ") and "Resumen" not in tweet["text"]
+        assert rest.startswith("vía El Diario\nhttps://") and "#" not in tweet["text"]
     assert "Otro día" not in " ".join(t["text"] for t in tweets)
 
     statuses = _posts(fake, MASTODON)
@@ -399,16 +411,27 @@ def test_channel_without_credentials_is_dry_run(
     )
     add_story(
         store,
-        title="Vacunas",
-        summary="Llegan vacunas.",
-        translations={"en": ("Vaccines", "Vaccines arrive.")},
+        title="Llegan a Chile dos millones de vacunas de Sinovac",
+        summary="Llegan a Chile dos millones de vacunas. El Minsal comenzará a aplicarlas a "
+        "mayores de 90 años el miércoles.",
+        translations={
+            "en": (
+                "Two million Sinovac vaccines arrive in Chile",
+                "Two million vaccines arrive in Chile. The Health Ministry will start giving "
+                "them to people over 90 on Wednesday.",
+            )
+        },
     )
     report = run_once(store, dry, rt=clock)
     assert report.channels["mastodon"].dry_run and len(report.channels["mastodon"].posted) == 1
     assert not report.channels["x-en"].dry_run
     assert _posts(fake, MASTODON) == []
-    (tweet,) = _posts(fake, X)
-    assert tweet["text"].startswith("Vaccines arrive.\n\n#Vaccines · via El Diario")
+    (tweet,) = _posts(fake, X)  # the English channel: the translated headline and sentence
+    assert tweet["text"] == (
+        "Two million Sinovac vaccines arrive in Chile\n\n"
+        "The Health Ministry will start giving them to people over 90 on Wednesday.\n\n"
+        "#Vaccines · via El Diario\n" + tweet["text"].rsplit("\n", 1)[1]
+    )
     outbox = (dry.data_dir / "bot" / "outbox.jsonl").read_text("utf-8").splitlines()
     assert len(outbox) == 1 and '"status": "dry_run"' in outbox[0]
     rows = {r.channel: r for r in _rows(store)}
@@ -462,3 +485,97 @@ def test_a_widely_shared_story_with_a_false_verdict_gets_a_verdict_post(
     assert en.text.startswith("Fact-check: FALSE «La vacuna contiene un chip»")
     run_once(store, dry, rt=clock)
     assert len([r for r in _rows(store) if r.kind == "verdict"]) == 3
+
+
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360f8cfc0f01f0005000201e226059b0000000049454e44ae426082"
+)
+
+
+def test_bluesky_posts_carry_a_link_card_with_the_image_as_a_blob(
+    store: Store, settings: Settings, fake: Fake, clock: FakeClock
+) -> None:
+    """The card (title, description, thumbnail) is attached as app.bsky.embed.external; its
+    thumbnail is the article's og:image, fetched and uploaded as a blob the PDS received. An
+    image over the size cap, or not an image, or on an address not allowed, makes a card without
+    a thumbnail (the post is still made)."""
+    bsky = settings.model_copy(update={"bot_channels": ["bluesky"], "bot_per_run_cap": 5})
+    fake.images["vacunas.png"] = ("image/png", PNG)
+    fake.images["enorme.png"] = ("image/png", PNG + b"\0" * 1_000_001)
+    fake.images["pagina.html"] = ("text/html", b"<html>no</html>")
+    summary = (
+        "Llega a México un cargamento con vacunas. Las 219,375 dosis de Pfizer se repartirán "
+        "entre hospitales de nueve estados."
+    )
+    with_image = add_story(
+        store,
+        title="Llega a México un cargamento de vacunas",
+        summary=summary,
+        image_url=f"{fake.url}/media/vacunas.png",
+        copies=("Otro", "Tercero"),
+    )
+    for title, image in (
+        ("Una imagen demasiado grande", "enorme.png"),
+        ("Una página en lugar de imagen", "pagina.html"),
+        ("Sin imagen", None),
+    ):
+        add_story(
+            store,
+            title=title,
+            summary="Un resumen.",
+            image_url=f"{fake.url}/media/{image}" if image else None,
+        )
+    report = run_once(store, bsky, rt=clock)
+    assert len(report.channels["bluesky"].posted) == 4 and not report.needs_attention
+
+    records = {b["record"]["text"].split("\n")[0]: b["record"] for b in _posts(fake, BSKY)}
+    card = records["Llega a México un cargamento de vacunas"]["embed"]
+    assert card["$type"] == "app.bsky.embed.external"
+    external = card["external"]
+    row = next(r for r in _rows(store) if r.article_id == with_image)
+    assert external["uri"] == row.payload["link"]
+    assert external["title"] == "Llega a México un cargamento de vacunas"
+    assert external["description"] == summary
+    thumb = external["thumb"]
+    assert thumb["$type"] == "blob" and thumb["mimeType"] == "image/png"
+    assert fake.blobs[thumb["ref"]["$link"]] == ("image/png", PNG)  # the bytes the PDS received
+    assert thumb["size"] == len(PNG)
+    assert len(fake.blobs) == 1  # nothing else was uploaded
+    for title in ("Una imagen demasiado grande", "Una página en lugar de imagen", "Sin imagen"):
+        external = records[title]["embed"]["external"]
+        assert external["title"] == title and "thumb" not in external
+
+    # An image host on an address the settings do not allow is never fetched.
+    closed = bsky.model_copy(update={"crawl_allow_private": []})
+    fake.images["otra.png"] = ("image/png", PNG)
+    add_story(
+        store,
+        title="Otra historia",
+        summary="Otro resumen.",
+        image_url=f"{fake.url}/media/otra.png",
+    )
+    run_once(store, closed, rt=clock)
+    assert not any(r.path == "/media/otra.png" for r in fake.requests)
+    last = _posts(fake, BSKY)[-1]["record"]
+    assert last["embed"]["external"]["title"] == "Otra historia"
+    assert "thumb" not in last["embed"]["external"]
+
+
+def test_x_and_mastodon_posts_keep_the_card_for_review_but_send_text_only(
+    store: Store, settings: Settings, fake: Fake, clock: FakeClock
+) -> None:
+    fake.images["vacunas.png"] = ("image/png", PNG)
+    add_story(
+        store,
+        title="Llega a México un cargamento de vacunas",
+        summary="Un resumen.",
+        image_url=f"{fake.url}/media/vacunas.png",
+    )
+    run_once(store, settings.model_copy(update={"bot_channels": ["x", "mastodon"]}), rt=clock)
+    (tweet,) = _posts(fake, X)
+    (status,) = _posts(fake, MASTODON)
+    assert set(tweet) <= {"text", "reply"} and "media_ids" not in status
+    assert not any(r.path.startswith("/media/") for r in fake.requests)  # no image fetched
+    for row in _rows(store):
+        assert row.payload["card"]["image"] == f"{fake.url}/media/vacunas.png"

@@ -7,11 +7,14 @@ import pytest
 from bot.text import (
     PLATFORMS,
     StoryText,
+    adds_to,
     bluesky_length,
     compose,
+    context_for,
     first_sentence,
     hashtag,
     mastodon_length,
+    shorten_to,
     x_length,
 )
 
@@ -52,15 +55,15 @@ def _check_fits(story: StoryText) -> None:
     for platform in PLATFORMS.values():
         post = compose(story, platform)
         assert post.length == platform.length(post.text) <= platform.limit, platform.name
-        body = post.text.split("\n\n")[0].removeprefix(story.prefix)
-        original = story.summary.split()
-        if body.endswith("…"):
-            kept = body[:-1].split()
+        head = post.text.split("\n\n")[0].removeprefix(story.prefix)
+        original = story.headline.split()
+        if head.endswith("…"):
+            kept = head[:-1].split()
             assert kept[:-1] == original[: len(kept) - 1]
             assert original[len(kept) - 1].startswith(kept[-1])  # only trailing punctuation
             assert len(kept) < len(original)
         else:
-            assert body.split() == original
+            assert head.split() == original
         if platform.name == "bluesky":
             raw = post.text.encode("utf-8")
             for facet in post.facets:
@@ -75,68 +78,161 @@ def _check_fits(story: StoryText) -> None:
             assert story.url in post.text
 
 
-def test_very_long_title_drops_whole_words() -> None:
-    words = [
-        "La",
-        "campaña",
-        "de",
-        "vacunación",
-        "contra",
-        "la",
-        "Covid-19",
-        "avanza",
-        "en",
-        "América",
-        "Latina",
-        "con",
-        "dosis",
-    ]
-    long = " ".join(words * 12) + "."
-    story = StoryText(long, URL, hashtags=("Vacunas",), outlet="El Universal", others=3)
+WORDS = "La campaña de vacunación contra la Covid-19 avanza en América Latina con dosis".split()
+
+
+def test_a_headline_too_long_alone_is_cut_at_a_word_with_an_ellipsis() -> None:
+    long = " ".join(WORDS * 12) + "."
+    story = StoryText(
+        long,
+        URL,
+        context=("Una frase de contexto que no cabe.",),
+        hashtags=("Vacunas",),
+        outlet="El Universal",
+        others=3,
+    )
     _check_fits(story)
     x = compose(story, "x")
-    assert x.text.split("\n\n")[0].endswith("…")
-    assert "#Vacunas · vía El Universal (+3 medios)" in x.text
+    head, footer = x.text.split("\n\n")
+    assert head.endswith("…") and head[:-1].split() == long.split()[: len(head[:-1].split())]
+    assert footer == f"vía El Universal\n{URL}"  # hashtag and "+3 medios" went first
+    assert "contexto" not in x.text
     assert x.length > 260  # filled, not over-trimmed
 
 
-def test_accents_emoji_and_several_urls() -> None:
+def test_headline_first_then_a_sentence_that_adds_to_it_then_the_footer() -> None:
+    story = StoryText(
+        "Llega a México un cargamento de vacunas",
+        URL,
+        context=("Las 219,375 dosis de Pfizer se repartirán entre hospitales de nueve estados.",),
+        hashtags=("Vacunas",),
+        outlet="El Universal",
+        others=2,
+    )
+    for platform in ("x", "mastodon", "bluesky"):
+        post = compose(story, platform)
+        head, context, footer = post.text.split("\n\n")
+        assert head == "Llega a México un cargamento de vacunas"
+        assert context.startswith("Las 219,375 dosis de Pfizer")
+        assert footer.startswith("#Vacunas · vía El Universal (+2 medios)\n")
+
+
+def test_the_optional_parts_go_first_sentence_then_hashtag_then_others() -> None:
+    headline = " ".join(WORDS[:9])  # 56 characters
+    long_context = " ".join(["Datos"] * 40) + "."  # 240 characters: never fits on X with all
+    story = StoryText(
+        headline, URL, context=(long_context,), hashtags=("Vacunas",), outlet="El País", others=4
+    )
+    x = compose(story, "x")
+    assert x.text == f"{headline}\n\n#Vacunas · vía El País (+4 medios)\n{URL}"
+    mastodon = compose(story, "mastodon")  # 500: everything fits
+    assert long_context in mastodon.text and "#Vacunas" in mastodon.text
+    # The context sentence is kept in preference to the hashtag when only one of them fits.
+    fits_without_tag = " ".join(["Datos"] * 30) + "."
+    x2 = compose(
+        StoryText(
+            headline,
+            URL,
+            context=(fits_without_tag,),
+            hashtags=("Vacunas",),
+            outlet="El País",
+            others=4,
+        ),
+        "x",
+    )
+    assert fits_without_tag in x2.text
+    assert x2.length <= 280
+    # A second candidate sentence that fits is used when the first does not.
+    x3 = compose(
+        StoryText(
+            headline,
+            URL,
+            context=(long_context, "Se vacunó a 40.000 personas."),
+            hashtags=("Vacunas",),
+        ),
+        "x",
+    )
+    assert "Se vacunó a 40.000 personas." in x3.text and "#Vacunas" in x3.text
+
+
+def test_a_context_sentence_must_add_to_the_headline() -> None:
+    headline = "El Gobierno aprueba la vacuna de Pfizer contra la covid-19"
+    assert not adds_to(headline, "El Gobierno aprobó la vacuna de Pfizer contra la covid.")
+    assert not adds_to(headline, "La vacuna de Pfizer, aprobada.")
+    assert adds_to(
+        headline, "Las primeras dosis llegarán a los hospitales de Madrid y Barcelona en enero."
+    )
     summary = (
+        "El Gobierno aprueba la vacuna de Pfizer contra la covid-19. "
+        "Las primeras dosis llegarán a los hospitales de Madrid y Barcelona en enero. "
+        "Sanidad prevé vacunar a dos millones de personas antes de marzo. "
+        "El resto, después"
+    )
+    assert context_for(headline, summary) == (
+        "Las primeras dosis llegarán a los hospitales de Madrid y Barcelona en enero.",
+        "Sanidad prevé vacunar a dos millones de personas antes de marzo.",
+    )
+    assert context_for(headline, None) == ()
+
+
+def test_accents_emoji_and_several_urls() -> None:
+    context = (
         f"Familias {FAMILY} celebran: vacunación en Ñuñoa 🇨🇱, más datos en "
-        "https://minsal.cl/vacunacion y https://www.gob.cl/yomevacuno/ según el Minsal. " * 6
-    ).strip()
-    story = StoryText(summary, URL, hashtags=("Educación",), outlet="Diario Ñ", others=1)
+        "https://minsal.cl/vacunacion y https://www.gob.cl/yomevacuno/ según el Minsal."
+    )
+    story = StoryText(
+        f"Vacunación escolar en Ñuñoa {FAMILY} 🇨🇱 " * 8,
+        URL,
+        context=(context,),
+        hashtags=("Educación",),
+        outlet="Diario Ñ",
+        others=1,
+    )
     _check_fits(story)
-    b = compose(story, "bluesky")
+    short = StoryText(
+        "Vacunación escolar en Ñuñoa",
+        URL,
+        context=(context,),
+        hashtags=("Educación",),
+        outlet="Diario Ñ",
+    )
+    b = compose(short, "bluesky")
     tags = [f for f in b.facets if f["features"][0]["$type"].endswith("#tag")]
     raw = b.text.encode()
     assert raw[tags[0]["index"]["byteStart"] : tags[0]["index"]["byteEnd"]] == "#Educación".encode()
+    assert context in b.text
 
 
-def test_summary_exactly_at_the_limit_is_kept_whole() -> None:
+def test_headline_exactly_at_the_limit_is_kept_whole() -> None:
     base = StoryText("x", URL, hashtags=("Casos",), outlet="El País")
     overhead = x_length(compose(base, "x").text) - 1
     words: list[str] = []
     while len(" ".join(words)) < 280 - overhead - 12:
         words.append("ñandú")
-    summary = " ".join(words)
-    summary += " " + "a" * (280 - overhead - len(summary) - 1)
-    exact = StoryText(summary, URL, hashtags=("Casos",), outlet="El País")
+    headline = " ".join(words)
+    headline += " " + "a" * (280 - overhead - len(headline) - 1)
+    exact = StoryText(headline, URL, hashtags=("Casos",), outlet="El País")
     post = compose(exact, "x")
-    assert post.length == 280 and "…" not in post.text
-    over = StoryText(summary + "b", URL, hashtags=("Casos",), outlet="El País")
-    post = compose(over, "x")
-    assert post.length <= 280 and post.text.split("\n\n")[0].endswith("ñandú…")
+    assert post.length == 280 and "…" not in post.text and "#Casos" in post.text
+    over = StoryText(headline + "b", URL, hashtags=("Casos",), outlet="El País")
+    post = compose(over, "x")  # the whole headline still fits once the hashtag goes
+    assert post.length <= 280 and "…" not in post.text and "#Casos" not in post.text
     _check_fits(over)
 
 
-def test_footer_goes_before_the_summary_when_space_runs_out() -> None:
+def test_outlet_goes_before_the_headline_is_cut_short() -> None:
     outlet = " ".join(["Periódico"] * 25)
     story = StoryText(
         "Una frase corta sobre vacunas.", URL, hashtags=("Vacunas",), outlet=outlet, others=2
     )
     post = compose(story, "x")
-    assert post.text.startswith("Una frase corta sobre vacunas.")
-    assert post.length <= 280
+    assert post.text == f"Una frase corta sobre vacunas.\n\n{URL}"
     with pytest.raises(ValueError, match="empty"):
         compose(StoryText("  ", URL), "x")
+
+
+def test_card_descriptions_are_cut_between_words() -> None:
+    text = " ".join(["vacunación"] * 40)
+    short = shorten_to(text, 300)
+    assert len(short) <= 300 and short.endswith("vacunación…")
+    assert shorten_to("  Una   frase. ", 300) == "Una frase."
