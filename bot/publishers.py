@@ -426,6 +426,7 @@ class BlueskyPublisher(Publisher):
     def _upload(self, image: Image, url: str) -> Any:
         """``uploadBlob``; a refused image (too large, wrong type) makes no thumbnail, a
         failing platform stops the post like any send (it is retried whole)."""
+
         def upload() -> Any:
             with warnings.catch_warnings():  # the SDK hands httpx bytes as `data=`
                 warnings.filterwarnings("ignore", "Use 'content=", DeprecationWarning)

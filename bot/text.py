@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import regex
 
-from covidnews.text import content_words
+from covidnews.text import ELLIPSIS, content_words, shorten
 
 if TYPE_CHECKING:
     from bot.select import Story
@@ -51,7 +51,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 URL_LENGTH = 23
-ELLIPSIS = "…"
 
 _X_LIGHT = ((0x0000, 0x10FF), (0x2000, 0x200D), (0x2010, 0x201F), (0x2032, 0x2037))
 _GRAPHEME = regex.compile(r"\X")
@@ -355,19 +354,6 @@ def _shortened(words: list[str], n: int) -> str:
     return " ".join(w for w in kept if w) + ELLIPSIS
 
 
-def shorten_to(text: str, max_chars: int) -> str:
-    """``text`` in at most ``max_chars`` characters, cut between words with "…" when needed
-    (card descriptions)."""
-    text = " ".join(text.split())
-    if len(text) <= max_chars:
-        return text
-    words = text.split()
-    n = len(words)
-    while n > 1 and len(_shortened(words, n)) > max_chars:
-        n -= 1
-    return _shortened(words, n)
-
-
 def compose(story: StoryText, platform: Platform | str) -> Composed:
     """The post for ``platform``, fitted to its limit without ever cutting a word.
 
@@ -484,7 +470,7 @@ def text_for(
     card = Card(
         uri=a.url,
         title=headline,
-        description=shorten_to(summary or "", CARD_DESCRIPTION_CHARS),
+        description=shorten(summary or "", CARD_DESCRIPTION_CHARS),
         image=_image(a.image_url),
     )
     others = max(0, story.n_outlets - 1)

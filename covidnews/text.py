@@ -18,7 +18,18 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["MONTHS_ES", "content_words", "fold", "fold_latin", "fold_search", "fold_words"]
+__all__ = [
+    "ELLIPSIS",
+    "MONTHS_ES",
+    "content_words",
+    "fold",
+    "fold_latin",
+    "fold_search",
+    "fold_words",
+    "shorten",
+]
+
+ELLIPSIS = "…"
 
 #: Spanish month names, January first (dates in posts and pages; parsing: crawler.dates).
 MONTHS_ES = (
@@ -73,3 +84,15 @@ def content_words(text: str) -> set[str]:
     for lang in ("es", "en"):
         out.update(t for t in ANALYZERS[lang].analyze(text) if len(t) >= 4 and t not in STOPWORDS)
     return out
+
+
+def shorten(text: str, max_chars: int) -> str:
+    """``text`` (whitespace collapsed) in at most ``max_chars`` characters, cut between words
+    with "…" when it is longer (card and page descriptions); a single over-long word is cut."""
+    text = " ".join(text.split())
+    if len(text) <= max_chars:
+        return text
+    cut = text[: max_chars - len(ELLIPSIS) + 1]
+    space = cut.rfind(" ")
+    head = cut[:space] if space > 0 else cut[: max_chars - len(ELLIPSIS)]
+    return head.rstrip(" ,;:—-–([«“\"'") + ELLIPSIS

@@ -27,6 +27,7 @@ from covidnews.search.results import (
     stage_status,
 )
 from covidnews.taxonomy import topic, topic_ids, topics
+from covidnews.text import shorten
 
 MODES = ("hybrid", "keyword", "semantic")
 COVID = ("true", "all", "false")
@@ -330,3 +331,69 @@ def home(
     latest_stories = [s for i in range(len(picked_latest)) if (s := story(i))]
     grouped = {t: [s for i in rows if (s := story(i))] for t, rows in by_topic.items()}
     return latest_stories, {t: s for t, s in grouped.items() if s}
+
+
+# Link previews: OpenGraph and Twitter-card tags ----------------------------------------------
+
+SITE_NAME = "covidnews"
+#: a description in a link preview (Facebook and X show about two lines)
+DESCRIPTION_CHARS = 200
+MetaTag = tuple[str, str, str]  # attribute ("property" for og:*, "name" for twitter:*), key, value
+
+
+def og_locale(language: str, country: str | None = None) -> str:
+    """OpenGraph's ``language_TERRITORY``: an outlet's country for Spanish (``es_MX``), else
+    ``es_ES``; ``en_US`` for English."""
+    if language == "en":
+        return "en_US"
+    if country and len(country) == 2 and country.isalpha():
+        return f"{language}_{country.upper()}"
+    return f"{language}_ES"
+
+
+def _http_url(value: str | None) -> str | None:
+    return value if value and re.match(r"https?://", value, re.IGNORECASE) else None
+
+
+def link_preview(
+    *,
+    title: str,
+    description: str,
+    url: str,
+    language: str,
+    kind: str = "website",
+    image: str | None = None,
+    country: str | None = None,
+    alternate: str | None = None,
+    published: str | None = None,
+    section: str | None = None,
+) -> list[MetaTag]:
+    """The tags X, Mastodon, Facebook and chat apps read to draw a page's card: OpenGraph
+    (``og:*``, ``article:*``) and the Twitter card (``twitter:*``). Values are text; the
+    template escapes them."""
+    description = shorten(description, DESCRIPTION_CHARS)
+    image = _http_url(image)
+    tags: list[MetaTag] = [
+        ("property", "og:site_name", SITE_NAME),
+        ("property", "og:type", kind),
+        ("property", "og:title", title),
+        ("property", "og:description", description),
+        ("property", "og:url", url),
+        ("property", "og:locale", og_locale(language, country)),
+    ]
+    if alternate:
+        tags.append(("property", "og:locale:alternate", og_locale(alternate, country)))
+    if image:
+        tags.append(("property", "og:image", image))
+    if published:
+        tags.append(("property", "article:published_time", published))
+    if section:
+        tags.append(("property", "article:section", section))
+    tags += [
+        ("name", "twitter:card", "summary_large_image" if image else "summary"),
+        ("name", "twitter:title", title),
+        ("name", "twitter:description", description),
+    ]
+    if image:
+        tags.append(("name", "twitter:image", image))
+    return tags

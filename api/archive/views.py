@@ -23,6 +23,7 @@ from covidnews.factchecks import VERDICTS, FactCheckQuery, factchecks_of, find_f
 from covidnews.search.engine import Filters, Query
 from covidnews.search.results import load_articles
 from covidnews.taxonomy import topic, topic_ids
+from covidnews.text import shorten
 
 if TYPE_CHECKING:
     from flask.typing import ResponseReturnValue
@@ -94,9 +95,42 @@ def month_name(month: int, width: str = "wide") -> str:
     return str(get_locale().months["stand-alone"][width][month])
 
 
+def page_url(endpoint: str | None = None, **values: Any) -> str:
+    """The absolute URL of a page (default: this one, with its arguments) in the reader's
+    language: what ``og:url`` and ``rel=canonical`` name."""
+    if endpoint is None:
+        return request.url
+    if endpoint.startswith("."):
+        endpoint = "archive" + endpoint
+    lang = current_lang()
+    if lang != DEFAULT_LANGUAGE:
+        values.setdefault("lang", lang)
+    return url_for(endpoint, _external=True, **values)
+
+
+def default_preview(title: str) -> list[data.MetaTag]:
+    """The link preview of a page that has none of its own: its title, the site's description."""
+    lang = current_lang()
+    return data.link_preview(
+        title=title,
+        description=site_description(),
+        url=page_url(),
+        language=lang,
+        alternate="en" if lang == "es" else "es",
+    )
+
+
+def site_description() -> str:
+    return str(
+        _("Noticias sobre la Covid-19 en español: agregadas, clasificadas por tema y traducidas.")
+    )
+
+
 @bp.context_processor
 def _helpers() -> dict[str, Any]:
     return {
+        "default_preview": default_preview,
+        "site_description": site_description,
         "u": u,
         "lang": current_lang(),
         "lang_url": lang_url,
@@ -360,8 +394,30 @@ def article(article_id: int) -> str:
     ver = request.args.get("ver", "original")
     if ver == original or ver not in ("original", other, "ambos") or translation is None:
         ver = "original"
+    lang = current_lang()
+    shown = translation if translation is not None and other in (ver, lang) else None
+    title = shown.title if shown else view.title
+    description = shorten(
+        (shown.summary if shown else view.summary) or view.text or site_description(),
+        data.DESCRIPTION_CHARS,
+    )
+    preview = data.link_preview(
+        title=title,
+        description=description,
+        url=page_url(".article", article_id=view.id),
+        language=shown.language if shown else original,
+        kind="article",
+        image=view.image_url,
+        country=view.source.country if view.source else None,
+        alternate=(original if shown else other) if translation is not None else None,
+        published=view.published_at.isoformat() if view.published_at else None,
+        section=data.topic_name(view.topics[0][0]) if view.topics else None,
+    )
     return render_template(
         "archive/article.html",
+        preview=preview,
+        canonical=page_url(".article", article_id=view.id),
+        description=description,
         a=view,
         original=original,
         other=other,

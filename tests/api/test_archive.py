@@ -24,6 +24,7 @@ EVIL_TEXT = (
     "Primer párrafo con <img src=x onerror=alert(1)> y vacunas.\n\n"
     "Segundo párrafo <script>alert(1)</script> sobre la vacunación."
 )
+EVIL_IMAGE = 'https://evil.example.org/foto.jpg?a=1&b="><script>alert(1)</script>'
 TAG = re.compile(r"<script|<img|<b>", re.IGNORECASE)  # as tags: escaped text is fine
 ARTICLE_LINK = re.compile(r'href="/articulo/(\d+)')
 
@@ -339,6 +340,56 @@ def test_etag_and_304(client: FlaskClient, facts: dict[str, Any]) -> None:
     assert es != en
 
 
+def _meta(html: str) -> dict[str, list[str]]:
+    """The page's <meta property|name=… content=…> tags, values as a browser reads them."""
+    import lxml.html
+
+    out: dict[str, list[str]] = {}
+    for el in lxml.html.fromstring(html).xpath("//head/meta[@content]"):
+        key = el.get("property") or el.get("name")
+        if key:
+            out.setdefault(key, []).append(el.get("content"))
+    return out
+
+
+def test_article_page_publishes_a_link_preview(
+    client: FlaskClient, store: Store, facts: dict[str, Any]
+) -> None:
+    """OpenGraph and Twitter-card tags of the article (title, description, url, locale, date,
+    section): what X, Mastodon and chat apps draw the card from; in English, the translation's."""
+    from covidnews.search.results import load_articles
+
+    view = load_articles(store, [facts["copied"]])[facts["copied"]]
+    tr = view.translations["en"]
+    html = client.get(f"/articulo/{view.id}").get_data(as_text=True)
+    meta = _meta(html)
+    assert meta["og:type"] == ["article"] and meta["og:site_name"] == ["covidnews"]
+    assert meta["og:title"] == [view.title] == meta["twitter:title"]
+    description = meta["og:description"][0]
+    assert len(description) <= 200 and description == meta["description"][0]
+    assert " ".join((view.summary or view.text or "").split()).startswith(
+        description.removesuffix("…")
+    )
+    assert meta["og:url"] == [f"http://localhost/articulo/{view.id}"]
+    assert f'<link rel="canonical" href="http://localhost/articulo/{view.id}">' in html
+    assert meta["og:locale"] == [f"es_{view.source.country.upper()}"]
+    assert meta["og:locale:alternate"] == ["en_US"]
+    assert meta["article:published_time"] == [view.published_at.isoformat()]
+    assert meta["article:section"][0]  # the topic's name
+    assert meta["twitter:card"] == ["summary"] and "og:image" not in meta  # no image stored
+
+    en = _meta(client.get(f"/articulo/{view.id}?lang=en").get_data(as_text=True))
+    assert en["og:title"] == [tr.title] and en["og:locale"] == ["en_US"]
+    assert en["og:url"] == [f"http://localhost/articulo/{view.id}?lang=en"]
+    assert en["og:locale:alternate"] == [f"es_{view.source.country.upper()}"]
+
+    home = _meta(client.get("/buscar?q=vacunas").get_data(as_text=True))
+    assert home["og:type"] == ["website"] and home["og:url"] == [
+        "http://localhost/buscar?q=vacunas"
+    ]
+    assert home["og:title"][0].endswith("vacunas") or "vacunas" in home["og:title"][0]
+
+
 # Escaping ------------------------------------------------------------------------------------
 
 
@@ -370,7 +421,13 @@ def evil(corpus: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tupl
         s.execute(
             update(Article)
             .where(Article.id == evil_id)
-            .values(state="done", is_covid=True, covid_score=0.99, summary=EVIL_TITLE)
+            .values(
+                state="done",
+                is_covid=True,
+                covid_score=0.99,
+                summary=EVIL_TITLE,
+                image_url=EVIL_IMAGE,
+            )
         )
         s.add(ArticleTopic(article_id=evil_id, topic="vaccines", score=0.9, rank=1, model="test"))
     settings = load_settings(
@@ -406,6 +463,10 @@ def test_stored_html_is_always_escaped(evil: tuple[Any, int]) -> None:
     assert "&lt;img src=x onerror=alert(1)&gt;" in html
     assert html.count('<div class="article-body" lang="es">\n  <p>') == 1  # two paragraphs
     assert "Evil &lt;b&gt;Outlet&lt;/b&gt;" in html
+    meta = _meta(html)  # the link preview: the same text, as text
+    assert meta["og:title"] == [EVIL_TITLE] and meta["og:description"] == [EVIL_TITLE]
+    assert meta["og:image"] == [EVIL_IMAGE] == meta["twitter:image"]
+    assert meta["twitter:card"] == ["summary_large_image"]
     search = client.get("/buscar?q=alert&mode=keyword").get_data(as_text=True)
     assert "<mark>alert</mark>" in search
     for fmt in ("rss", "atom"):

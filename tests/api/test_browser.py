@@ -417,3 +417,54 @@ def test_an_articles_fact_checks_show_their_verdict_in_words(
         axe_check(page, "verificaciones")
         no_horizontal_scroll(page)
         context.close()
+
+
+def test_an_article_page_publishes_valid_opengraph_tags(
+    corpus: Corpus, browser: Any, tmp_path: Path
+) -> None:
+    """What a platform's card crawler reads, read in the browser from the served page: every
+    required OpenGraph property (og:title, og:type, og:image, og:url) once, absolute http(s)
+    URLs, a language_TERRITORY locale, and the Twitter card; the English page names its
+    translation."""
+    import re
+
+    from sqlalchemy import update
+
+    from covidnews.schema import Article
+
+    image = "https://media.example.org/fotos/vacunas.jpg"
+    with serve_copy(corpus, tmp_path, workers=1) as (base, data_dir):
+        store = Store(f"sqlite:///{data_dir.parent / 'covidnews.db'}")
+        views = load_articles(store, list(corpus.ids.values()))
+        view = next(v for v in views.values() if v.language == "es" and "en" in v.translations)
+        article_id = view.id
+        with store.session() as s:
+            s.execute(update(Article).where(Article.id == article_id).values(image_url=image))
+        store.close()
+        context = browser.new_context(viewport=DESKTOP)
+        page = context.new_page()
+        for lang, title in (("es", view.title), ("en", view.translations["en"].title)):
+            page.goto(f"{base}/articulo/{article_id}?lang={lang}")
+            tags = page.evaluate(
+                """() => [...document.head.querySelectorAll('meta[property], meta[name]')]
+                       .map(m => [m.getAttribute('property') || m.getAttribute('name'),
+                                  m.getAttribute('content')])"""
+            )
+            meta: dict[str, list[str]] = {}
+            for key, value in tags:
+                meta.setdefault(key, []).append(value)
+            for required in ("og:title", "og:type", "og:image", "og:url", "og:description"):
+                assert len(meta.get(required, [])) == 1, (lang, required)
+            assert meta["og:title"] == [title] and meta["og:type"] == ["article"]
+            assert meta["og:image"] == [image] == meta["twitter:image"]
+            assert meta["twitter:card"] == ["summary_large_image"]
+            assert re.fullmatch(r"https?://[^/]+/articulo/\d+(\?lang=en)?", meta["og:url"][0])
+            assert meta["og:url"][0].endswith(
+                f"/articulo/{article_id}" + ("?lang=en" if lang == "en" else "")
+            )
+            assert re.fullmatch(r"[a-z]{2}_[A-Z]{2}", meta["og:locale"][0])
+            assert meta["og:locale"][0].startswith(lang + "_")
+            assert page.locator("html").get_attribute("lang") == lang
+            canonical = page.locator("link[rel=canonical]").get_attribute("href")
+            assert canonical == meta["og:url"][0]
+        context.close()

@@ -14,9 +14,9 @@ from bot.text import (
     first_sentence,
     hashtag,
     mastodon_length,
-    shorten_to,
     x_length,
 )
+from covidnews.text import shorten
 
 FAMILY = "👨\u200d👩\u200d👧\u200d👦"  # one ZWJ sequence: 7 code points, 1 grapheme
 URL = "https://www.eluniversal.com.mx/nacion/llega-a-mexico-cargamento-con-vacunas-de-pfizer-contra-covid-19"
@@ -247,6 +247,6 @@ def test_outlet_goes_before_the_headline_is_cut_short() -> None:
 
 def test_card_descriptions_are_cut_between_words() -> None:
     text = " ".join(["vacunación"] * 40)
-    short = shorten_to(text, 300)
+    short = shorten(text, 300)
     assert len(short) <= 300 and short.endswith("vacunación…")
-    assert shorten_to("  Una   frase. ", 300) == "Una frase."
+    assert shorten("  Una   frase. ", 300) == "Una frase."
