@@ -96,40 +96,90 @@ def digest(day: object, as_json: bool) -> None:
 @bot.command()
 @click.option("--channel", default=None, help="Only this channel.")
 @click.option("--status", default=None, help="Only this status (dry_run, sent, unknown, …).")
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-def outbox(channel: str | None, status: str | None, limit: int, as_json: bool) -> None:
-    """The latest posts (dry-run and live) with their status, newest first."""
-    from sqlalchemy import select
+@click.option(
+    "--since",
+    default=None,
+    metavar="WHEN",
+    help="Only posts recorded since: a duration (30m, 24h, 7d, 2w) or a date (2021-03-12).",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="At most this many posts, newest first [default: 50; with --since, all of them].",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "html"]),
+    default="text",
+    show_default=True,
+    help="text: a listing; json: one object per line; html: a review page of what each "
+    "channel posted or would post (text as shown, link card, length, status).",
+)
+@click.option("--json", "as_json", is_flag=True, help="The same as --format json.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True, allow_dash=True),
+    default="-",
+    show_default=True,
+    help="Write here instead of standard output.",
+)
+def outbox(
+    channel: str | None,
+    status: str | None,
+    since: str | None,
+    limit: int | None,
+    fmt: str,
+    as_json: bool,
+    output: str,
+) -> None:
+    """The posts (dry-run and live) with their status, newest first; with --format html, a page
+    for an editor to review the account's voice before turning on real posting:
 
+        covidnews bot outbox --since 7d --format html -o outbox.html
+    """
+    from datetime import UTC, datetime
+
+    from bot.outbox import MAX_ROWS, BadSince, load_outbox, parse_since, render_html
     from bot.post import as_dict
-    from covidnews.schema import BotPost
 
+    fmt = "json" if as_json else fmt
+    now = datetime.now(UTC)
+    try:
+        start = parse_since(since, now) if since else None
+    except BadSince as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from None
     settings = load()
     store = open_store(settings)
     try:
-        with store.session() as s:
-            q = select(BotPost).order_by(BotPost.id.desc()).limit(limit)
-            if channel:
-                q = q.where(BotPost.channel == channel)
-            if status:
-                q = q.where(BotPost.status == status)
-            rows = [as_dict(r) for r in s.scalars(q)]
+        posts = load_outbox(
+            store,
+            since=start,
+            channel=channel,
+            status=status,
+            limit=limit or (MAX_ROWS if start else 50),
+        )
     finally:
         store.close()
-    if as_json:
-        for r in rows:
-            click.echo(json.dumps(r, ensure_ascii=False))
-        return
-    if not rows:
+    with click.open_file(output, "w", encoding="utf-8") as out:
+        if fmt == "html":
+            out.write(render_html(posts, since=start, generated_at=now))
+        elif fmt == "json":
+            for p in posts:
+                out.write(json.dumps(as_dict(p), ensure_ascii=False) + "\n")
+        elif posts:
+            for p in posts:
+                head = f"#{p.id} {p.channel} {p.kind} {p.status} {p.dedup_key}"
+                if p.reply_to_id:
+                    head += f" ↳ #{p.reply_to_id}"
+                if p.error:
+                    head += f" ({p.error})"
+                out.write(head + "\n")
+                for line in p.text.splitlines():
+                    out.write("    " + line + "\n")
+    if not posts and fmt == "text":
         click.echo("The outbox is empty. Post with: covidnews bot run-once", err=True)
-        return
-    for r in rows:
-        head = f"#{r['id']} {r['channel']} {r['kind']} {r['status']} {r['dedup_key']}"
-        if r["reply_to_id"]:
-            head += f" ↳ #{r['reply_to_id']}"
-        if r["error"]:
-            head += f" ({r['error']})"
-        click.echo(head)
-        for line in r["text"].splitlines():
-            click.echo("    " + line)
+    if output != "-":
+        click.echo(f"{len(posts)} posts written to {output}", err=True)

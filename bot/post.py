@@ -68,6 +68,7 @@ from covidnews.schema import BotPost
 from covidnews.store import Store
 
 if TYPE_CHECKING:
+    from bot.outbox import OutboxPost
     from covidnews.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -251,7 +252,8 @@ def settle_unknown(
             )
 
 
-def as_dict(row: BotPost) -> dict[str, Any]:
+def as_dict(row: BotPost | OutboxPost) -> dict[str, Any]:
+    """A post as JSON (the outbox file, ``covidnews bot outbox --format json``)."""
     return {
         "id": row.id,
         "channel": row.channel,
