@@ -418,10 +418,16 @@ CARD_DESCRIPTION_CHARS = 300
 _COMPLETE = re.compile(r"[.!?…»”\")]$")
 
 
+# A sentence glued to the next one ("30 años.Mientras"), common in scraped text: a lower-case
+# letter, the full stop, an upper-case letter (abbreviations such as EE.UU. are upper-case).
+_GLUED = re.compile(r"(?<=[a-záéíóúñü][.!?])(?=[¿¡\"“«]?[A-ZÁÉÍÓÚÑ][a-záéíóúñü])")
+
+
 def sentences(text: str) -> list[str]:
     """The sentences of ``text``, whitespace collapsed."""
     text = " ".join(text.split())
-    return [s for s in _SENTENCE_END.split(text) if s] if text else []
+    parts = (p for s in _SENTENCE_END.split(text) for p in _GLUED.split(s))
+    return [p.strip() for p in parts if p.strip()] if text else []
 
 
 def adds_to(headline: str, sentence: str) -> bool:

@@ -14,6 +14,7 @@ from bot.text import (
     first_sentence,
     hashtag,
     mastodon_length,
+    sentences,
     x_length,
 )
 from covidnews.text import shorten
@@ -187,6 +188,13 @@ def test_a_context_sentence_must_add_to_the_headline() -> None:
         "Sanidad prevé vacunar a dos millones de personas antes de marzo.",
     )
     assert context_for(headline, None) == ()
+    # Sentences glued together in scraped text are two sentences; abbreviations and domains
+    # are not sentence ends.
+    assert sentences("el joven de 26 años.Mientras tanto, en Singapur. Los EE.UU. y gob.mx.") == [
+        "el joven de 26 años.",
+        "Mientras tanto, en Singapur.",
+        "Los EE.UU. y gob.mx.",
+    ]
 
 
 def test_accents_emoji_and_several_urls() -> None:
