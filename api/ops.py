@@ -211,6 +211,82 @@ class IndexCollector:
                 )
 
 
+class SourceHealthCollector:
+    """Per-source health read from the store when scraped (``covidnews.source_health``), at most
+    once per :data:`SOURCE_HEALTH_TTL` seconds per process: every node reports the same values
+    (alert rules take ``max by (source)``)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        rows = _source_health(self.store)
+        if rows is None:
+            return
+        last = GaugeMetricFamily(
+            "covidnews_source_last_article_timestamp_seconds",
+            "Unix time of the newest article stored from the source (absent: never).",
+            labels=["source"],
+        )
+        week = GaugeMetricFamily(
+            "covidnews_source_articles_7d", "Articles stored from the source in 7 days.",
+            labels=["source"],
+        )  # fmt: skip
+        month = GaugeMetricFamily(
+            "covidnews_source_articles_30d", "Articles stored from the source in 30 days.",
+            labels=["source"],
+        )  # fmt: skip
+        walled = GaugeMetricFamily(
+            "covidnews_source_walled_30d",
+            "Articles stored in 30 days with text_complete=false (paywall or consent wall).",
+            labels=["source"],
+        )
+        streak = GaugeMetricFamily(
+            "covidnews_source_error_streak",
+            "Longest run of failed reads among the source's feeds and sitemaps in use.",
+            labels=["source"],
+        )
+        endpoints = GaugeMetricFamily(
+            "covidnews_source_endpoints",
+            "The source's feeds and sitemaps, by state (active, demoted).",
+            labels=["source", "state"],
+        )
+        for r in rows:
+            if r.last_article_at is not None:
+                last.add_metric([r.slug], r.last_article_at.timestamp())
+            week.add_metric([r.slug], r.articles_7d)
+            month.add_metric([r.slug], r.articles_30d)
+            walled.add_metric([r.slug], r.walled_30d)
+            streak.add_metric([r.slug], r.error_streak)
+            for state in ("active", "demoted"):
+                endpoints.add_metric(
+                    [r.slug, state], sum(1 for e in r.endpoints if e.state == state)
+                )
+        yield from (last, week, month, walled, streak, endpoints)
+
+
+SOURCE_HEALTH_TTL = 60.0
+_health_cache: dict[str, tuple[float, Any]] = {}
+
+
+def _source_health(store: Store) -> Any:
+    from covidnews.source_health import source_health
+
+    now = time.monotonic()
+    cached = _health_cache.get(store.url)
+    if cached is not None and now - cached[0] < SOURCE_HEALTH_TTL:
+        return cached[1]
+    try:
+        rows = source_health(store)
+    except Exception as exc:  # a scrape must not fail because the store is away
+        log.warning("source health unavailable: %s", exc)
+        return None
+    _health_cache[store.url] = (now, rows)
+    return rows
+
+
 @bp.get("/metrics")
 @bp.doc(hide=True)
 def metrics() -> Response:
@@ -225,6 +301,7 @@ def metrics() -> Response:
     svc = services()
     node = CollectorRegistry()
     node.register(IndexCollector(svc.settings, svc.store))
+    node.register(SourceHealthCollector(svc.store))
     data += generate_latest(node)
     return Response(data, status=200, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -262,6 +262,13 @@ class ArticleOut(Schema):
     image_url = String(allow_none=True)
     is_covid = Boolean(allow_none=True)
     covid_score = Float(allow_none=True)
+    text_complete = Boolean(
+        metadata={
+            "description": "false when a paywall or a consent wall kept part of the text from "
+            "the crawler: `text` is what could be had (the paragraphs before the paywall, or the "
+            "feed's summary)"
+        }
+    )
     topics = List(Nested(TopicScore))
     source = Nested(SourceOut, allow_none=True)
     translations = Dict(keys=String(), values=Nested(ArticleTranslationOut))

@@ -230,6 +230,7 @@ def article(article_id: int) -> ResponseReturnValue:
                 "is_covid",
                 "covid_score",
                 "story_id",
+                "text_complete",
             )
         },
         "published_at": _iso(view.published_at),

@@ -36,7 +36,7 @@ from covidnews.urls import InvalidURL, canonical_url, url_hash
 KNOWN_FIELDS = frozenset(
     {
         "url", "text", "title", "id", "language", "published_at", "source", "country", "authors",
-        "modified_at", "section", "image",
+        "modified_at", "section", "image", "text_complete",
     }
 )  # fmt: skip
 MAX_LINE_BYTES = 20 * 1024 * 1024  # a line larger than this is reported, not parsed
@@ -171,8 +171,9 @@ def _record_hash(fields: Mapping[str, Any]) -> str:
 def parse_record(obj: object, *, origin: str = "ingest") -> ArticleRecord:
     """Validate one input object into an :class:`ArticleRecord` or raise :class:`RecordError`.
 
-    Besides the documented ingest fields, ``modified_at`` (ISO 8601), ``section`` and ``image``
-    (URL) are understood; the crawler builds its records through this same function.
+    Besides the documented ingest fields, ``modified_at`` (ISO 8601), ``section``, ``image``
+    (URL) and ``text_complete`` (false: a wall kept part of the text away) are understood; the
+    crawler builds its records through this same function.
     """
     if not isinstance(obj, dict):
         raise RecordError(f"expected a JSON object, got {type(obj).__name__}")
@@ -214,6 +215,11 @@ def parse_record(obj: object, *, origin: str = "ingest") -> ArticleRecord:
         "image_url": _opt_str(obj, "image"),
         "extra": {k: v for k, v in obj.items() if k not in KNOWN_FIELDS},
     }
+    complete = obj.get("text_complete", True)
+    if not isinstance(complete, bool):
+        raise RecordError("'text_complete' must be true or false")
+    if not complete:  # (hashed only when false: complete records hash as before the field)
+        fields["text_complete"] = False
     if fields["external_id"] and len(fields["external_id"]) > 255:
         raise RecordError("'id' is longer than 255 characters")
     if fields["source"] and len(fields["source"]) > 200:

@@ -29,6 +29,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -168,6 +169,9 @@ class Article(Base):
     covid_score: Mapped[float | None] = mapped_column(Float)
     is_covid: Mapped[bool | None] = mapped_column(Boolean, index=True)
     summary: Mapped[str | None] = mapped_column(Text)
+    # False when a paywall or a consent wall kept the full text from the crawler: what could be
+    # had is stored (extra.wall says which wall and why), flagged
+    text_complete: Mapped[bool] = mapped_column(Boolean, server_default=true())
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -269,6 +273,39 @@ class BotPost(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
+
+
+class SourceEndpoint(Base):
+    """A feed or sitemap a source is read from: configured in the registry or discovered (robots.txt
+    ``Sitemap:`` lines, sitemap indexes, ``<link rel=alternate>`` feeds on its pages), with how
+    and when it was found and whether it still works (``crawler/endpoints.py``). The per-URL fetch
+    history is in ``crawl_state.extra.history``."""
+
+    __tablename__ = "source_endpoints"
+    __table_args__ = (
+        UniqueConstraint("source_id", "url_hash", name="uq_source_endpoints_url"),
+        CheckConstraint("kind IN ('feed', 'sitemap')", name="kind_valid"),
+        CheckConstraint("state IN ('active', 'demoted')", name="state_valid"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    url_hash: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))  # feed | sitemap
+    news: Mapped[bool] = mapped_column(Boolean, default=False)  # a Google News sitemap
+    # registry | robots (a Sitemap: line) | sitemap_index | homepage | page (a start page's
+    # <link rel=alternate>)
+    origin: Mapped[str] = mapped_column(String(24))
+    found_via: Mapped[str | None] = mapped_column(Text)  # the robots.txt, index or page
+    state: Mapped[str] = mapped_column(String(16), default="active")  # active | demoted
+    failures: Mapped[int] = mapped_column(Integer, default=0)  # consecutive failed reads
+    reason: Mapped[str | None] = mapped_column(Text)  # the last failure, or why it was demoted
+    found_at: Mapped[datetime] = mapped_column(default=utcnow)
+    checked_at: Mapped[datetime | None]  # last read (good or bad)
+    ok_at: Mapped[datetime | None]  # last good read
+    new_items_at: Mapped[datetime | None]  # last read that announced a page not seen before
+    demoted_at: Mapped[datetime | None]
 
 
 class CrawlState(Base):

@@ -144,6 +144,7 @@ class ArticleRecord:
     section: str | None = None
     image_url: str | None = None
     origin: str = "ingest"
+    text_complete: bool = True  # false: a paywall or consent wall kept the full text away
     extra: dict[str, Any] = field(default_factory=dict)
     duplicate_of: int | None = None  # story representative (near-duplicate grouping), if known
 
@@ -180,6 +181,7 @@ _RECORD_COLUMNS = (
     "content_hash",
     "record_hash",
     "simhash",
+    "text_complete",
     "extra",
 )
 

@@ -206,6 +206,121 @@ def sources_check(
         sys.exit(EXIT_INPUT)
 
 
+@sources.command("discover")
+@click.option("--sources-file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--source", "only", multiple=True, help="Only this source (name, slug or domain).")
+@click.option(
+    "--write",
+    is_flag=True,
+    help="Add what was found to the registry file (its comments and order kept).",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per endpoint found.")
+def sources_discover(
+    sources_file: str | None, only: tuple[str, ...], write: bool, as_json: bool
+) -> None:
+    """Find the sources' feeds and news sitemaps as the sites announce them.
+
+    Reads each source's robots.txt (Sitemap: lines), the sitemap indexes they name, and the
+    feed links (<link rel="alternate">) of its homepage and start pages, through the crawler
+    (same guard, robots.txt and throttling); prints what it found, NEW when the registry does
+    not list it yet, and records it in the store (the crawler uses it when the configured ones
+    are missing or failing). --write adds the new ones to the registry file.
+    """
+    from crawler.registry_file import add_endpoints
+    from crawler.run import run_crawl
+
+    settings = load()
+    registry = _registry(settings, sources_file)
+    store = open_store(settings)
+    try:
+        report = run_crawl(
+            settings, store, registry=registry, only=list(only) or None, discover_only=True
+        )
+    except ValueError as exc:
+        raise CommandError(str(exc), EXIT_SETTINGS) from None
+    finally:
+        store.close()
+    additions: dict[str, dict[str, list[str]]] = {}
+    total = 0
+    for slug, found in sorted(report.found.items()):
+        entry = registry.get(slug)
+        if entry is None:
+            continue
+        listed = set(entry.feeds) | set(entry.sitemaps)
+        for url, (kind, origin, via, news) in sorted(found.items()):
+            total += 1
+            new = url not in listed
+            if new:
+                additions.setdefault(entry.name, {}).setdefault(f"{kind}s", []).append(url)
+            if as_json:
+                record = {
+                    "source": entry.name, "slug": slug, "url": url, "kind": kind,
+                    "news": news, "origin": origin, "found_via": via, "new": new,
+                }  # fmt: skip
+                click.echo(json.dumps(record, ensure_ascii=False))
+            else:
+                label = "news sitemap" if news else kind
+                mark = "NEW " if new else "    "
+                click.echo(f"{mark}{entry.name:<28} {label:<12} {url}  ({origin}: {via})")
+    searched = len(report.found)
+    click.echo(f"{total} feeds and sitemaps found for {searched} sources", err=True)
+    if write:
+        from crawler.registry import DEFAULT_REGISTRY
+
+        path = sources_file or settings.sources_file or DEFAULT_REGISTRY
+        added = add_endpoints(path, additions)
+        click.echo(f"{added} added to {path}", err=True)
+
+
+@sources.command("health")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per source.")
+@click.option("--source", "only", multiple=True, help="Only this source (name or slug).")
+def sources_health(as_json: bool, only: tuple[str, ...]) -> None:
+    """How each source is doing, from the store: last article and last good read, articles per
+    day over 7 and 30 days, walled articles, the endpoints in use (and demoted ones), the error
+    streak, and a status: ok, failing, silent (published before, nothing for 3 days), idle or
+    no-endpoints. Exit 1 when a source is silent or failing.
+    """
+    from covidnews.schema import utcnow
+    from covidnews.source_health import source_health
+
+    settings = load()
+    store = open_store(settings)
+    try:
+        rows = source_health(store)
+    finally:
+        store.close()
+    now = utcnow()
+    rows = [r for r in rows if not only or r.name in only or r.slug in only]
+    if as_json:
+        for r in rows:
+            click.echo(json.dumps(r.as_json(now), ensure_ascii=False))
+    else:
+        click.echo(
+            f"{'source':<28} {'status':<12} {'last article':<17} {'/day 7d':>7} {'/day 30d':>8} "
+            f"{'walled':>6} {'errors':>6}  endpoints in use"
+        )
+        for r in rows:
+            last = r.last_article_at.strftime("%Y-%m-%d %H:%M") if r.last_article_at else "never"
+            used = (
+                ", ".join(f"{'news-sitemap' if e.news else e.kind}:{e.origin}" for e in r.in_use)
+                or "links only"
+            )
+            if r.demoted:
+                used += f"; demoted: {len(r.demoted)}"
+            click.echo(
+                f"{r.name[:28]:<28} {r.status(now):<12} {last:<17} {r.per_day_7d:>7} "
+                f"{r.per_day_30d:>8} {r.walled_30d:>6} {r.error_streak:>6}  {used}"
+            )
+            for e in r.endpoints:
+                if e.state == "demoted" or e.failures:
+                    click.echo(f"    {e.state:<8} {e.url}  ({e.reason})")
+    bad = [r.name for r in rows if r.status(now) in ("silent", "failing")]
+    if bad:
+        click.echo(f"{len(bad)} sources need a look: {', '.join(bad)}", err=True)
+        sys.exit(EXIT_INPUT)
+
+
 @click.command()
 @click.argument("file", type=click.Path(allow_dash=True, dir_okay=False))
 @click.option("--url", required=True, help="The URL the page was fetched from.")

@@ -36,6 +36,9 @@ class Discovery:
     source_id: int
     published: datetime | None = None  # what the listing said, a fallback for the page's date
     via: str = "listing"  # feed | sitemap | listing (links): feeds and sitemaps vouch for articles
+    # what a feed said of it: all there is to store when a consent wall hides the page
+    title: str | None = None
+    summary: str | None = None
 
 
 def _patient(method: Callable[..., T]) -> Callable[..., T]:
@@ -110,6 +113,10 @@ class Frontier:
                 extra: dict[str, Any] = {"via": found_page.via}
                 if found_page.published:
                     extra["published"] = found_page.published.isoformat()
+                if found_page.title:
+                    extra["title"] = found_page.title[:500]
+                if found_page.summary:
+                    extra["summary"] = found_page.summary[:2000]
                 s.add(
                     CrawlState(
                         url_hash=key,
@@ -121,8 +128,31 @@ class Frontier:
                 )
                 todo.append(found_page)
             elif row.kind == PAGE and row.fetched_at is None:
+                if found_page.title and not (row.extra or {}).get("title"):
+                    # a feed says what a page found by links is: kept for a consent wall
+                    extra = dict(row.extra or {})
+                    extra["title"] = found_page.title[:500]
+                    extra["summary"] = (found_page.summary or "")[:2000]
+                    row.extra = extra
                 todo.append(found_page)
         return todo
+
+    @_patient
+    def defer_walled(self, url: str, reason: str, tries: int = 3) -> bool:
+        """A page behind a consent wall with nothing else known of it yet: left queued for a
+        later crawl (by then a feed may have said what it is), at most ``tries`` times; True
+        when it was given up (marked fetched)."""
+        with self.store.session() as s:
+            row = s.get(CrawlState, url_hash(canonical_or_raw(url)))
+            if row is None:
+                return True
+            extra = dict(row.extra or {})
+            extra["walled_tries"] = int(extra.get("walled_tries", 0)) + 1
+            row.extra, row.error = extra, reason[:500]
+            if extra["walled_tries"] >= tries:
+                row.fetched_at = utcnow()
+                return True
+            return False
 
     @_patient
     def queued(self, source_ids: Iterable[int] | None = None) -> list[Discovery]:
@@ -143,6 +173,8 @@ class Frontier:
                         row.source_id or 0,
                         datetime.fromisoformat(published) if published else None,
                         extra.get("via", "listing"),
+                        extra.get("title"),
+                        extra.get("summary"),
                     )
                 )
             return out

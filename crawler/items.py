@@ -27,6 +27,8 @@ class ArticleItem(TypedDict):
     via: str  # feed, sitemap or listing
     fetched_urls: list[str]  # every URL fetched on the way (redirects)
     status: int
+    # a consent or paywall kept the full text away: {"kind": consent | paywall, "reason": …}
+    wall: dict[str, str] | None
     record: NotRequired[ArticleRecord]
     article_ids: NotRequired[list[int]]
 

@@ -49,6 +49,9 @@ class SourceEntry(BaseModel):
     homepage: str | None = None
     feeds: list[str] = Field(default_factory=list)
     sitemaps: list[str] = Field(default_factory=list)
+    #: why no feed or sitemap is listed (discovery looks for them at run time: robots.txt
+    #: Sitemap lines, sitemap indexes, homepage feed links)
+    no_feed: str | None = Field(default=None, min_length=1)
     start_urls: list[str] = Field(default_factory=list)
     article_patterns: list[str] = Field(default_factory=list)
     exclude_patterns: list[str] = Field(default_factory=list)
@@ -146,6 +149,11 @@ class SourceEntry(BaseModel):
     def _consistent(self) -> SourceEntry:
         if not (self.feeds or self.sitemaps or self.start_urls):
             raise ValueError(f"source {self.name!r} has no feeds, sitemaps or start_urls")
+        if self.no_feed is not None and (self.feeds or self.sitemaps):
+            raise ValueError(
+                f"source {self.name!r} lists feeds or sitemaps and also says why it has none "
+                f"(no_feed: {self.no_feed!r}): remove the stale no_feed"
+            )
         for url in [*self.urls(), *([self.homepage] if self.homepage else [])]:
             host = urlsplit(url).hostname or ""
             if not self.owns(host):

@@ -23,6 +23,8 @@ REDIS_KEY_TTL = 24 * 3600
 class CrawlReport:
     run_id: str
     stats: dict[str, Any] = field(default_factory=dict)
+    #: what discovery found: source slug → {url: (kind, origin, found via, is a news sitemap)}
+    found: dict[str, dict[str, tuple[str, str, str, bool]]] = field(default_factory=dict)
 
     def get(self, key: str) -> int:
         value = self.stats.get(key, 0)
@@ -37,6 +39,11 @@ class CrawlReport:
             "articles_queued": self.get("covidnews/articles/queued"),
             "syndicated_copies": self.get("covidnews/articles/syndicated"),
             "factchecks_stored": self.get("covidnews/factchecks/stored"),
+            "walled_pages": self.get("covidnews/walls/consent")
+            + self.get("covidnews/walls/paywall"),
+            "endpoints_discovered": self.get("covidnews/endpoints/discovered"),
+            "endpoints_failed": self.get("covidnews/endpoints/failed"),
+            "endpoints_demoted": self.get("covidnews/endpoints/demoted"),
             "not_articles": self.get("item_dropped_count"),
             "feeds_not_modified": self.get("covidnews/feed/not_modified"),
             "sitemaps_not_modified": self.get("covidnews/sitemap/not_modified"),
@@ -64,11 +71,14 @@ def run_crawl(
     run_id: str | None = None,
     overrides: dict[str, Any] | None = None,  # Scrapy settings: values of every kind
     handoff: Handoff | None = None,
+    discover_only: bool = False,
 ) -> CrawlReport:
     """Crawl the registry's sources (or ``only`` those) once; blocks until done. ``handoff``
     receives the ids of new or changed articles as the crawl goes (with a broker: the commands
     pass ``nlp_worker.handoff.submit``); without it they wait ``pending`` for the sweep or for
-    the NLP run that follows the crawl."""
+    the NLP run that follows the crawl. ``discover_only``: only look for the sources' feeds and
+    sitemaps (robots.txt, sitemap indexes, page alternates), recorded in the store and returned
+    in ``found``; no article is fetched."""
     from scrapy.crawler import CrawlerProcess
 
     from crawler.settings import scrapy_settings
@@ -100,13 +110,20 @@ def run_crawl(
     process = CrawlerProcess(values)
     crawler = process.create_crawler(NewsSpider)
     process.crawl(
-        crawler, registry=registry, store=store, source_ids=source_ids, only=only, since=since
+        crawler,
+        registry=registry,
+        store=store,
+        source_ids=source_ids,
+        only=only,
+        since=since,
+        discover_only=discover_only,
     )
     process.start()
     if settings.redis_url:
         _expire_keys(settings.redis_url, run_id)
     stats = dict(crawler.stats.get_stats()) if crawler.stats else {}
-    return CrawlReport(run_id=run_id, stats=stats)
+    discovered = getattr(crawler.spider, "found", {}) if crawler.spider else {}
+    return CrawlReport(run_id=run_id, stats=stats, found=discovered)
 
 
 def _expire_keys(redis_url: str, run_id: str) -> None:

@@ -1,8 +1,12 @@
 """Scrapy settings for covidnews: polite and safe by default.
 
-robots.txt obeyed, AutoThrottle on, at most 2 concurrent requests per domain with a delay,
-a User-Agent with a contact URL, timeouts, a maximum response size (Scrapy also enforces it after
-decompression), only registry domains, never non-public addresses (see :mod:`crawler.guard`).
+robots.txt obeyed, its ``Crawl-delay`` too (capped at ``COVIDNEWS_CRAWL_DELAY_MAX``), AutoThrottle
+on but never below a host's floor, at most 2 concurrent requests per domain with a delay; a 429 or
+503 holds its host for its ``Retry-After`` (up to ``COVIDNEWS_RETRY_AFTER_MAX``; beyond it the page
+waits for the next run) or, without one, doubles the host's delay (see :mod:`crawler.politeness`:
+Scrapy does neither). A User-Agent with a contact URL, timeouts, a maximum response size (Scrapy
+also enforces it after decompression), only registry domains, never non-public addresses (see
+:mod:`crawler.guard`).
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from covidnews.settings import Settings
+from crawler.politeness import BACKOFF_START, CRAWL_DELAY_MAX, RETRY_AFTER_MAX
 
 MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 
@@ -36,6 +41,9 @@ def scrapy_settings(settings: Settings, overrides: dict[str, Any] | None = None)
         "RETRY_ENABLED": True,
         "RETRY_TIMES": 2,
         "RETRY_HTTP_CODES": [500, 502, 503, 504, 522, 524, 408, 429],
+        "COVIDNEWS_CRAWL_DELAY_MAX": CRAWL_DELAY_MAX,
+        "COVIDNEWS_RETRY_AFTER_MAX": RETRY_AFTER_MAX,
+        "COVIDNEWS_BACKOFF_START": BACKOFF_START,
         "REDIRECT_MAX_TIMES": 5,
         "COOKIES_ENABLED": False,
         "TELNETCONSOLE_ENABLED": False,
@@ -47,6 +55,9 @@ def scrapy_settings(settings: Settings, overrides: dict[str, Any] | None = None)
             "crawler.guard.GuardMiddleware": 50,
             "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
             "crawler.robots.RobotsTxtMiddleware": 100,
+            # Retry-After on 429/503, backoff without it (crawler/politeness.py)
+            "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+            "crawler.politeness.PoliteRetryMiddleware": 550,
         },
         "ITEM_PIPELINES": {
             "crawler.pipelines.validate.ValidatePipeline": 100,
@@ -55,7 +66,14 @@ def scrapy_settings(settings: Settings, overrides: dict[str, Any] | None = None)
             "crawler.pipelines.store.StorePipeline": 400,
             "crawler.pipelines.handoff.HandoffPipeline": 500,
         },
-        "EXTENSIONS": {"crawler.live.LiveStats": 500, "crawler.metrics.CrawlMetrics": 510},
+        "EXTENSIONS": {
+            # AutoThrottle that respects Crawl-delay and Retry-After holds (crawler/politeness.py);
+            # always on: with AUTOTHROTTLE_ENABLED false it keeps only those floors.
+            "scrapy.extensions.throttle.AutoThrottle": None,
+            "crawler.politeness.PoliteThrottle": 0,
+            "crawler.live.LiveStats": 500,
+            "crawler.metrics.CrawlMetrics": 510,
+        },
         "COVIDNEWS_METRICS": settings.metrics_port is not None,
         "COVIDNEWS_ALLOW_PRIVATE": list(settings.crawl_allow_private),
         "FEED_EXPORT_ENCODING": "utf-8",

@@ -121,6 +121,15 @@ def sources_with_counts() -> list[dict[str, Any]]:
     return v1_sources()
 
 
+def source_freshness() -> dict[str, tuple[Any, bool]]:
+    """Source slug → (newest article stored, silent: published before, nothing for days)."""
+    from covidnews.schema import utcnow
+    from covidnews.source_health import source_health
+
+    now = utcnow()
+    return {h.slug: (h.last_article_at, h.silent(now)) for h in source_health(services().store)}
+
+
 def source_slugs() -> dict[int, str]:
     return results.source_slugs(services().store)
 

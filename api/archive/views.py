@@ -647,6 +647,9 @@ def factchecks_page() -> ResponseReturnValue:
 @bp.get("/acerca")
 def about() -> str:
     sources = data.sources_with_counts()
+    freshness = data.source_freshness()
+    for s in sources:
+        s["last_article_at"], s["silent"] = freshness.get(s["slug"], (None, False))
     return render_template(
         "archive/about.html",
         sources=sources,

@@ -58,6 +58,8 @@ class ArticleView:
     source: SourceView | None
     topics: list[tuple[str, float]] = field(default_factory=list)
     translations: dict[str, TranslationView] = field(default_factory=dict)
+    #: false when a paywall or consent wall kept part of the text from the crawler
+    text_complete: bool = True
 
 
 def _statements(full: bool, head: int | None) -> tuple[Any, Any, Any]:
@@ -89,6 +91,7 @@ def _statements(full: bool, head: int | None) -> tuple[Any, Any, Any]:
         Article.covid_score,
         Article.duplicate_of,
         Article.published_offset,
+        Article.text_complete,
         Source.id,
         Source.slug,
         Source.name,
@@ -140,7 +143,8 @@ def load_articles(
         for row in conn.execute(articles, params):
             (aid, url, title, text, summary, language, country, published, modified) = row[:9]
             (fetched, authors, section, image, is_covid, score, duplicate_of, offset) = row[9:17]
-            src = row[17:]
+            complete = row[17]
+            src = row[18:]
             source = SourceView(*src) if src[0] is not None else None
             out[aid] = ArticleView(
                 id=aid,
@@ -160,6 +164,7 @@ def load_articles(
                 covid_score=score,
                 story_id=duplicate_of or aid,
                 source=source,
+                text_complete=bool(complete) if complete is not None else True,
             )
         for article_id, topic, score in conn.execute(topic_rows, params):
             if article_id in out:

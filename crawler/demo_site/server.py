@@ -33,13 +33,13 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from crawler.demo_site import factchecker, feeds
+from crawler.demo_site import factchecker, feeds, realweb
 from crawler.demo_site.common import Article, Ctx, e, http_date, parse_dt
 from crawler.demo_site.outlets import OUTLETS, Outlet, amp_path, article_path, slugify
 from crawler.demo_site.templates import FAULT_LINKS, THEMES
 
 CONTENT_PATH = Path(__file__).with_name("content.json")
-FAULTS = frozenset({"slow", "errors", "redirect-loop", "oversized", "hostile-feeds"})
+FAULTS = frozenset({"slow", "errors", "redirect-loop", "oversized", "hostile-feeds", "real-web"})
 #: ``hostile-feeds``: extra feeds and sitemaps of the fault outlet, each hostile in one way
 HOSTILE_FEEDS = ("/rss/risa.xml", "/rss/xxe.xml", "/rss/sin-fin.xml", "/rss/bomba.xml")
 HOSTILE_SITEMAPS = ("/sitemaps/bucle.xml", "/sitemaps/bomba.xml.gz", "/sitemaps/archivo.xml")
@@ -95,10 +95,27 @@ def _reachable_by(outlet: Outlet, article: Article, visible: list[Article]) -> l
     return ways
 
 
-def _expected(port: int, articles: Iterable[Article], include_disallowed: bool) -> list[Article]:
+def _walls(by_outlet: dict[str, list[Article]], faults: Iterable[str]) -> dict[str, str]:
+    """Article path → the wall in front of it (``real-web`` fault)."""
+    if "real-web" not in faults:
+        return {}
+    consent = realweb.consent_article(by_outlet.get(realweb.CONSENT_OUTLET, []))
+    paywall = realweb.paywall_article(by_outlet.get(realweb.PAYWALL_OUTLET, []))
+    out = {}
+    if consent is not None:
+        out[consent["path"]] = "consent"
+    if paywall is not None:
+        out[paywall["path"]] = "paywall"
+    return out
+
+
+def _expected(
+    port: int, articles: Iterable[Article], include_disallowed: bool, faults: Iterable[str] = ()
+) -> list[Article]:
     by_outlet: dict[str, list[Article]] = {slug: [] for slug in OUTLETS}
     for article in articles:
         by_outlet[article["outlet"]].append(article)
+    walls = _walls(by_outlet, faults)
     out: list[Article] = []
     for slug, mine in by_outlet.items():
         outlet = OUTLETS[slug]
@@ -107,6 +124,12 @@ def _expected(port: int, articles: Iterable[Article], include_disallowed: bool) 
         for article in mine:
             if article["disallowed"] and not include_disallowed:
                 continue
+            wall = walls.get(article["path"])
+            text = "\n\n".join(article["paragraphs"])
+            if wall == "paywall":  # what the page shows
+                text = "\n\n".join(article["paragraphs"][: realweb.PAYWALL_KEEP])
+            elif wall == "consent":  # what its feed says (the page shows only the banner)
+                text = article["paragraphs"][0][:300]
             out.append(
                 {
                     "url": base + article["path"],
@@ -120,7 +143,8 @@ def _expected(port: int, articles: Iterable[Article], include_disallowed: bool) 
                     "modified": article["modified"],
                     "section": article["section"],
                     "tags": list(article["tags"]),
-                    "text": "\n\n".join(article["paragraphs"]),
+                    "text": text,
+                    "wall": wall,
                     "is_covid": article["is_covid"],
                     "syndication_group": article["syndication_group"],
                     "disallowed": article["disallowed"],
@@ -131,20 +155,25 @@ def _expected(port: int, articles: Iterable[Article], include_disallowed: bool) 
     return out
 
 
-def expected_articles(port: int, include_disallowed: bool = False) -> list[dict[str, Any]]:
+def expected_articles(
+    port: int, include_disallowed: bool = False, faults: Iterable[str] = ()
+) -> list[dict[str, Any]]:
     """Ground truth of the bundled content for a site on ``port``: one dict per article page.
 
     Keys: url (canonical), amp_url, outlet, outlet_name, country, title (no site suffix),
     authors, published/modified (ISO 8601 with offset), section, tags, text (paragraphs joined by
     blank lines), is_covid, syndication_group, disallowed (behind robots.txt), reachable_by
-    (subset of feed/sitemap/links: how a polite crawler can find it), source (dataset, id).
+    (subset of feed/sitemap/links: how a polite crawler can find it), source (dataset, id),
+    wall (``consent``/``paywall`` under the ``real-web`` fault, else None: then ``text`` is
+    what can be had — the feed's summary, the paragraphs before the paywall).
     """
-    return _expected(port, _content(), include_disallowed)
+    return _expected(port, _content(), include_disallowed, faults)
 
 
 def demo_registry(port: int, faults: Iterable[str] = ()) -> list[dict[str, Any]]:
     """Registry entries (the crawler's ``sources.yaml`` format) for the demo outlets; with the
-    ``hostile-feeds`` fault, the fault outlet also lists its hostile feeds and sitemaps."""
+    ``hostile-feeds`` fault, the fault outlet also lists its hostile feeds and sitemaps; with
+    ``real-web``, two outlets list none and one a feed that has moved (:mod:`realweb`)."""
     entries: list[dict[str, Any]] = []
     for slug, outlet in OUTLETS.items():
         base = f"http://{slug}.localhost:{port}"
@@ -153,6 +182,10 @@ def demo_registry(port: int, faults: Iterable[str] = ()) -> list[dict[str, Any]]
         if slug == FAULT_OUTLET and "hostile-feeds" in faults:
             feeds_ += [base + p for p in HOSTILE_FEEDS]
             sitemaps += [base + p for p in HOSTILE_SITEMAPS]
+        if "real-web" in faults and slug in realweb.UNLISTED:
+            feeds_, sitemaps = [], []
+        if "real-web" in faults and slug == realweb.MOVED:
+            feeds_ = [base + realweb.STALE_FEED]
         entries.append(
             {
                 "name": outlet.name,
@@ -394,10 +427,10 @@ class DemoSite:
 
     def expected_articles(self, include_disallowed: bool = False) -> list[dict[str, Any]]:
         """Like the module-level :func:`expected_articles`, including articles added at run time."""
-        return _expected(self._port, self.articles(), include_disallowed)
+        return _expected(self._port, self.articles(), include_disallowed, self.faults)
 
     def registry(self) -> list[dict[str, Any]]:
-        return demo_registry(self._port)
+        return demo_registry(self._port, self.faults)
 
     def fault_urls(self) -> dict[str, list[str]]:
         """URLs affected by each enabled fault (all on the ``elfaro`` outlet)."""
@@ -620,6 +653,12 @@ class DemoSite:
                 if first:
                     body = b"<html><body><h1>500 Internal Server Error</h1></body></html>"
                     return Response(500, body, "text/html; charset=utf-8")
+        if "real-web" in self.faults:
+            wall = _walls({ctx.outlet.slug: ctx.articles}, self.faults).get(path)
+            if wall == "consent":
+                return _html(realweb.consent_page(ctx), ctx.outlet.charset)
+            if wall == "paywall":
+                article = realweb.paywalled(article)
         resp = _html(THEMES[ctx.outlet.slug].article(ctx, article), ctx.outlet.charset)
         resp.last_modified = parse_dt(article["modified"])
         resp.headers.append(("Cache-Control", "public, max-age=300"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from crawler.demo_site import realweb
 from crawler.demo_site.common import (
     DANGEROUS_LINKS,
     Article,
@@ -318,6 +319,8 @@ experiencia. <a role="button" class="cli_action_button" href="#">ACEPTAR</a></sp
                 "logo": {"@type": "ImageObject", "url": ctx.url("/logo.png")},
             },
         }
+        if article.get("paywalled"):  # the `real-web` fault
+            data.update(realweb.paywall_jsonld(article))
         return "\n".join(
             [
                 f'<link rel="canonical" href="{e(url)}">',
@@ -377,6 +380,7 @@ experiencia. <a role="button" class="cli_action_button" href="#">ACEPTAR</a></sp
 <div class="entry-content">
 {chr(10).join(paragraphs)}
 </div>
+{realweb.PAYWALL_BOX if article.get("paywalled") else ""}
 <footer class="entry-footer"><span class="tags-links">Etiquetas: {tags}</span></footer>
 </article>
 <div class="share-buttons"><a href="#">Compartir en Facebook</a> <a href="#">Twitter</a></div>
@@ -673,6 +677,8 @@ class Gaceta(Theme):
 <meta http-equiv="content-type" content="text/html; charset=iso-8859-1" />
 <meta name="generator" content="Joomla! 1.5 - Open Source Content Management" />
 <title>{e(title)}</title>
+<link href="/index.php?format=feed&amp;type=rss" rel="alternate" type="application/rss+xml"
+ title="RSS 2.0" />
 {head}
 </head>
 <body id="page_bg" class="{e(kind)}">

@@ -11,7 +11,8 @@ least ``url``, ``title``, ``text``, ``authors`` (list), ``published_at`` (ISO 86
 
 Split by job: :mod:`~crawler.extract.page` (decoding, parsing, JSON-LD, meta tags, patterns),
 :mod:`~crawler.extract.people` (title and authors), :mod:`~crawler.extract.body` (text,
-language); here, :func:`extract` and one function per remaining field.
+language), :mod:`~crawler.extract.walls` (consent interstitials and paywalls: ``wall``); here,
+:func:`extract` and one function per remaining field.
 """
 
 from __future__ import annotations
@@ -47,8 +48,9 @@ from crawler.extract.people import (
     _in_comments,
     _split_authors,
 )
+from crawler.extract.walls import Wall, find_wall, read_markup
 
-__all__ = ["Extracted", "ExtractionError", "decode_html", "extract"]
+__all__ = ["Extracted", "ExtractionError", "Wall", "decode_html", "extract", "find_wall"]
 
 # Entry point ---------------------------------------------------------------------------------
 
@@ -105,6 +107,7 @@ def extract(
     if published is None:
         published, published_from = _published(p, byline_date, canonical or url)
     image = _image(p)
+    markup = read_markup(doc, p.article)  # walls: read before trafilatura prunes the tree
     # The tree is handed to trafilatura last: it prunes it in place.
     body = _clean_body(own.get("body") or _body_text(html, url, p.article, doc), title, authors)
     return Extracted(
@@ -122,6 +125,7 @@ def extract(
         is_article=_is_article(p, body),
         agencies=_agencies(p.meta, p.article, byline_authors),
         published_from=published_from,
+        wall=find_wall(markup, body, jsonld_article=p.article, meta=p.meta),
     )
 
 

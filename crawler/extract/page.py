@@ -9,10 +9,13 @@ import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lxml.html
 from lxml import etree
+
+if TYPE_CHECKING:
+    from crawler.extract.walls import Wall
 
 ARTICLE_TYPES = {
     "newsarticle", "article", "reportagenewsarticle", "analysisnewsarticle", "blogposting",
@@ -98,6 +101,9 @@ class Extracted:
     #: an estimate), ``text`` (a dated line of the page); None when the page gives none — no date
     #: is ever made up from the fetch time
     published_from: str | None = None
+    #: a consent interstitial served instead of the article, or a paywall that cut its text
+    #: (:mod:`crawler.extract.walls`); None when the page shows its article, or in doubt
+    wall: Wall | None = None
 
     def as_json(self) -> dict[str, Any]:
         out = asdict(self)

@@ -56,6 +56,8 @@ class NormalisePipeline:
                     # and the wire agencies credited (EFE, Europa Press…), who are not authors
                     "published_from": published_from,
                     **({"agencies": page.agencies} if page.agencies else {}),
+                    # behind a paywall or consent wall: what could be had, flagged
+                    **({"text_complete": False, "wall": item["wall"]} if item.get("wall") else {}),
                 },
                 origin="crawl",
             )

@@ -14,6 +14,9 @@ if TYPE_CHECKING:
     from crawler.items import ArticleItem
 
 MIN_TEXT_CHARS = 250
+#: behind a wall, what could be had (a feed's summary, the paragraphs before a paywall) is kept
+#: when it says at least this much
+MIN_WALLED_CHARS = 40
 
 
 class ValidatePipeline:
@@ -35,7 +38,7 @@ class ValidatePipeline:
             reason = "not an article page"
         elif not page.title.strip():
             reason = "no title"
-        elif len(page.text) < self.min_chars:
+        elif len(page.text) < (MIN_WALLED_CHARS if item.get("wall") else self.min_chars):
             reason = f"text shorter than {self.min_chars} characters"
         if reason:
             frontier = frontier_of(self.crawler)

@@ -70,6 +70,14 @@ def test_every_entry_has_a_starting_point(registry: Registry) -> None:
         assert entry.feeds or entry.sitemaps or entry.start_urls, entry.name
 
 
+def test_every_source_lists_a_feed_or_sitemap_or_says_why_not(registry: Registry) -> None:
+    missing = [e.name for e in registry if not (e.feeds or e.sitemaps or (e.no_feed or "").strip())]
+    assert not missing, (
+        f"{len(missing)} source(s) list neither feeds nor sitemaps and give no no_feed reason: "
+        + ", ".join(missing)
+    )
+
+
 def test_every_url_is_owned_by_its_entry(registry: Registry) -> None:
     for entry in registry:
         urls = entry.urls() + ([entry.homepage] if entry.homepage else [])
@@ -222,6 +230,27 @@ def test_invalid_entry_names_file_and_entry(
     assert str(path) in text
     assert "entry 1 ('Diario Prueba')" in text
     assert message in text
+
+
+def test_no_feed_reason(tmp_path: Path) -> None:
+    base: dict[str, Any] = {
+        "name": "Diario", "domains": ["d.example"], "country": "MX", "language": "es",
+    }  # fmt: skip
+    link_only = SourceEntry(
+        **base, start_urls=["https://d.example/"], no_feed="no feed in the lists consulted"
+    )
+    assert link_only.no_feed == "no feed in the lists consulted"
+    assert SourceEntry(**base, start_urls=["https://d.example/"]).no_feed is None  # allowed
+    for lists in ({"feeds": ["https://d.example/rss"]}, {"sitemaps": ["https://d.example/n.xml"]}):
+        with pytest.raises(ValueError, match=r"lists feeds or sitemaps.*stale no_feed"):
+            SourceEntry(**base, **lists, no_feed="none known")
+    with pytest.raises(ValueError, match="no_feed"):
+        SourceEntry(**base, start_urls=["https://d.example/"], no_feed="  ")
+    path = write(tmp_path, entry(no_feed="no feed known"))
+    with pytest.raises(RegistryError) as info:
+        load_registry(path)
+    assert "entry 0 ('Diario Prueba')" in str(info.value)
+    assert "remove the stale no_feed" in str(info.value)
 
 
 def test_duplicate_name(tmp_path: Path) -> None:
