@@ -503,3 +503,24 @@ def test_feed_dates_are_stable() -> None:
     from api.archive import feeds
 
     assert datetime(2020, 1, 1, tzinfo=UTC) == feeds.EPOCH
+
+
+def test_about_page_shows_each_sources_freshness(client: FlaskClient, store: Store) -> None:
+    """The newest article stored from each source, as a date (the corpus is old: no source is
+    'silent', which needs articles in the last 30 days)."""
+    import lxml.html
+
+    from covidnews.source_health import source_health
+
+    html = client.get("/acerca").get_data(as_text=True)
+    doc = lxml.html.fromstring(html)
+    assert doc.xpath("//table[@id='sources']//th[normalize-space()='Última noticia']")
+    cells = doc.xpath("//table[@id='sources']//td[@class='freshness']")
+    rows = source_health(store)
+    assert len(cells) == len(doc.xpath("//table[@id='sources']/tbody/tr"))
+    newest = {h.last_article_at.date().isoformat() for h in rows if h.last_article_at}
+    shown = {t.get("datetime")[:10] for t in doc.xpath("//td[@class='freshness']/time")}
+    assert shown and shown <= newest
+    assert not doc.xpath("//td[@class='freshness']/span[@class='silent']")
+    en = client.get("/acerca?lang=en").get_data(as_text=True)
+    assert "Latest article" in en

@@ -112,3 +112,61 @@ def test_metrics(make_app: AppFactory) -> None:
         == 1
     )
     assert 'le="0.005"' in after
+
+
+def test_metrics_report_each_sources_health(make_app: AppFactory, db_url: str) -> None:
+    """Per-source gauges read from the store: the newest article's time, 7/30-day counts,
+    walled articles, the failure streak of the endpoints in use, endpoints by state."""
+    from datetime import UTC, datetime, timedelta
+
+    from covidnews.schema import Article, Source, SourceEndpoint
+    from covidnews.store import Store
+    from covidnews.urls import url_hash
+
+    store = Store(db_url)
+    store.migrate()
+    now = datetime.now(UTC)
+    with store.session() as s:
+        src = Source(name="Diario Uno", slug="diario-uno", kind="outlet", country="MX")
+        s.add(src)
+        s.flush()
+        for n, (age, complete) in enumerate([(1, True), (10, False), (40, True)]):
+            url = f"https://uno.example/{n}"
+            s.add(
+                Article(
+                    url=url,
+                    url_hash=url_hash(url),
+                    source_id=src.id,
+                    text="t",
+                    content_hash=str(n),
+                    record_hash=str(n),
+                    text_complete=complete,
+                    created_at=now - timedelta(days=age),
+                )
+            )
+        for url, state, failures in [
+            ("https://uno.example/rss", "active", 2),
+            ("https://uno.example/old", "demoted", 3),
+        ]:
+            s.add(
+                SourceEndpoint(
+                    source_id=src.id,
+                    url=url,
+                    url_hash=url_hash(url),
+                    kind="feed",
+                    news=False,
+                    origin="registry",
+                    state=state,
+                    failures=failures,
+                    found_at=now,
+                )
+            )
+    store.close()
+    text = make_app(db_url=db_url).test_client().get("/metrics").get_data(as_text=True)
+    assert _sample(text, "covidnews_source_articles_7d", source="diario-uno") == 1
+    assert _sample(text, "covidnews_source_articles_30d", source="diario-uno") == 2
+    assert _sample(text, "covidnews_source_walled_30d", source="diario-uno") == 1
+    assert _sample(text, "covidnews_source_error_streak", source="diario-uno") == 2
+    assert _sample(text, "covidnews_source_endpoints", source="diario-uno", state="demoted") == 1
+    last = _sample(text, "covidnews_source_last_article_timestamp_seconds", source="diario-uno")
+    assert abs(last - (now - timedelta(days=1)).timestamp()) < 5
