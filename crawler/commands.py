@@ -372,7 +372,7 @@ def extract(
     "--fault",
     "faults",
     multiple=True,
-    type=click.Choice(["slow", "errors", "redirect-loop", "oversized"]),
+    type=click.Choice(["slow", "errors", "redirect-loop", "oversized", "real-web"]),
     help="Enable a fault mode. Repeatable.",
 )
 @click.option(

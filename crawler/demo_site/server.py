@@ -903,7 +903,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:  # Ctrl-C at any moment from here on stops the site cleanly
         if args.registry_out:
-            write_registry(site.port, args.registry_out)
+            write_registry(site.port, args.registry_out, site.faults)
             print(f"registry written to {args.registry_out}")
         print(f"demo news site on http://{args.host}:{site.port}/ (Ctrl-C to stop)")
         for slug, outlet in OUTLETS.items():
